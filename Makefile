@@ -1,0 +1,37 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+# Both create .venv and install everything pinned by requirements/constraints.txt.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Every pip call carries the constraints, or pip silently swaps torch.
+export PIP_CONSTRAINT := $(abspath requirements/constraints.txt)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# This machine's pip.conf names index folders that may be absent: drop that noise, keep pip's exit code.
+PIP_QUIET := 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+
+.PHONY: demo test venv xvfb clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing napari-mia and its pinned dependencies into $(VENV) (a few minutes the first time)..."
+	$(PY) -m pip install -q -e ".[testing]" $(PIP_QUIET)
+	$(PY) -c "import torch, torchvision, segmentation_models_pytorch, napari_mia.cli"
+	@touch $@
+
+# napari's viewer tests need a real X server (offscreen Qt is not enough).
+xvfb:
+	@command -v Xvfb >/dev/null || { echo "Installing xvfb..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null; }
+
+demo: venv xvfb
+	$(VENV)/bin/napari-mia demo
+
+test: venv xvfb
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,217 @@
+"""Command line: ``napari-mia train | predict | demo``.
+
+The ``train`` and ``predict`` options are a contract that scripts rely on:
+add options, never change or remove one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .engine.errors import MiaError
+
+TRAIN_EPILOG = """\
+Masks have the same file names as the images (TIFF or PNG; the extension may
+differ). Settings come from --config (YAML or JSON, as written by Save settings
+or `napari-mia settings`), then from the options given here.
+The model is saved to --out after every epoch, and the training record (every
+logged value) to <out stem>_record.csv beside it.
+
+example:
+  napari-mia train --task segmentation --images imgs/ --masks masks/ \\
+      --label-mode instances --minutes 5 --out nuclei.pt
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="napari-mia", description="Train and apply napari-mia models without a GUI.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on images and masks", epilog=TRAIN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--task", default="segmentation", choices=["segmentation"], help="what to learn (default: segmentation)")
+    t.add_argument("--images", required=True, type=Path, help="folder of training images")
+    t.add_argument("--masks", required=True, type=Path, help="folder of label masks, same file names as the images")
+    t.add_argument("--out", required=True, type=Path, help="model file to write (e.g. model.pt)")
+    t.add_argument("--label-mode", choices=["classes", "instances"],
+                   help="classes: mask value = class id; instances: one id per object, objects are separated "
+                        "(default: classes)")
+    t.add_argument("--config", type=Path, help="settings file (YAML/JSON); the options below override it")
+    t.add_argument("--epochs", type=int, help="passes over the training images (default: 10)")
+    t.add_argument("--minutes", type=float, help="stop after this many minutes of training, saving the model")
+    t.add_argument("--arch", help="architecture: Unet, UnetPlusPlus, FPN, Linknet, PSPNet, DeepLabV3, DeepLabV3Plus, "
+                                  "PAN, MAnet, UPerNet, Segformer (default: Unet)")
+    t.add_argument("--backbone", help="encoder, e.g. resnet18, resnet34, efficientnet-b0 (default: resnet18)")
+    t.add_argument("--pretrained", action="store_true", default=None,
+                   help="start the encoder from ImageNet weights (cached, downloaded, or --weights)")
+    t.add_argument("--weights", type=Path, help="local ImageNet weights file for the encoder (.safetensors or .pth)")
+    t.add_argument("--batch-size", type=int, help="patches per step (default: 4)")
+    t.add_argument("--lr", type=float, help="learning rate (default: 1e-3)")
+    t.add_argument("--patch", type=int, help="patch width and height in pixels, a multiple of 32 (default: 256)")
+    t.add_argument("--downscale", type=float, help="scale images by this factor (0-1] before training (default: 1.0)")
+    t.add_argument("--val-split", type=float, help="fraction of images held out for validation (default: 0.1)")
+    t.add_argument("--seed", type=int, help="random seed (default: 0)")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    pr = sub.add_parser("predict", help="predict label images with a trained model")
+    pr.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
+    pr.add_argument("--images", required=True, type=Path, help="folder of images to predict")
+    pr.add_argument("--out", required=True, type=Path,
+                    help="folder for the label TIFFs (same names as the images; uint16 instance ids in instance "
+                         "mode, class ids otherwise)")
+    pr.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
+    pr.add_argument("--min-size", type=int, default=0, help="remove objects smaller than this many pixels")
+    pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
+    d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
+    d.add_argument("--minutes", type=float, default=1.0, help="training time of the headless demo (default: 1)")
+    d.add_argument("--out", type=Path, default=Path("demo_output"), help="folder for the headless demo's files")
+    return p
+
+
+def _settings_from_args(a):
+    from .engine.settings import Settings
+
+    s = Settings.load(a.config) if a.config else Settings()
+    s.update(
+        task=a.task,
+        label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
+        pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
+        learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
+        val_split=a.val_split, seed=a.seed, device=a.device,
+    )
+    if a.weights and not s.model.pretrained:
+        s.model.pretrained = True
+    return s
+
+
+def _guess_channels(image) -> int:
+    return image.shape[-1] if image.ndim == 3 and image.shape[-1] in (3, 4) else 1
+
+
+def train(a) -> int:
+    from .engine.data import pair_files, read_image, sources_from_files
+    from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
+    from .engine.record import TrainingRecord, record_path
+    from .engine.trainer import Trainer
+
+    s = _settings_from_args(a)
+    pairs = pair_files(a.images, a.masks)
+    if not a.config:
+        s.model.channels = _guess_channels(read_image(pairs[0][0]))
+    sources = sources_from_files(pairs, s)
+    trainer = Trainer(s)
+    trainer.autosave_path = a.out
+    record = TrainingRecord()
+    bar = None
+    max_seconds = a.minutes * 60 if a.minutes else None
+    metric = s.train.metric
+    last = None
+    try:
+        for ev in trainer.train(sources, max_seconds=max_seconds):
+            record.add(ev)
+            if isinstance(ev, TrainingStarted):
+                print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
+                      f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                bar = _bar(ev.epochs * ev.steps_per_epoch, a.quiet)
+            elif isinstance(ev, IterationEnd) and bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.4f}", **{metric: f"{ev.metric:.3f}"}, refresh=False)
+            elif isinstance(ev, EpochEnd):
+                val = "" if ev.val_metric is None else f", validation loss {ev.val_loss:.4f} {metric} {ev.val_metric:.3f}"
+                _write(bar, f"epoch {ev.epoch}: loss {ev.train_loss:.4f} {metric} {ev.train_metric:.3f}{val}")
+            elif isinstance(ev, TrainingFinished):
+                last = ev
+    except KeyboardInterrupt:
+        _write(bar, "Interrupted: saving the model.")
+    finally:
+        if bar is not None:
+            bar.close()
+    if trainer.model is not None:
+        trainer.save(a.out)
+        record.write_csv(record_path(a.out))
+    if last is not None and last.reason == "time_limit":
+        print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
+    if trainer.has_validation:
+        ev = trainer.evaluate()
+        print(f"Validation {metric}{' (foreground)' if s.model.label_mode == 'instances' else ''}: "
+              f"{ev['metric']:.4f}  loss: {ev['loss']:.4f}")
+    print(f"Model saved to {a.out}")
+    return 0
+
+
+def predict(a) -> int:
+    import numpy as np
+    import tifffile
+
+    from .engine.data import list_images, read_image
+    from .engine.predictor import PostProcess
+    from .engine.trainer import Trainer
+
+    trainer = Trainer.load(a.model)
+    if a.device:
+        from .engine.models import pick_device
+
+        trainer.device = pick_device(a.device)
+        trainer.model.to(trainer.device)
+    predictor = trainer.predictor(tile=a.tile or None)
+    files = list_images(a.images)
+    try:
+        a.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MiaError(f"Cannot create the output folder {a.out}: {e.strerror}.") from e
+    bar = _bar(len(files), a.quiet)
+    instances = trainer.settings.model.label_mode == "instances"
+    for f in files:
+        labels = predictor.predict(read_image(f), post=PostProcess(min_size=a.min_size))
+        labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
+        name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
+        try:
+            tifffile.imwrite(a.out / name, labels, compression="zlib")
+        except OSError as e:
+            raise MiaError(f"Cannot write {a.out / name}: {e.strerror}.") from e
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    print(f"Wrote {len(files)} label image(s) to {a.out}")
+    return 0
+
+
+def _bar(total: int, quiet: bool):
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def _write(bar, text: str) -> None:
+    if bar is not None:
+        bar.write(text, file=sys.stderr)
+    else:
+        print(text, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        if a.command == "train":
+            return train(a)
+        if a.command == "predict":
+            return predict(a)
+        from .demo import run_demo
+
+        return run_demo(headless=a.headless, minutes=a.minutes, out=a.out)
+    except MiaError as e:
+        print(f"napari-mia: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Augmentation settings -> an albumentations pipeline applied to each patch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .settings import AugmentSettings
+from .targets import IGNORE
+
+
+def build_augment(a: AugmentSettings):
+    """A callable (image, target, weight, rng) -> augmented copies, or None."""
+    import albumentations as A
+
+    steps = []
+    if a.hflip:
+        steps.append(A.HorizontalFlip(p=a.hflip))
+    if a.vflip:
+        steps.append(A.VerticalFlip(p=a.vflip))
+    if a.blur:
+        steps.append(A.GaussianBlur(blur_limit=tuple(a.blur_limit), p=a.blur))
+    if a.piecewise_affine:
+        warnings.warn(
+            "Piecewise affine augmentation is very slow (it can dominate training time).", stacklevel=2
+        )
+        steps.append(A.PiecewiseAffine(p=a.piecewise_affine, fill_mask=IGNORE))
+    if a.dropout:
+        # Holes in the image only: the network learns to infer hidden parts.
+        steps.append(A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.2),
+                                     hole_width_range=(0.05, 0.2), fill=0, p=a.dropout))
+    if a.affine:
+        steps.append(A.Affine(scale=tuple(a.scale), translate_percent=tuple(a.translate), shear=tuple(a.shear),
+                              rotate=tuple(a.rotate), fill=0, fill_mask=IGNORE, p=a.affine))
+    if not steps:
+        return None
+    pipeline = A.Compose(steps, additional_targets={"weight": "mask"})
+
+    def apply(image: np.ndarray, target: np.ndarray, weight: np.ndarray, rng: np.random.Generator):
+        # Seeded per patch so that a run can be repeated exactly.
+        pipeline.set_random_seed(int(rng.integers(2**31)))
+        out = pipeline(image=image, mask=target, weight=weight)
+        return out["image"], out["mask"], out["weight"]
+
+    return apply

@@ -1,0 +1,384 @@
+"""From (image, labels) arrays or files to normalised training patches.
+
+The engine never modifies the arrays it is given: every step below copies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .settings import Settings
+from .targets import IGNORE, contour_weights, encode
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+
+
+# -- reading ----------------------------------------------------------------
+def read_image(path: str | Path) -> np.ndarray:
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            return tifffile.imread(path)
+        import imageio.v3 as iio
+
+        return np.asarray(iio.imread(path))
+    except FileNotFoundError as e:
+        raise DataError(f"Image file not found: {path}") from e
+    except Exception as e:  # noqa: BLE001 - any reader failure means an unreadable file
+        raise DataError(f"Cannot read image {path.name}: {e}") from e
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"No images (TIFF, PNG, JPEG) in {folder}.")
+    return files
+
+
+def pair_files(images: str | Path, masks: str | Path) -> list[tuple[Path, Path]]:
+    """Match images with masks of the same file name (the extension may differ)."""
+    masks_by_stem = {p.stem: p for p in list_images(masks)}
+    pairs, missing = [], []
+    for img in list_images(images):
+        m = masks_by_stem.get(img.stem)
+        (pairs.append((img, m)) if m is not None else missing.append(img.name))
+    if not pairs:
+        raise DataError(f"No image in {images} has a mask of the same name in {masks}.")
+    if missing:
+        import warnings
+
+        warnings.warn(f"{len(missing)} image(s) have no mask and are skipped, e.g. {missing[0]}.", stacklevel=2)
+    return pairs
+
+
+# -- shapes and channels ----------------------------------------------------
+def _layout(image: np.ndarray, channels: int, rgb: bool | None) -> tuple[bool, int]:
+    """(last axis is channels, number of spatial+frame axes)."""
+    if rgb is None:
+        rgb = image.ndim >= 3 and (
+            (channels > 1 and image.shape[-1] == channels) or (channels == 1 and image.shape[-1] in (3, 4) and image.ndim == 3)
+        )
+    return bool(rgb), image.ndim - (1 if rgb else 0)
+
+
+def is_stack(image: np.ndarray, channels: int, rgb: bool | None = None) -> bool:
+    return _layout(np.asarray(image), channels, rgb)[1] == 3
+
+
+def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: bool | None = None) -> np.ndarray:
+    """Any supported image -> (N, H, W, C) view, checking the channel count.
+
+    2D grayscale (H, W), colour or multi-channel (H, W, C), and stacks of
+    either (N, H, W[, C]). ``rgb`` says whether the last axis is channels
+    (napari's ``layer.rgb``); ``None`` guesses from the model's channel count.
+    """
+    image = np.asarray(image)
+    rgb, spatial = _layout(image, channels, rgb)
+    if spatial not in (2, 3) or image.ndim > 4:
+        raise DataError(
+            f"'{name}' has shape {image.shape}: expected a 2D image (height, width[, channels]) "
+            "or a stack of 2D images (frames, height, width[, channels])."
+        )
+    frames = image if rgb else image[..., None]
+    if spatial == 2:
+        frames = frames[None]
+    c = frames.shape[-1]
+    if c != channels:
+        kind = {1: "Mono (1 channel)", 3: "Color (3 channels)"}
+        raise DataError(
+            f"'{name}' has {c} channel{'s' if c != 1 else ''} but the model expects "
+            f"{kind.get(channels, f'{channels} channels')}. "
+            + ("Choose Color in the training settings, or convert the image to grayscale." if c > channels else
+               "Choose Mono in the training settings, or use a colour image.")
+        )
+    if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
+        raise DataError(f"'{name}' has data type {frames.dtype}, which is not a number type.")
+    return frames
+
+
+def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        return labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"Labels '{name}' have data type {labels.dtype}: labels must be whole numbers "
+            "(an integer type, 0 = background). Use a napari Labels layer, or convert the mask to integers."
+        )
+    if labels.size and labels.min() < 0:
+        raise DataError(f"Labels '{name}' contain negative values: use 0 for background and 1, 2, ... for labels.")
+    return labels
+
+
+def labelled_frames(
+    image: np.ndarray, labels: np.ndarray, channels: int, name: str = "image", labels_name: str = "labels",
+    rgb: bool | None = None,
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Pair each labelled frame of an image with its labels: [(index, HWC, HW)]."""
+    labels = check_labels(labels, labels_name)
+    image = np.asarray(image)
+    if rgb is None:
+        rgb = image.ndim == labels.ndim + 1
+    img_spatial = image.shape[:-1] if rgb else image.shape
+    if img_spatial != labels.shape:
+        raise DataError(
+            f"Image '{name}' {tuple(img_spatial)} and labels '{labels_name}' {labels.shape} do not have the same "
+            "size. Draw the labels on the image they belong to (same height, width and frames)."
+        )
+    frames = image_frames(image, channels, name, rgb=rgb)
+    lab = labels[None] if labels.ndim == 2 else labels
+    out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any()]
+    if not out:
+        raise DataError(
+            f"Labels '{labels_name}' are empty (all background). Paint at least one object before training."
+        )
+    return out
+
+
+# -- normalisation and scaling ----------------------------------------------
+def normalize(frame: np.ndarray, mode: str) -> np.ndarray:
+    """(H, W, C) -> float32, per channel over the whole frame.
+
+    Done on the whole image before tiling, so tiled and untiled prediction see
+    the same values.
+    """
+    x = frame.astype(np.float32)
+    if mode == "none":
+        if np.issubdtype(frame.dtype, np.integer):
+            x /= float(np.iinfo(frame.dtype).max)
+        return x
+    if not np.isfinite(x).all():
+        raise DataError("The image contains NaN or infinite values. Replace them (e.g. with 0) before training.")
+    axes = (0, 1)
+    if mode == "percentile":
+        lo, hi = np.percentile(x, [1, 99.8], axis=axes, keepdims=True)
+    elif mode == "minmax":
+        lo, hi = x.min(axis=axes, keepdims=True), x.max(axis=axes, keepdims=True)
+    else:  # standardize
+        mean, std = x.mean(axis=axes, keepdims=True), x.std(axis=axes, keepdims=True)
+        return ((x - mean) / np.maximum(std, 1e-6)).astype(np.float32)
+    scale = hi - lo
+    # A constant channel carries no information; keep it at 0 instead of
+    # dividing by zero.
+    scale[scale <= 1e-6] = 1.0
+    return ((x - lo) / scale).astype(np.float32)
+
+
+def scaled_shape(shape: tuple[int, int], factor: float) -> tuple[int, int]:
+    return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
+
+
+def resize_to(frame: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
+    """Resize a (H, W[, C]) frame to `shape` (order 0 for labels)."""
+    if tuple(frame.shape[:2]) == tuple(shape):
+        return frame
+    from skimage.transform import resize
+
+    return resize(frame, tuple(shape) + frame.shape[2:], order=order, preserve_range=True,
+                  anti_aliasing=order > 0 and shape[0] < frame.shape[0]).astype(frame.dtype)
+
+
+def rescale(frame: np.ndarray, factor: float, order: int) -> np.ndarray:
+    return resize_to(frame, scaled_shape(frame.shape[:2], factor), order)
+
+
+def prepare_image(frame: np.ndarray, settings: Settings) -> np.ndarray:
+    """(H, W, C) raw frame -> normalised, down-scaled float32 (H', W', C)."""
+    return rescale(normalize(frame, settings.data.normalization), settings.data.downscale, order=1)
+
+
+# -- samples ----------------------------------------------------------------
+@dataclass
+class Sample:
+    image: np.ndarray  # (H, W, C) float32, normalised and down-scaled
+    target: np.ndarray  # (H, W) uint8 class ids, IGNORE where unsupervised
+    weight: np.ndarray | None  # (H, W) float32 pixel weights, or None
+    name: str
+
+
+def make_sample(frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
+    image = prepare_image(frame, settings)
+    labels = rescale(labels, settings.data.downscale, order=0)
+    t = settings.train
+    weight = None
+    if t.separate_contours:
+        from skimage.measure import label
+
+        inst = labels if settings.model.label_mode == "instances" else label(labels)
+        weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
+    return Sample(image, encode(labels, settings.model.label_mode), weight, name)
+
+
+class SampleSource:
+    """One labelled frame, prepared now (in memory) or on each use (from disk)."""
+
+    def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
+                 max_label: int):
+        self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
+        self._sample = loader() if keep else None
+
+    def get(self) -> Sample:
+        return self._sample if self._sample is not None else self._loader()
+
+
+def sources_from_arrays(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, str]],
+    settings: Settings,
+    rgb: Sequence[bool | None] | None = None,
+) -> list[SampleSource]:
+    """(image, labels[, name]) arrays -> one source per labelled frame."""
+    sources = []
+    for k, pair in enumerate(pairs):
+        image, labels = pair[0], pair[1]
+        name = pair[2] if len(pair) > 2 else f"image {k + 1}"
+        frames = labelled_frames(
+            image, labels, settings.model.channels, name, f"{name} labels", rgb=None if rgb is None else rgb[k]
+        )
+        for i, img, lab in frames:
+            fname = name if len(frames) == 1 and np.asarray(labels).ndim == 2 else f"{name}[{i}]"
+            sources.append(
+                SampleSource(
+                    (lambda img=img, lab=lab, fname=fname: make_sample(img, lab, settings, fname)),
+                    fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
+                )
+            )
+    return sources
+
+
+def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:
+    """Image/mask files -> sources; read once now, or per use if not load_full."""
+    sources = []
+    keep = settings.data.load_full
+    for img_path, mask_path in pairs:
+        labels = check_labels(read_image(mask_path), mask_path.name)
+        image = read_image(img_path)
+        frames = labelled_frames(image, labels, settings.model.channels, img_path.name, mask_path.name)
+        if len(frames) != 1 or labels.ndim != 2:
+            raise DataError(f"{img_path.name}: the command line takes 2D images; split stacks into one file per frame.")
+        shape = scaled_shape(labels.shape, settings.data.downscale)
+
+        def load(img_path=img_path, mask_path=mask_path):
+            _, img, lab = labelled_frames(read_image(img_path), read_image(mask_path), settings.model.channels,
+                                          img_path.name, mask_path.name)[0]
+            return make_sample(img, lab, settings, img_path.name)
+
+        top = int(labels.max())
+        del image, labels  # the loader reads the files again: memory is only kept if load_full
+        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top))
+    return sources
+
+
+def split_train_val(sources: list[SampleSource], val_split: float, seed: int) -> tuple[list, list]:
+    """Hold out whole images for validation."""
+    n = len(sources)
+    if val_split <= 0:
+        return list(sources), []
+    n_val = max(1, round(n * val_split))
+    if n - n_val < 1:
+        raise DataError(
+            f"Only {n} labelled image{'s' if n != 1 else ''}: a validation split of {val_split:.0%} needs at least "
+            f"{n_val + 1}. Label more images (or frames), or set the validation split to 0."
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val = sorted(order[:n_val])
+    return [sources[i] for i in range(n) if i not in set(val)], [sources[i] for i in val]
+
+
+def class_frequencies(sources: Sequence[SampleSource], num_classes: int) -> np.ndarray:
+    counts = np.zeros(num_classes, np.float64)
+    for s in sources:
+        t = s.get().target
+        counts += np.bincount(t[t != IGNORE].ravel(), minlength=num_classes)[:num_classes]
+    return counts / max(counts.sum(), 1)
+
+
+def auto_class_weights(freq: np.ndarray) -> np.ndarray:
+    """Median-frequency balancing: rare classes weigh more; absent classes 0."""
+    present = freq > 0
+    w = np.zeros_like(freq)
+    w[present] = np.median(freq[present]) / freq[present]
+    return w.astype(np.float32)
+
+
+# -- patches ----------------------------------------------------------------
+def _crop(sample: Sample, y: int, x: int, ph: int, pw: int):
+    """Crop a patch at (y, x), padding past the image (IGNORE in the target)."""
+    h, w = sample.target.shape
+    img = np.zeros((ph, pw, sample.image.shape[2]), np.float32)
+    tgt = np.full((ph, pw), IGNORE, np.uint8)
+    wgt = np.ones((ph, pw), np.float32)
+    ys, xs = slice(max(y, 0), min(y + ph, h)), slice(max(x, 0), min(x + pw, w))
+    yd, xd = slice(ys.start - y, ys.stop - y), slice(xs.start - x, xs.stop - x)
+    img[yd, xd] = sample.image[ys, xs]
+    tgt[yd, xd] = sample.target[ys, xs]
+    if sample.weight is not None:
+        wgt[yd, xd] = sample.weight[ys, xs]
+    return img, tgt, wgt
+
+
+class PatchDataset:
+    """Random training patches, ``len`` = patches per epoch (map-style for DataLoader)."""
+
+    def __init__(self, sources: list[SampleSource], settings: Settings, augment=None, epoch_seed: int = 0):
+        self.sources, self.settings, self.augment = sources, settings, augment
+        self.epoch_seed = epoch_seed
+        d, t = settings.data, settings.train
+        self.ph, self.pw = d.patch_height, d.patch_width
+        areas = np.array([s.shape[0] * s.shape[1] for s in sources], np.float64)
+        self.p = areas / areas.sum()
+        if t.steps_per_epoch > 0:
+            self.length = t.steps_per_epoch * t.batch_size
+        else:
+            patches = sum(max(1, math.ceil(a / (self.ph * self.pw))) for a in areas)
+            self.length = max(t.batch_size, math.ceil(patches / t.batch_size) * t.batch_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        t = self.settings.train
+        rng = np.random.default_rng((t.seed, self.epoch_seed, i))
+        tries = t.prefer_tries if t.prefer_labelled else 0
+        for attempt in range(tries + 1):
+            sample = self.sources[rng.choice(len(self.sources), p=self.p)].get()
+            h, w = sample.target.shape
+            y = int(rng.integers(0, max(h - self.ph, 0) + 1))
+            x = int(rng.integers(0, max(w - self.pw, 0) + 1))
+            img, tgt, wgt = _crop(sample, y, x, self.ph, self.pw)
+            if attempt == tries or np.count_nonzero((tgt > 0) & (tgt != IGNORE)) >= t.prefer_min_pixels:
+                break
+        if self.augment is not None:
+            img, tgt, wgt = self.augment(img, tgt, wgt, rng)
+        return to_tensors(img, tgt, wgt)
+
+
+def to_tensors(img, tgt, wgt):
+    import torch
+
+    return (
+        torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+        torch.from_numpy(tgt.astype(np.int64)),
+        torch.from_numpy(np.ascontiguousarray(wgt)),
+    )
+
+
+def validation_patches(sources: list[SampleSource], settings: Settings):
+    """Non-overlapping patches covering every validation image, no augmentation."""
+    ph, pw = settings.data.patch_height, settings.data.patch_width
+    for s in sources:
+        sample = s.get()
+        h, w = sample.target.shape
+        for y in range(0, h, ph):
+            for x in range(0, w, pw):
+                yield to_tensors(*_crop(sample, y, x, ph, pw))

@@ -1,0 +1,61 @@
+"""Progress events the trainer yields; the plot dock, CLI and tests consume them.
+
+Plain frozen dataclasses (numbers, strings, numpy arrays) so that they cross
+threads safely and can be written to a CSV record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    epochs: int
+    steps_per_epoch: int
+    device: str
+    num_train: int
+    num_val: int
+    start_epoch: int = 0
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class IterationEnd:
+    epoch: int  # 1-based
+    step: int  # 1-based within the epoch
+    iteration: int  # 1-based over the whole run
+    loss: float
+    metric: float
+    lr: float
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    epoch: int
+    train_loss: float
+    train_metric: float
+    val_loss: float | None
+    val_metric: float | None
+    lr: float
+    seconds: float
+    best: bool = False
+
+
+@dataclass(frozen=True)
+class Preview:
+    epoch: int
+    name: str
+    prediction: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    reason: str  # "completed", "stopped" or "time_limit"
+    epoch: int
+    iteration: int
+
+
+Event = TrainingStarted | IterationEnd | EpochEnd | Preview | TrainingFinished

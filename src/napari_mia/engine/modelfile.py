@@ -1,0 +1,70 @@
+"""One file per model: weights plus every setting needed to predict.
+
+A ``torch.save`` dict read back with ``weights_only=True`` (no code runs on
+load). Writes go to a temporary file first so a full disk or a kill never
+leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import MiaError, ModelFileError
+from .settings import Settings
+
+FORMAT = "napari-mia-model"
+FILE_VERSION = 1
+
+
+def save(path: str | Path, state_dict: dict, settings: Settings, **extra: Any) -> Path:
+    import torch
+
+    path = Path(path)
+    content = {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings.to_dict(),
+               "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, **extra}
+    folder = path.parent if str(path.parent) else Path(".")
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            torch.save(content, f)
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        reason = {28: "the disk is full", 13: "permission denied", 30: "the disk is read-only"}.get(
+            e.errno, e.strerror or str(e))
+        raise ModelFileError(f"Cannot save the model to {path}: {reason}. Choose another folder.") from e
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a model file; settings come back as a ``Settings``."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"Model file not found: {path}")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: same advice
+        raise ModelFileError(
+            f"{path.name} is not a napari-mia model file, or it is damaged (incomplete copy?). "
+            "Save the model again, or choose another file."
+        ) from e
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{path.name} is not a napari-mia model file (it may be weights from another program). "
+            "Load a file saved by napari-mia."
+        )
+    if content.get("file_version", 0) > FILE_VERSION:
+        raise ModelFileError(f"{path.name} was saved by a newer napari-mia. Update napari-mia to open it.")
+    try:
+        content["settings"] = Settings.from_dict(content["settings"])
+    except (MiaError, KeyError) as e:
+        raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
+    return content

@@ -1,0 +1,153 @@
+"""Tiled prediction of images of any size, in bounded memory.
+
+Each frame is normalised and down-scaled as a whole (as in training), cut
+into overlapping tiles, and the tiles' probabilities are blended with weights
+that fall off towards the inner tile edges, where a network sees least
+context. Probabilities are scaled back to the frame's size before decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import image_frames, is_stack, prepare_image, resize_to
+from .errors import OutOfMemoryError
+from .settings import Settings
+from .targets import decode_instances, remove_small
+
+STRIDE = 32  # every smp encoder halves the size five times
+
+
+@dataclass
+class PostProcess:
+    min_size: int = 0  # objects (or class regions) smaller than this are removed
+    fill_holes: bool = False
+
+
+def _ceil_to(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    r = np.ones(n, np.float32)
+    if overlap > 0:
+        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if not at_start:
+            r[:overlap] = np.minimum(r[:overlap], ramp)
+        if not at_end:
+            r[-overlap:] = np.minimum(r[-overlap:], ramp[::-1])
+    return r
+
+
+class Predictor:
+    def __init__(self, model, settings: Settings, device, tile: int | None = 512, overlap: int = 128,
+                 batch_size: int | None = None):
+        self.model, self.settings, self.device = model, settings, device
+        self.tile = None if tile is None else max(_ceil_to(tile, STRIDE), STRIDE)
+        self.overlap = overlap if self.tile is None else min(overlap, self.tile // 2)
+        self.batch_size = batch_size or max(1, settings.train.batch_size)
+
+    # -- probabilities ----------------------------------------------------
+    def probabilities(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, C) raw frame -> (classes, H, W) float32 probabilities."""
+        x = prepare_image(frame, self.settings)
+        probs = self._tiled(x) if self.tile is not None else self._whole(x)
+        probs = resize_to(probs.transpose(1, 2, 0), frame.shape[:2], order=1).transpose(2, 0, 1)
+        return np.ascontiguousarray(probs)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        try:
+            with torch.inference_mode():
+                t = torch.from_numpy(batch).to(self.device)
+                return torch.softmax(self.model(t).float(), 1).cpu().numpy()
+        except (RuntimeError, MemoryError) as e:
+            if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+                raise OutOfMemoryError(
+                    "Out of memory while predicting. Lower the batch size in the settings, or close other programs."
+                ) from e
+            raise
+
+    def _whole(self, x: np.ndarray) -> np.ndarray:
+        h, w, _ = x.shape
+        ph, pw = _ceil_to(h, STRIDE), _ceil_to(w, STRIDE)
+        padded = np.pad(x, ((0, ph - h), (0, pw - w), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        self.model.eval()
+        return self._forward(padded.transpose(2, 0, 1)[None])[0, :, :h, :w]
+
+    def _tiled(self, x: np.ndarray) -> np.ndarray:
+        h, w, c = x.shape
+        th, tw = min(self.tile, _ceil_to(h, STRIDE)), min(self.tile, _ceil_to(w, STRIDE))
+        # Images smaller than a tile are padded (reflected) up to the tile.
+        ph, pw = max(h, th), max(w, tw)
+        if (ph, pw) != (h, w):
+            x = np.pad(x, ((0, ph - h), (0, pw - w), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        ys, xs = tile_starts(ph, th, self.overlap), tile_starts(pw, tw, self.overlap)
+        acc, norm = None, np.zeros((ph, pw), np.float32)
+        self.model.eval()
+        coords = [(y, x0) for y in ys for x0 in xs]
+        for i in range(0, len(coords), self.batch_size):
+            chunk = coords[i:i + self.batch_size]
+            batch = np.stack([x[y:y + th, x0:x0 + tw].transpose(2, 0, 1) for y, x0 in chunk])
+            out = self._forward(np.ascontiguousarray(batch))
+            if acc is None:
+                acc = np.zeros((out.shape[1], ph, pw), np.float32)
+            for (y, x0), p in zip(chunk, out):
+                wy = _ramp(th, self.overlap, y == 0, y + th >= ph)
+                wx = _ramp(tw, self.overlap, x0 == 0, x0 + tw >= pw)
+                wgt = wy[:, None] * wx[None, :]
+                acc[:, y:y + th, x0:x0 + tw] += p * wgt
+                norm[y:y + th, x0:x0 + tw] += wgt
+        acc /= norm
+        return acc[:, :h, :w]
+
+    # -- labels -----------------------------------------------------------
+    def decode(self, probs: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
+        post = post or PostProcess()
+        if self.settings.model.label_mode == "instances":
+            labels = decode_instances(probs, post.min_size)
+        else:
+            labels = probs.argmax(0).astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
+            if post.min_size:
+                from skimage.measure import label
+
+                comps = label(labels > 0)
+                labels = np.where(remove_small(comps, post.min_size) > 0, labels, 0).astype(labels.dtype)
+        if post.fill_holes:
+            labels = _fill_holes(labels)
+        return labels
+
+    def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
+                progress=None) -> np.ndarray:
+        """Label image for a 2D image, or a stack of them (same spatial shape)."""
+        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+        out = []
+        for i, frame in enumerate(frames):
+            out.append(self.decode(self.probabilities(frame), post))
+            if progress is not None:
+                progress(i + 1, len(frames))
+        stack = np.stack(out)
+        return stack if is_stack(image, self.settings.model.channels, rgb) else stack[0]
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import binary_fill_holes
+
+    out = labels.copy()
+    for v in np.unique(labels):
+        if v == 0:
+            continue
+        filled = binary_fill_holes(labels == v)
+        out[filled & (out == 0)] = v
+    return out

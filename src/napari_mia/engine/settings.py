@@ -1,0 +1,296 @@
+"""Every training and prediction setting, as plain dataclasses.
+
+Settings round-trip through plain dicts (hence JSON and YAML) so that a model
+file, a CLI ``--config`` file and the widgets all speak the same language.
+The dict carries a ``version``; older versions are migrated on load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SettingsError
+
+SETTINGS_VERSION = 1
+
+TASKS = ("segmentation",)
+LABEL_MODES = ("classes", "instances")
+# segmentation-models-pytorch's architecture names, as smp.create_model takes them.
+ARCHITECTURES = (
+    "Unet",
+    "UnetPlusPlus",
+    "FPN",
+    "Linknet",
+    "PSPNet",
+    "DeepLabV3",
+    "DeepLabV3Plus",
+    "PAN",
+    "MAnet",
+    "UPerNet",
+    "Segformer",
+)
+OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "sgd")
+LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
+METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
+LR_SCHEDULES = ("constant", "plateau", "step")
+CLASS_WEIGHTING = ("none", "auto", "manual")
+NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
+
+
+@dataclass
+class ModelSettings:
+    """What the network is: enough to rebuild it for prediction."""
+
+    task: str = "segmentation"
+    architecture: str = "Unet"
+    encoder: str = "resnet18"
+    pretrained: bool = False
+    # A local file with the encoder's ImageNet weights, for machines offline.
+    weights_path: str | None = None
+    # 1 = Mono, 3 = Color; other counts for multi-channel images.
+    channels: int = 1
+    # Class names including background at index 0. In instance mode the
+    # network's own classes are background / interior / boundary.
+    class_names: list[str] = field(default_factory=lambda: ["background", "foreground"])
+    label_mode: str = "classes"
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output channels of the network."""
+        if self.label_mode == "instances":
+            return 3
+        return len(self.class_names)
+
+
+@dataclass
+class DataSettings:
+    """How images become network input; shared by training and prediction."""
+
+    # Images are rescaled by this factor (0-1] before training and prediction;
+    # predictions are scaled back to the image's size.
+    downscale: float = 1.0
+    normalization: str = "percentile"
+    patch_width: int = 256
+    patch_height: int = 256
+    # Load every image once into memory (fast) or read from disk per patch.
+    load_full: bool = True
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 4
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    loss: str = "cross_entropy"
+    metric: str = "iou"
+    lr_schedule: str = "constant"
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    step_factor: float = 0.5
+    step_every: int = 10
+    class_weighting: str = "none"
+    # Manual weights, one per class including background.
+    class_weights: list[float] = field(default_factory=list)
+    val_split: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    # Predict the selected image every N epochs (0 = never).
+    preview_every: int = 0
+    # 0 = one epoch covers the training images' area once.
+    steps_per_epoch: int = 0
+    # MIA's "separate contours": U-Net border weights between close objects.
+    separate_contours: bool = False
+    contour_weight: float = 10.0
+    contour_sigma: float = 5.0
+    # MIA's "prefer labelled parts": resample up to `prefer_tries` patches
+    # that hold fewer than `prefer_min_pixels` labelled pixels.
+    prefer_labelled: bool = False
+    prefer_tries: int = 5
+    prefer_min_pixels: int = 100
+    num_workers: int = 0
+
+
+@dataclass
+class AugmentSettings:
+    """Probabilities (0-1) and ranges of the albumentations pipeline."""
+
+    hflip: float = 0.5
+    vflip: float = 0.5
+    blur: float = 0.0
+    blur_limit: tuple[int, int] = (3, 7)
+    # Very slow (seconds per patch): off by default.
+    piecewise_affine: float = 0.0
+    dropout: float = 0.0
+    affine: float = 0.0
+    scale: tuple[float, float] = (0.8, 1.2)
+    translate: tuple[float, float] = (-0.1, 0.1)
+    shear: tuple[float, float] = (-10.0, 10.0)
+    rotate: tuple[float, float] = (-45.0, 45.0)
+
+
+@dataclass
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+    version: int = SETTINGS_VERSION
+
+    # -- serialisation -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        # tuples become lists so JSON and YAML round-trip identically
+        return json.loads(json.dumps(d))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Settings:
+        if not isinstance(d, dict):
+            raise SettingsError(f"Settings must be a mapping, got {type(d).__name__}.")
+        d = migrate(dict(d))
+        sections = {
+            "model": ModelSettings,
+            "data": DataSettings,
+            "train": TrainSettings,
+            "augment": AugmentSettings,
+        }
+        unknown = set(d) - set(sections) - {"version"}
+        if unknown:
+            raise SettingsError(f"Unknown settings section(s): {', '.join(sorted(unknown))}.")
+        kwargs = {}
+        for name, klass in sections.items():
+            kwargs[name] = _section_from_dict(klass, d.get(name, {}) or {}, name)
+        s = cls(**kwargs)
+        s.validate()
+        return s
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        text = (
+            _yaml().safe_dump(self.to_dict(), sort_keys=False)
+            if path.suffix.lower() in (".yaml", ".yml")
+            else json.dumps(self.to_dict(), indent=2)
+        )
+        path.write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Settings:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise SettingsError(f"Cannot read settings file {path}: {e.strerror}.") from e
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                d = _yaml().safe_load(text)
+            else:
+                d = json.loads(text)
+        except Exception as e:  # noqa: BLE001 - any parse error means the same to a user
+            raise SettingsError(f"Settings file {path} is not valid JSON/YAML: {e}") from e
+        return cls.from_dict(d or {})
+
+    def copy(self) -> Settings:
+        return Settings.from_dict(self.to_dict())
+
+    def update(self, **flat: Any) -> Settings:
+        """Set fields by their name, whatever section holds them (None = keep)."""
+        for key, value in flat.items():
+            if value is None:
+                continue
+            for section in (self.model, self.data, self.train, self.augment):
+                if key in {f.name for f in dataclasses.fields(section)}:
+                    setattr(section, key, value)
+                    break
+            else:
+                raise SettingsError(f"Unknown setting '{key}'.")
+        self.validate()
+        return self
+
+    # -- validation ----------------------------------------------------
+    def validate(self) -> None:
+        m, da, t, a = self.model, self.data, self.train, self.augment
+        _choice("task", m.task, TASKS)
+        _choice("label_mode", m.label_mode, LABEL_MODES)
+        _choice("architecture", m.architecture, ARCHITECTURES)
+        _choice("optimizer", t.optimizer, OPTIMIZERS)
+        _choice("loss", t.loss, LOSSES)
+        _choice("metric", t.metric, METRICS)
+        _choice("lr_schedule", t.lr_schedule, LR_SCHEDULES)
+        _choice("class_weighting", t.class_weighting, CLASS_WEIGHTING)
+        _choice("normalization", da.normalization, NORMALIZATIONS)
+        if m.channels < 1:
+            raise SettingsError("channels must be at least 1 (1 = Mono, 3 = Color).")
+        if len(m.class_names) < 2:
+            raise SettingsError("At least two classes are needed: background and one more.")
+        if not 0 < da.downscale <= 1:
+            raise SettingsError(f"Down scaling must be in (0, 1], got {da.downscale}.")
+        for name in ("patch_width", "patch_height"):
+            v = getattr(da, name)
+            if v < 32 or v % 32:
+                raise SettingsError(f"{name} must be a multiple of 32 and at least 32, got {v}.")
+        if t.batch_size < 1:
+            raise SettingsError("Batch size must be at least 1.")
+        if t.epochs < 1:
+            raise SettingsError("Epochs must be at least 1.")
+        if not t.learning_rate > 0:
+            raise SettingsError("Learning rate must be positive.")
+        if not 0 <= t.val_split < 1:
+            raise SettingsError(f"Validation split must be in [0, 1), got {t.val_split}.")
+        if t.class_weighting == "manual" and t.class_weights and len(t.class_weights) != m.num_classes:
+            raise SettingsError(
+                f"Manual class weighting needs {m.num_classes} weights (one per class, "
+                f"background first), got {len(t.class_weights)}."
+            )
+        for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine"):
+            v = getattr(a, name)
+            if not 0 <= v <= 1:
+                raise SettingsError(f"Augmentation probability {name} must be in [0, 1], got {v}.")
+
+
+def _choice(name: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}; got '{value}'.")
+
+
+def _section_from_dict(klass, d: dict, section: str):
+    if not isinstance(d, dict):
+        raise SettingsError(f"Settings section '{section}' must be a mapping.")
+    fields = {f.name: f for f in dataclasses.fields(klass)}
+    unknown = set(d) - set(fields)
+    if unknown:
+        raise SettingsError(f"Unknown setting(s) in '{section}': {', '.join(sorted(unknown))}.")
+    kwargs = {}
+    for k, v in d.items():
+        default = getattr(klass(), k)
+        if isinstance(default, tuple) and isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return klass(**kwargs)
+
+
+def migrate(d: dict[str, Any]) -> dict[str, Any]:
+    """Bring a settings dict of an older version up to SETTINGS_VERSION."""
+    version = d.get("version", SETTINGS_VERSION)
+    if not isinstance(version, int) or version > SETTINGS_VERSION:
+        raise SettingsError(
+            f"These settings were written by a newer napari-mia (settings version {version}, "
+            f"this one reads up to {SETTINGS_VERSION}). Update napari-mia."
+        )
+    for step in range(version, SETTINGS_VERSION):
+        d = _MIGRATIONS[step](d)
+    d["version"] = SETTINGS_VERSION
+    return d
+
+
+# _MIGRATIONS[n] turns a version-n dict into version n+1.
+_MIGRATIONS: dict[int, Any] = {}
+
+
+def _yaml():
+    import yaml
+
+    return yaml

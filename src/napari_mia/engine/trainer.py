@@ -1,0 +1,418 @@
+"""The trainer: a generator of progress events.
+
+    trainer = Trainer(settings)
+    for event in trainer.train(pairs):     # a new run from the current weights
+        ...                                 # trainer.stop() from any thread
+    for event in trainer.resume():         # the stopped run, exactly where it was
+        ...
+    trainer.reset()                        # forget the weights
+
+Everything the widgets and the CLI show comes from these events; nothing
+here knows about Qt or napari.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from . import modelfile
+from .augment import build_augment
+from .data import (
+    PatchDataset,
+    SampleSource,
+    auto_class_weights,
+    class_frequencies,
+    sources_from_arrays,
+    split_train_val,
+    validation_patches,
+)
+from .errors import DataError, OutOfMemoryError, SettingsError
+from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
+from .losses import LOSSES
+from .metrics import confusion, foreground_confusion, score
+from .models import build_model, pick_device
+from .settings import Settings
+from .targets import IGNORE
+
+
+@dataclass
+class _Run:
+    """Everything a stopped run needs to continue exactly where it was."""
+
+    train: list[SampleSource]
+    val: list[SampleSource]
+    optimizer: object
+    scheduler: object
+    class_weights: object
+    epochs: int
+    epoch: int = 0  # epochs completed
+    iteration: int = 0
+    step: int = 0  # steps done in the current epoch
+    batches: Iterator | None = None
+    loss_sum: float = 0.0
+    cm: np.ndarray | None = None
+    epoch_seconds: float = 0.0
+    in_validation: bool = False
+    best_val: float = float("-inf")
+    deadline: float | None = None
+    history: list = field(default_factory=list)
+
+
+# More values than this in 'classes' mode almost surely are instance ids.
+MAX_CLASSES = 50
+
+
+def _model_key(s: Settings) -> tuple:
+    m = s.model
+    return (m.task, m.architecture, m.encoder, m.channels, m.num_classes, m.label_mode)
+
+
+class Trainer:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = (settings or Settings()).copy()
+        self.model = None
+        self.device = None
+        self._key: tuple | None = None
+        self._run: _Run | None = None
+        self._stop = threading.Event()
+        # The latest weights' epoch results, for the record and the model file.
+        self.history: list[dict] = []
+        # A model file rewritten after every epoch, so a crash loses one epoch at most.
+        self.autosave_path: Path | None = None
+        # (name, image) predicted every `preview_every` epochs.
+        self.preview_image: tuple[str, np.ndarray] | None = None
+
+    # -- state ------------------------------------------------------------
+    @property
+    def can_resume(self) -> bool:
+        return self._run is not None and self._run.epoch < self._run.epochs
+
+    @property
+    def has_validation(self) -> bool:
+        return self._run is not None and bool(self._run.val)
+
+    def stop(self) -> None:
+        """Ask the running loop to stop after the current step (thread-safe)."""
+        self._stop.set()
+
+    def reset(self) -> None:
+        """Forget the weights and any stopped run: the next train starts over."""
+        self.model, self._key, self._run, self.history = None, None, None, []
+
+    def _ensure_model(self) -> None:
+        import torch
+
+        key = _model_key(self.settings)
+        if self.model is not None and key != self._key:
+            raise SettingsError(
+                "The architecture, backbone, channels or classes changed since the model was built. "
+                "Press Reset Model to start a new model with these settings (the current weights are lost)."
+            )
+        self.device = pick_device(self.settings.train.device)
+        if self.model is None:
+            torch.manual_seed(self.settings.train.seed)
+            self.model = build_model(self.settings.model)
+            self._key = key
+        self.model.to(self.device)
+
+    # -- data ---------------------------------------------------------------
+    def _sources(self, data) -> list[SampleSource]:
+        if data and isinstance(data[0], SampleSource):
+            return list(data)
+        return sources_from_arrays(data, self.settings)
+
+    def _check_classes(self, sources: Sequence[SampleSource]) -> None:
+        m = self.settings.model
+        if m.label_mode != "classes":
+            return
+        top = max(s.max_label for s in sources)
+        if top < m.num_classes:
+            return
+        if self.model is None:
+            if top > MAX_CLASSES:
+                raise DataError(
+                    f"The labels hold values up to {top}. In 'classes' label mode every value is a class; if each "
+                    "object has its own value (instance labels), choose the label mode 'instances'."
+                )
+            # A new model takes its classes from the data.
+            m.class_names = m.class_names + [f"class {k}" for k in range(m.num_classes, top + 1)]
+            return
+        raise DataError(
+            f"The labels contain class {top}, but the model knows {m.num_classes} classes (0-{m.num_classes - 1}). "
+            "Relabel, or press Reset Model to train a new model with more classes."
+        )
+
+    def _class_weights(self, sources):
+        import torch
+
+        t, n = self.settings.train, self.settings.model.num_classes
+        if t.class_weighting == "none":
+            return None
+        if t.class_weighting == "auto":
+            w = auto_class_weights(class_frequencies(sources, n))
+        else:
+            if len(t.class_weights) != n:
+                raise SettingsError(f"Manual class weighting needs {n} weights (background first), got "
+                                    f"{len(t.class_weights)}.")
+            w = np.asarray(t.class_weights, np.float32)
+        return torch.as_tensor(w, dtype=torch.float32, device=self.device)
+
+    # -- optimisation ---------------------------------------------------------
+    def _optimizer(self):
+        import torch
+
+        t = self.settings.train
+        params, lr = self.model.parameters(), t.learning_rate
+        return {
+            "adam": lambda: torch.optim.Adam(params, lr=lr),
+            "adamax": lambda: torch.optim.Adamax(params, lr=lr),
+            "adadelta": lambda: torch.optim.Adadelta(params, lr=lr),
+            "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
+            "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9),
+        }[t.optimizer]()
+
+    def _scheduler(self, optimizer):
+        import torch
+
+        t = self.settings.train
+        if t.lr_schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.plateau_factor,
+                                                              patience=t.plateau_patience)
+        if t.lr_schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_every, gamma=t.step_factor)
+        return None
+
+    # -- public loops ---------------------------------------------------------
+    def train(self, data, val=None, max_seconds: float | None = None) -> Iterator[Event]:
+        """Start a new run on `data` from the current weights (new ones if none).
+
+        `data`: (image, labels[, name]) array tuples or ``SampleSource``s.
+        `val`: held-out data of the same kind; None splits `data` by the
+        validation-split setting.
+        """
+        sources = self._sources(data)
+        if val is None:
+            train, val_sources = split_train_val(sources, self.settings.train.val_split, self.settings.train.seed)
+        else:
+            train, val_sources = sources, self._sources(val) if len(val) else []
+        self._check_classes(train + val_sources)
+        self._ensure_model()
+        optimizer = self._optimizer()
+        self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=self._scheduler(optimizer),
+                         class_weights=self._class_weights(train), epochs=self.settings.train.epochs)
+        yield from self._loop(max_seconds, resumed=False)
+
+    def resume(self, max_seconds: float | None = None) -> Iterator[Event]:
+        """Continue the stopped run: same data, optimizer state and epoch."""
+        if not self.can_resume:
+            raise SettingsError("There is no stopped training to resume. Press Start Training.")
+        self.model.to(self.device)
+        yield from self._loop(max_seconds, resumed=True)
+
+    def _loop(self, max_seconds, resumed: bool) -> Iterator[Event]:
+        run, t = self._run, self.settings.train
+        self._stop.clear()
+        run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        steps = len(self._dataset(run.epoch)) // t.batch_size
+        yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed)
+        loss_fn, n_cls = LOSSES[t.loss], self.settings.model.num_classes
+        while run.epoch < run.epochs:
+            if not run.in_validation:
+                if run.batches is None:
+                    run.batches = iter(self._loader(run.epoch))
+                    run.step, run.loss_sum, run.cm, run.epoch_seconds = 0, 0.0, np.zeros((n_cls, n_cls), np.int64), 0.0
+                self.model.train()
+                for x, y, w in run.batches:
+                    t0 = time.perf_counter()
+                    loss, cm = self._step(x, y, w, loss_fn, run)
+                    run.epoch_seconds += time.perf_counter() - t0
+                    run.step += 1
+                    run.iteration += 1
+                    run.loss_sum += loss
+                    run.cm += cm
+                    yield IterationEnd(run.epoch + 1, run.step, run.iteration, loss, self._score(cm),
+                                       self._lr(run))
+                    reason = self._should_stop(run)
+                    if reason:
+                        yield TrainingFinished(reason, run.epoch, run.iteration)
+                        return
+                run.in_validation = True
+            t0 = time.perf_counter()
+            val = self._validate(run, loss_fn)
+            if val is None:  # stopped during validation: redone on resume
+                yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
+                return
+            run.epoch_seconds += time.perf_counter() - t0
+            yield from self._end_epoch(run, val)
+            reason = self._should_stop(run)
+            if reason and run.epoch < run.epochs:
+                yield TrainingFinished(reason, run.epoch, run.iteration)
+                return
+        yield TrainingFinished("completed", run.epoch, run.iteration)
+
+    def _should_stop(self, run: _Run) -> str | None:
+        if self._stop.is_set():
+            return "stopped"
+        if run.deadline is not None and time.monotonic() >= run.deadline:
+            return "time_limit"
+        return None
+
+    def _dataset(self, epoch: int) -> PatchDataset:
+        return PatchDataset(self._run.train, self.settings, build_augment(self.settings.augment), epoch_seed=epoch)
+
+    def _loader(self, epoch: int):
+        import torch
+
+        t = self.settings.train
+        return torch.utils.data.DataLoader(self._dataset(epoch), batch_size=t.batch_size, shuffle=False,
+                                           drop_last=True, num_workers=t.num_workers,
+                                           pin_memory=self.device.type == "cuda")
+
+    def _step(self, x, y, w, loss_fn, run: _Run):
+        import torch
+
+        x, y, w = (v.to(self.device, non_blocking=True) for v in (x, y, w))
+        run.optimizer.zero_grad(set_to_none=True)
+        try:
+            logits = self.model(x)
+            loss = loss_fn(logits, y, w, run.class_weights)
+            if not torch.isfinite(loss):
+                raise DataError("The loss became NaN or infinite: lower the learning rate, or check the images "
+                                "for NaN values.")
+            loss.backward()
+            run.optimizer.step()
+        except (RuntimeError, MemoryError) as e:
+            run.optimizer.zero_grad(set_to_none=True)
+            if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
+                d = self.settings.data
+                raise OutOfMemoryError(
+                    f"Out of memory during a training step (batch size {self.settings.train.batch_size}, patch "
+                    f"{d.patch_width}x{d.patch_height}). Lower the batch size or the patch size, or use down "
+                    "scaling. The model's weights are kept."
+                ) from e
+            raise
+        with torch.no_grad():
+            cm = confusion(logits.argmax(1), y, logits.shape[1])
+        return float(loss.detach()), cm
+
+    def _score(self, cm: np.ndarray) -> float:
+        if self.settings.model.label_mode == "instances":
+            cm = foreground_confusion(cm)
+        return score(cm, self.settings.train.metric)
+
+    def _lr(self, run: _Run) -> float:
+        return float(run.optimizer.param_groups[0]["lr"])
+
+    def _validate(self, run: _Run, loss_fn):
+        """(loss, cm) over the validation images; None if stopped meanwhile."""
+        import torch
+
+        if not run.val:
+            return (None, None)
+        n_cls = self.settings.model.num_classes
+        self.model.eval()
+        total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
+        with torch.inference_mode():
+            batch: list = []
+            patches = validation_patches(run.val, self.settings)
+            for item in [*patches, None]:
+                if item is not None:
+                    batch.append(item)
+                if batch and (item is None or len(batch) == self.settings.train.batch_size):
+                    x, y, w = (torch.stack(v).to(self.device) for v in zip(*batch))
+                    logits = self.model(x)
+                    n = int((y != IGNORE).sum())
+                    total += float(loss_fn(logits, y, w, run.class_weights)) * n
+                    pixels += n
+                    cm += confusion(logits.argmax(1), y, n_cls)
+                    batch = []
+                    if self._should_stop(run):
+                        return None
+        return total / max(pixels, 1), cm
+
+    def _end_epoch(self, run: _Run, val) -> Iterator[Event]:
+        val_loss, val_cm = val
+        train_loss = run.loss_sum / max(run.step, 1)
+        val_metric = self._score(val_cm) if val_cm is not None else None
+        if run.scheduler is not None:
+            import torch
+
+            if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                run.scheduler.step(val_loss if val_loss is not None else train_loss)
+            else:
+                run.scheduler.step()
+        run.epoch += 1
+        run.batches, run.in_validation = None, False
+        best = val_metric is not None and val_metric > run.best_val
+        if best:
+            run.best_val = val_metric
+        ev = EpochEnd(run.epoch, train_loss, self._score(run.cm), val_loss, val_metric, self._lr(run),
+                      run.epoch_seconds, best)
+        self.history.append(ev.__dict__.copy())
+        if self.autosave_path is not None:
+            self.save(self.autosave_path, include_optimizer=True)
+        every = self.settings.train.preview_every
+        if every and self.preview_image is not None and run.epoch % every == 0:
+            name, image = self.preview_image
+            yield Preview(run.epoch, name, self.predictor().predict(image))
+        yield ev
+
+    # -- evaluation and prediction ---------------------------------------------
+    def evaluate(self, data=None) -> dict:
+        """Validation loss and metric of the current weights (default: the run's validation set)."""
+        sources = self._run.val if data is None else self._sources(data)
+        if not sources:
+            raise DataError("There is no validation data to evaluate on.")
+        run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
+                   class_weights=self._run.class_weights if self._run else None, epochs=0)
+        loss, cm = self._validate(run, LOSSES[self.settings.train.loss])
+        return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric}
+
+    def predictor(self, tile: int | None = 512, overlap: int = 128):
+        from .predictor import Predictor
+
+        if self.model is None:
+            raise SettingsError("There is no trained model yet: train or load a model first.")
+        if self.device is None:
+            self.device = pick_device(self.settings.train.device)
+            self.model.to(self.device)
+        return Predictor(self.model, self.settings, self.device, tile=tile, overlap=overlap)
+
+    # -- files --------------------------------------------------------------
+    def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
+        if self.model is None:
+            raise SettingsError("There is no model to save yet: train or load a model first.")
+        extra = {"history": self.history}
+        if include_optimizer and self._run is not None and self._run.optimizer is not None:
+            extra["optimizer"] = self._run.optimizer.state_dict()
+            extra["epoch"] = self._run.epoch
+        return modelfile.save(path, self.model.state_dict(), self.settings, **extra)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trainer:
+        content = modelfile.load(path)
+        trainer = cls(content["settings"])
+        trainer.model = build_model(trainer.settings.model, load_pretrained=False)
+        try:
+            trainer.model.load_state_dict(content["state_dict"])
+        except (RuntimeError, KeyError) as e:
+            from .errors import ModelFileError
+
+            raise ModelFileError(f"{Path(path).name}: the weights do not match the settings stored with them "
+                                 "(the file is damaged).") from e
+        trainer._key = _model_key(trainer.settings)
+        trainer.history = list(content.get("history", []))
+        try:
+            trainer.device = pick_device(trainer.settings.train.device)
+        except SettingsError:
+            # Trained on a GPU this machine does not have: predict on what is here.
+            trainer.settings.train.device = "auto"
+            trainer.device = pick_device("auto")
+        trainer.model.to(trainer.device)
+        return trainer

@@ -1,0 +1,78 @@
+import csv
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_mia.cli import main
+from tests.conftest import DSB, _dsb_names
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for name in _dsb_names(5):
+        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
+        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
+    return root
+
+
+def test_help_documents_the_contract():
+    out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "train", "--help"], capture_output=True, text=True)
+    for opt in ["--task", "--images", "--masks", "--out", "--label-mode", "--config", "--epochs", "--minutes", "--arch",
+                "--backbone", "--pretrained", "--weights", "--batch-size", "--lr", "--patch", "--downscale",
+                "--val-split", "--seed", "--device"]:
+        assert opt in out.stdout
+    out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "predict", "--help"], capture_output=True, text=True)
+    assert all(o in out.stdout for o in ["--model", "--images", "--out"])
+
+
+def test_train_then_predict(folders, tmp_path, capsys):
+    model = tmp_path / "nuclei.pt"
+    before = {p.name: p.read_bytes() for p in (folders / "masks").iterdir()}
+    rc = main(["train", "--task", "segmentation", "--images", str(folders / "images"), "--masks",
+               str(folders / "masks"), "--out", str(model), "--label-mode", "instances", "--epochs", "1",
+               "--patch", "128", "--batch-size", "2", "--val-split", "0.2", "--quiet"])
+    assert rc == 0 and model.is_file()
+    assert "Validation iou (foreground)" in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "nuclei_record.csv").open()))
+    assert [r["kind"] for r in rows].count("epoch") == 1 and rows[0]["kind"] == "iteration"
+    out = tmp_path / "pred"
+    assert main(["predict", "--model", str(model), "--images", str(folders / "images"), "--out", str(out),
+                 "--quiet"]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(p.name for p in (folders / "images").iterdir())
+    lab = tifffile.imread(out / written[0])
+    assert lab.dtype == np.uint16 and lab.shape == tifffile.imread(folders / "images" / written[0]).shape[:2]
+    assert before == {p.name: p.read_bytes() for p in (folders / "masks").iterdir()}
+
+
+def test_config_file_then_flags(folders, tmp_path):
+    from napari_mia.engine.settings import Settings
+    from napari_mia.engine.trainer import Trainer
+
+    cfg = Settings().update(architecture="FPN", optimizer="sgd", epochs=1, steps_per_epoch=1, patch_width=64,
+                            patch_height=64, val_split=0.0, label_mode="instances")
+    cfg.save(tmp_path / "cfg.yaml")
+    model = tmp_path / "m.pt"
+    assert main(["train", "--images", str(folders / "images"), "--masks", str(folders / "masks"), "--out", str(model),
+                 "--config", str(tmp_path / "cfg.yaml"), "--lr", "0.05", "--quiet"]) == 0
+    s = Trainer.load(model).settings
+    assert s.model.architecture == "FPN" and s.train.optimizer == "sgd" and s.train.learning_rate == 0.05
+    assert s.model.label_mode == "instances"
+
+
+def test_errors_are_one_line_with_exit_code(folders, tmp_path, capsys):
+    rc = main(["train", "--images", str(tmp_path / "nope"), "--masks", str(folders / "masks"), "--out",
+               str(tmp_path / "m.pt")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("napari-mia: error: Folder not found") and err.count("\n") == 1
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    rc = main(["predict", "--model", str(tmp_path / "bad.pt"), "--images", str(folders / "images"), "--out",
+               str(tmp_path / "o")])
+    assert rc == 2 and "not a napari-mia model file" in capsys.readouterr().err

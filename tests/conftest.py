@@ -1,0 +1,80 @@
+"""Shared fixtures: real annotated microscopy from ../shared/data, small and fast."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Tests never reach the network and never see a user's weight cache.
+# huggingface_hub reads these once, at import: set them before anything imports it.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mia-hf-cache-")
+
+SHARED = Path(os.environ.get("NAPARI_MIA_SHARED", Path(__file__).resolve().parents[1].parent / "shared")) / "data"
+DSB = SHARED / "dsb2018_fluo"
+
+
+def _dsb_names(n: int, size=(256, 256)) -> list[str]:
+    import csv
+
+    if not DSB.is_dir():
+        pytest.skip("../shared/data/dsb2018_fluo is not available")
+    rows = [r for r in csv.DictReader((DSB / "index.csv").open())
+            if (int(r["height"]), int(r["width"])) == size and int(r["n_nuclei"]) >= 8]
+    return [r["name"] for r in rows[:n]]
+
+
+def load_dsb(n: int, size=(256, 256)):
+    import tifffile
+
+    return [(tifffile.imread(DSB / "images" / f"{k}.tif"), tifffile.imread(DSB / "masks" / f"{k}.tif"), k[:8])
+            for k in _dsb_names(n, size)]
+
+
+@pytest.fixture(scope="session")
+def dsb_pairs():
+    """12 real 256x256 fluorescence images with human instance labels."""
+    return load_dsb(12)
+
+
+def small_settings(**kw):
+    from napari_mia.engine.settings import Settings
+
+    s = Settings()
+    s.data.patch_width = s.data.patch_height = 96
+    s.train.batch_size = 4
+    s.train.steps_per_epoch = 6
+    s.train.epochs = 1
+    s.train.val_split = 0.25
+    s.model.label_mode = "instances"  # the DSB masks hold one id per nucleus
+    s.update(**kw)
+    return s
+
+
+@pytest.fixture(scope="session")
+def trained(dsb_pairs):
+    """A Unet trained briefly in instance mode (shared by predictor/model file tests)."""
+    from napari_mia.engine.trainer import Trainer
+
+    s = small_settings(label_mode="instances", epochs=4, steps_per_epoch=10, patch_width=128, patch_height=128)
+    t = Trainer(s)
+    events = list(t.train(dsb_pairs[:8]))
+    return t, events
+
+
+@pytest.fixture
+def frozen():
+    """Snapshot arrays, then assert they are byte-identical (inputs never touched)."""
+    saved = []
+
+    def take(*arrays):
+        saved.extend((a, a.copy()) for a in arrays)
+        return arrays
+
+    yield take
+    for a, copy in saved:
+        assert a.dtype == copy.dtype and np.array_equal(a, copy, equal_nan=True)

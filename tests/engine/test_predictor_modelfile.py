@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+
+from napari_mia.engine import modelfile
+from napari_mia.engine.errors import DataError, ModelFileError
+from napari_mia.engine.predictor import PostProcess
+from napari_mia.engine.trainer import Trainer
+from tests.conftest import load_dsb
+
+
+def test_tiled_equals_untiled_away_from_tile_borders(trained, frozen):
+    t, _ = trained
+    img = frozen(load_dsb(1, (520, 696))[0][0])[0]
+    frame = img[..., None] if img.ndim == 2 else img
+    whole = t.predictor(tile=None).probabilities(frame)
+    inner = (slice(None), slice(32, -32), slice(32, -32))  # the image border is padded differently untiled
+    for tile, overlap, needed in [(512, 128, 0.998), (256, 64, 0.995)]:
+        tiled = t.predictor(tile=tile, overlap=overlap).probabilities(frame)
+        agree = (tiled.argmax(0) == whole.argmax(0))[inner[1:]].mean()
+        assert agree > needed, (tile, agree)
+        assert np.abs(tiled - whole)[inner].mean() < 0.005
+
+
+def test_prediction_is_full_size_with_downscaling_and_stacks(trained, dsb_pairs):
+    t, _ = trained
+    img = dsb_pairs[9][0]
+    labels = t.predictor().predict(img)
+    assert labels.shape == img.shape and labels.dtype == np.uint16 and labels.max() > 3
+    stack = t.predictor().predict(np.stack([img, img]))
+    assert stack.shape == (2,) + img.shape and np.array_equal(stack[0], labels)
+    t.settings.data.downscale = 0.5
+    try:
+        half = t.predictor().predict(img)
+    finally:
+        t.settings.data.downscale = 1.0
+    assert half.shape == img.shape
+
+
+def test_min_size_removes_small_objects(trained, dsb_pairs):
+    t, _ = trained
+    p = t.predictor()
+    probs = p.probabilities(dsb_pairs[9][0][..., None])
+    plain, cleaned = p.decode(probs), p.decode(probs, PostProcess(min_size=150))
+    sizes = np.bincount(cleaned.ravel())[1:]
+    assert cleaned.max() < plain.max() and sizes.min() >= 150
+
+
+def test_save_and_load_round_trip(trained, dsb_pairs, tmp_path):
+    t, _ = trained
+    path = t.save(tmp_path / "m.pt")
+    back = Trainer.load(path)
+    assert back.settings == t.settings and back.history == t.history
+    img = dsb_pairs[10][0]
+    assert np.array_equal(back.predictor().predict(img), t.predictor().predict(img))
+
+
+def test_wrong_channels_at_prediction_is_refused(trained, frozen):
+    t, _ = trained
+    rgb = frozen(np.zeros((64, 64, 3), np.uint8))[0]
+    with pytest.raises(DataError, match="expects Mono"):
+        t.predictor().predict(rgb)
+
+
+def test_corrupt_truncated_and_foreign_files(trained, tmp_path):
+    import torch
+
+    t, _ = trained
+    good = t.save(tmp_path / "good.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    (tmp_path / "noise.pt").write_bytes(np.random.default_rng(0).bytes(5000))
+    torch.save(t.model.state_dict(), tmp_path / "foreign.pt")
+    for name, words in [("cut.pt", "damaged"), ("noise.pt", "damaged"), ("foreign.pt", "another program"),
+                        ("missing.pt", "not found")]:
+        with pytest.raises(ModelFileError, match=words):
+            Trainer.load(tmp_path / name)
+
+
+def test_unwritable_folder_gives_a_clear_error_and_no_partial_file(trained, tmp_path):
+    t, _ = trained
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        with pytest.raises(ModelFileError, match="Cannot save the model"):
+            t.save(ro / "m.pt")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_full_disk_is_reported(trained, tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    t, _ = trained
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(ModelFileError, match="disk is full"):
+        t.save(tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_from_a_newer_napari_mia(trained, tmp_path):
+    import torch
+
+    t, _ = trained
+    content = torch.load(t.save(tmp_path / "m.pt"), weights_only=True)
+    content["settings"]["version"] = 99
+    torch.save(content, tmp_path / "new.pt")
+    with pytest.raises(ModelFileError, match="newer napari-mia"):
+        modelfile.load(tmp_path / "new.pt")
