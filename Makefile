@@ -22,10 +22,15 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	$(PY) -c "import torch, torchvision, segmentation_models_pytorch, napari_mia.cli"
 	@touch $@
 
-# napari's viewer tests need a real X server (offscreen Qt is not enough).
+# napari's viewer tests need a real X server (offscreen Qt is not enough), and
+# Qt's xcb plugin needs these system libraries, which slim machines lack.
+XVFB_PACKAGES := xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-render-util0 \
+	libxkbcommon-x11-0 libxcb-randr0 libxcb-shape0 libxcb-xfixes0 libxcb-cursor0 libgl1 libegl1 libfontconfig1 \
+	libdbus-1-3
 xvfb:
-	@command -v Xvfb >/dev/null || { echo "Installing xvfb..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null; }
+	@if ! command -v Xvfb >/dev/null || ! ldconfig -p | grep -q libxcb-icccm.so.4; then \
+		echo "Installing xvfb and Qt's X libraries..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(XVFB_PACKAGES) >/dev/null; fi
 
 demo: venv xvfb
 	$(VENV)/bin/napari-mia demo

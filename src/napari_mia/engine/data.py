@@ -121,6 +121,21 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels
 
 
+def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image", labels_name: str = "labels",
+                     rgb: bool | None = None) -> bool:
+    """Raise unless the labels cover the image exactly; returns whether the image's last axis is channels."""
+    image_shape, labels_shape = tuple(image_shape), tuple(labels_shape)
+    if rgb is None:
+        rgb = len(image_shape) == len(labels_shape) + 1
+    spatial = image_shape[:-1] if rgb else image_shape
+    if spatial != labels_shape:
+        raise DataError(
+            f"Image '{name}' {spatial} and labels '{labels_name}' {labels_shape} do not have the same size. "
+            "Draw the labels on the image they belong to (same height, width and frames)."
+        )
+    return bool(rgb)
+
+
 def labelled_frames(
     image: np.ndarray, labels: np.ndarray, channels: int, name: str = "image", labels_name: str = "labels",
     rgb: bool | None = None,
@@ -128,14 +143,7 @@ def labelled_frames(
     """Pair each labelled frame of an image with its labels: [(index, HWC, HW)]."""
     labels = check_labels(labels, labels_name)
     image = np.asarray(image)
-    if rgb is None:
-        rgb = image.ndim == labels.ndim + 1
-    img_spatial = image.shape[:-1] if rgb else image.shape
-    if img_spatial != labels.shape:
-        raise DataError(
-            f"Image '{name}' {tuple(img_spatial)} and labels '{labels_name}' {labels.shape} do not have the same "
-            "size. Draw the labels on the image they belong to (same height, width and frames)."
-        )
+    rgb = check_pair_shape(image.shape, labels.shape, name, labels_name, rgb)
     frames = image_frames(image, channels, name, rgb=rgb)
     lab = labels[None] if labels.ndim == 2 else labels
     out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any()]

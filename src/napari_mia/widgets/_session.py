@@ -1,0 +1,233 @@
+"""One training session per viewer, shared by the training dock and the plot dock.
+
+All threading lives here: the engine's generators run in a napari
+``thread_worker`` and their events come back on the main thread through
+``event``. Widgets only call start / stop / resume / reset / predict.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Callable
+
+from psygnal import Signal
+
+from ..engine.errors import MiaError
+from ..engine.record import TrainingRecord
+from ..engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IDLE, TRAINING, PREDICTING = "idle", "training", "predicting"
+
+
+def import_engine_libraries() -> None:
+    """Import torch and friends on the main thread, when first needed.
+
+    Known problem: torch (through torchvision.ops -> torch._dynamo) loads
+    triton, whose bundled LLVM segfaults when Mesa's software OpenGL has
+    already loaded libLLVM (napari under Xvfb or on llvmpipe). The demo and the
+    tests call this before creating a viewer, which avoids it.
+    """
+    import albumentations  # noqa: F401
+    import segmentation_models_pytorch  # noqa: F401
+    import torch  # noqa: F401
+
+
+def explain(error: BaseException) -> str:
+    """A message for a person: the engine's own, or a plain hint for the rest."""
+    if isinstance(error, MiaError):
+        return str(error)
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, MemoryError) or "out of memory" in text.lower():
+        return "Out of memory. Lower the batch size or the patch size, or use down scaling."
+    return f"Something went wrong: {text}. Your layers are unchanged; see the log for details."
+
+
+class TrainingSession:
+    event = Signal(object)  # each engine event, on the main thread
+    state_changed = Signal(str)
+    failed = Signal(str)  # a plain-words message
+
+    def __init__(self):
+        self.trainer = None
+        self.record = TrainingRecord()
+        self.state = IDLE
+        self.worker = None
+        self._progress = None
+        self.last_event = None
+        self.failures = 0
+
+    # -- state --------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.state != IDLE
+
+    @property
+    def can_resume(self) -> bool:
+        return self.trainer is not None and self.trainer.can_resume and not self.busy
+
+    @property
+    def has_model(self) -> bool:
+        return self.trainer is not None and self.trainer.model is not None
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    # -- training -----------------------------------------------------------
+    def start(self, settings: Settings, pairs: list, preview=None) -> bool:
+        """Start a run from the current weights. `pairs`: copied (image, labels, name, rgb)."""
+        if self.busy:
+            self._fail("Training is already running. Stop it first.")
+            return False
+        import_engine_libraries()
+        from ..engine.trainer import Trainer
+
+        if self.trainer is None:
+            self.trainer = Trainer(settings)
+        else:
+            self.trainer.settings = settings.copy()
+        self.trainer.preview_image = preview
+        trainer = self.trainer
+        self.record.clear()
+
+        def run():
+            from ..engine.data import sources_from_arrays
+
+            sources = sources_from_arrays([p[:3] for p in pairs], trainer.settings, rgb=[p[3] for p in pairs])
+            yield from trainer.train(sources)
+
+        self._launch(run, TRAINING)
+        return True
+
+    def resume(self) -> bool:
+        if not self.can_resume:
+            self._fail("There is no stopped training to resume.")
+            return False
+        self._launch(self.trainer.resume, TRAINING)
+        return True
+
+    def stop(self) -> None:
+        if self.trainer is not None and self.state == TRAINING:
+            self.trainer.stop()
+
+    def reset(self) -> None:
+        if self.busy:
+            self._fail("Stop the training before resetting the model.")
+            return
+        if self.trainer is not None:
+            self.trainer.reset()
+        self.trainer = None
+        self.record.clear()
+        self.state_changed.emit(self.state)
+
+    # -- prediction -----------------------------------------------------------
+    def predict(self, image, rgb: bool | None, done: Callable, post=None) -> bool:
+        """Predict in a worker; `done(labels)` runs on the main thread. Works during training on a
+        snapshot of the weights."""
+        if not self.has_model:
+            self._fail("There is no model yet: train or load one first.")
+            return False
+        if self.state == PREDICTING:
+            self._fail("A prediction is already running.")
+            return False
+        import copy
+
+        import_engine_libraries()
+        trainer = self.trainer
+        model = copy.deepcopy(trainer.model) if self.state == TRAINING else trainer.model
+        from ..engine.predictor import Predictor
+
+        predictor = Predictor(model, trainer.settings.copy(), trainer.device or "cpu")
+
+        def run():
+            return predictor.predict(image, rgb=rgb, post=post)
+
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(run)
+        worker.returned.connect(done)
+        worker.errored.connect(lambda e: self._fail(explain(e), e))
+        previous = self.state
+        if previous == IDLE:
+            self._set_state(PREDICTING)
+            worker.finished.connect(lambda: self._set_state(IDLE))
+        self._predict_worker = worker
+        worker.start()
+        return True
+
+    # -- files --------------------------------------------------------------
+    def save(self, path) -> None:
+        self.trainer.save(path)
+
+    def load(self, path) -> Settings:
+        from ..engine.trainer import Trainer
+
+        if self.busy:
+            raise MiaError("Stop the training before loading a model.")
+        import_engine_libraries()
+        trainer = Trainer.load(path)
+        self.trainer = trainer
+        self.record.clear()
+        self.state_changed.emit(self.state)
+        return trainer.settings
+
+    # -- worker plumbing ------------------------------------------------------
+    def _launch(self, gen_func, state: str) -> None:
+        from napari.qt.threading import create_worker
+
+        worker = create_worker(gen_func)
+        worker.yielded.connect(self._on_event)
+        worker.errored.connect(lambda e: self._fail(explain(e), e))
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_state(state)
+        worker.start()
+
+    def _on_event(self, ev) -> None:
+        from ..engine.events import IterationEnd, TrainingFinished, TrainingStarted
+
+        self.record.add(ev)
+        self.last_event = ev
+        if isinstance(ev, TrainingStarted):
+            self._close_progress()
+            from napari.utils import progress
+
+            total = (ev.epochs - ev.start_epoch) * ev.steps_per_epoch
+            self._progress = progress(total=total, desc="napari-mia training")
+        elif isinstance(ev, IterationEnd) and self._progress is not None:
+            self._progress.update(1)
+        elif isinstance(ev, TrainingFinished):
+            self._close_progress()
+        self.event.emit(ev)
+
+    def _on_finished(self) -> None:
+        self._close_progress()
+        self.worker = None
+        self._set_state(IDLE)
+
+    def _close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+
+    def _fail(self, message: str, error: BaseException | None = None) -> None:
+        if error is not None and not isinstance(error, MiaError):
+            log.error("napari-mia worker failed", exc_info=error)
+        from napari.utils.notifications import show_error
+
+        show_error(f"napari-mia: {message}")
+        self.failures += 1
+        self.failed.emit(message)
+
+
+_sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def session_for(viewer) -> TrainingSession:
+    """The viewer's session (created on first use), so both docks share one state."""
+    if viewer not in _sessions:
+        _sessions[viewer] = TrainingSession()
+    return _sessions[viewer]

