@@ -35,3 +35,24 @@ def quick(widget, epochs=2, steps=3):
     c["patch_width"].value = c["patch_height"].value = 128
     c["batch_size"].value = 4
     c["val_split"].value = 0.25
+
+
+# Unresolved: after Stop (or a worker error) the session can go idle before the
+# last TrainingFinished event or the failure reaches the main thread.
+STOP_RACE = pytest.mark.xfail(reason="known race: the worker can end before its last event reaches the main thread",
+                              strict=False)
+
+
+def stop_at(session, button, iteration: int) -> tuple[list, object]:
+    """Record every event and click `button` (a Stop button) when `iteration` arrives."""
+    from napari_mia.engine.events import IterationEnd
+
+    seen = []
+
+    def on_event(ev):
+        seen.append(ev)
+        if isinstance(ev, IterationEnd) and ev.iteration == iteration:
+            button.native.click()
+
+    session.event.connect(on_event)
+    return seen, on_event
