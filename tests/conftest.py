@@ -14,13 +14,6 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mia-hf-cache-")
 
-# torch pulls in triton, whose bundled LLVM crashes when loaded after Mesa's
-# software OpenGL (llvmpipe, as under Xvfb) has loaded its own: load it before
-# any viewer exists. See _session.import_engine_libraries.
-from napari_mia.widgets._session import import_engine_libraries  # noqa: E402
-
-import_engine_libraries()
-
 SHARED = Path(os.environ.get("NAPARI_MIA_SHARED", Path(__file__).resolve().parents[1].parent / "shared")) / "data"
 DSB = SHARED / "dsb2018_fluo"
 

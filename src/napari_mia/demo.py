@@ -22,10 +22,6 @@ def run_demo(headless: bool = False, minutes: float = 1.0, out: Path = Path("dem
 
 
 def _gui() -> int:
-    # Before the viewer's OpenGL context: triton's LLVM crashes if Mesa's loads first.
-    from .widgets._session import import_engine_libraries
-
-    import_engine_libraries()
     import napari
 
     from ._sample_data import make_sample_data

@@ -37,12 +37,6 @@ def quick(widget, epochs=2, steps=3):
     c["val_split"].value = 0.25
 
 
-# Unresolved: after Stop (or a worker error) the session can go idle before the
-# last TrainingFinished event or the failure reaches the main thread.
-STOP_RACE = pytest.mark.xfail(reason="known race: the worker can end before its last event reaches the main thread",
-                              strict=False)
-
-
 def stop_at(session, button, iteration: int) -> tuple[list, object]:
     """Record every event and click `button` (a Stop button) when `iteration` arrives."""
     from napari_mia.engine.events import IterationEnd

@@ -5,7 +5,7 @@ import pytest
 from napari_mia.engine.events import EpochEnd, IterationEnd
 from napari_mia.widgets.plot import TrainingPlotWidget
 from napari_mia.widgets.training import TrainingWidget
-from tests.widgets.conftest import STOP_RACE, quick, stop_at, wait_idle
+from tests.widgets.conftest import quick, stop_at, wait_idle
 
 
 @pytest.fixture
@@ -43,7 +43,6 @@ def test_plot_holds_the_logged_values_and_saves_the_record(docks, qtbot, tmp_pat
     assert png.stat().st_size > 10_000
 
 
-@STOP_RACE
 def test_stop_and_resume_from_the_plot_dock(docks, qtbot):
     train, plot = docks
     quick(train, epochs=2, steps=3)

@@ -241,17 +241,18 @@ class SampleSource:
 
 
 def sources_from_arrays(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, str]],
+    pairs: Sequence[tuple],
     settings: Settings,
     rgb: Sequence[bool | None] | None = None,
 ) -> list[SampleSource]:
-    """(image, labels[, name]) arrays -> one source per labelled frame."""
+    """(image, labels[, name[, labels name]]) arrays -> one source per labelled frame."""
     sources = []
     for k, pair in enumerate(pairs):
         image, labels = pair[0], pair[1]
         name = pair[2] if len(pair) > 2 else f"image {k + 1}"
+        labels_name = pair[3] if len(pair) > 3 else f"{name} labels"
         frames = labelled_frames(
-            image, labels, settings.model.channels, name, f"{name} labels", rgb=None if rgb is None else rgb[k]
+            image, labels, settings.model.channels, name, labels_name, rgb=None if rgb is None else rgb[k]
         )
         for i, img, lab in frames:
             fname = name if len(frames) == 1 and np.asarray(labels).ndim == 2 else f"{name}[{i}]"

@@ -37,8 +37,8 @@ SPECS: dict[str, tuple[str, str, dict]] = {
     # settings
     "optimizer": ("Optimizer", "How weights are updated. Adam works well almost always.",
                   {"choices": S.OPTIMIZERS}),
-    "loss": ("Loss", "What training minimises. Cross entropy is the standard; dice and focal help when the "
-             "objects cover few pixels.", {"choices": S.LOSSES}),
+    "loss": ("Loss", "What training minimises. Dice (the default) scores the overlap with your labels and "
+             "copes with small objects; cross entropy and focal score each pixel.", {"choices": S.LOSSES}),
     "metric": ("Metric", "The score shown while training (IoU: overlap of prediction and labels, 1 = perfect).",
                {"choices": S.METRICS}),
     "lr_schedule": ("LR schedule", "constant: keep the learning rate. plateau: lower it when validation stops "

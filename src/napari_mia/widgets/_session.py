@@ -7,6 +7,7 @@ All threading lives here: the engine's generators run in a napari
 
 from __future__ import annotations
 
+import collections
 import logging
 import weakref
 from typing import Callable
@@ -23,13 +24,10 @@ IDLE, TRAINING, PREDICTING = "idle", "training", "predicting"
 
 
 def import_engine_libraries() -> None:
-    """Import torch and friends on the main thread, when first needed.
+    """Import torch and friends on the main thread, when first needed (see `_llvm`)."""
+    from .._llvm import keep_triton_out_if_llvm_loaded
 
-    Known problem: torch (through torchvision.ops -> torch._dynamo) loads
-    triton, whose bundled LLVM segfaults when Mesa's software OpenGL has
-    already loaded libLLVM (napari under Xvfb or on llvmpipe). The demo and the
-    tests call this before creating a viewer, which avoids it.
-    """
+    keep_triton_out_if_llvm_loaded()
     import albumentations  # noqa: F401
     import segmentation_models_pytorch  # noqa: F401
     import torch  # noqa: F401
@@ -58,6 +56,8 @@ class TrainingSession:
         self._progress = None
         self.last_event = None
         self.failures = 0
+        self._pending: collections.deque = collections.deque()
+        self._dispatching = False
 
     # -- state --------------------------------------------------------------
     @property
@@ -78,7 +78,7 @@ class TrainingSession:
 
     # -- training -----------------------------------------------------------
     def start(self, settings: Settings, pairs: list, preview=None) -> bool:
-        """Start a run from the current weights. `pairs`: copied (image, labels, name, rgb)."""
+        """Start a run from the current weights. `pairs`: copied (image, labels, name, labels name, rgb)."""
         if self.busy:
             self._fail("Training is already running. Stop it first.")
             return False
@@ -96,7 +96,7 @@ class TrainingSession:
         def run():
             from ..engine.data import sources_from_arrays
 
-            sources = sources_from_arrays([p[:3] for p in pairs], trainer.settings, rgb=[p[3] for p in pairs])
+            sources = sources_from_arrays([p[:4] for p in pairs], trainer.settings, rgb=[p[4] for p in pairs])
             yield from trainer.train(sources)
 
         self._launch(run, TRAINING)
@@ -147,13 +147,14 @@ class TrainingSession:
 
         from napari.qt.threading import create_worker
 
-        worker = create_worker(run)
-        worker.returned.connect(done)
-        worker.errored.connect(lambda e: self._fail(explain(e), e))
-        previous = self.state
-        if previous == IDLE:
+        # Handlers given at creation: superqt re-raises errors in the event loop
+        # (a traceback dialog in napari) unless `errored` is connected there.
+        connect = {"returned": lambda labels: self._in_order(done, labels),
+                   "errored": lambda e: self._in_order(self._fail, explain(e), e)}
+        if self.state == IDLE:
             self._set_state(PREDICTING)
-            worker.finished.connect(lambda: self._set_state(IDLE))
+            connect["finished"] = lambda: self._in_order(self._set_state, IDLE)
+        worker = create_worker(run, _connect=connect, _start_thread=False)
         self._predict_worker = worker
         worker.start()
         return True
@@ -178,13 +179,32 @@ class TrainingSession:
     def _launch(self, gen_func, state: str) -> None:
         from napari.qt.threading import create_worker
 
-        worker = create_worker(gen_func)
-        worker.yielded.connect(self._on_event)
-        worker.errored.connect(lambda e: self._fail(explain(e), e))
-        worker.finished.connect(self._on_finished)
+        worker = create_worker(gen_func, _start_thread=False, _connect={
+            "yielded": lambda ev: self._in_order(self._on_event, ev),
+            "errored": lambda e: self._in_order(self._fail, explain(e), e),
+            "finished": lambda: self._in_order(self._on_finished),
+        })
         self.worker = worker
         self._set_state(state)
         worker.start()
+
+    def _in_order(self, handler: Callable, *args) -> None:
+        """Run the worker's signals one at a time, in the order they were sent.
+
+        napari's progress bar calls ``processEvents`` when it moves, so a
+        handler can be re-entered with the worker's next signals (even
+        ``finished``) before it returns; those wait here for their turn.
+        """
+        self._pending.append((handler, args))
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            while self._pending:
+                handler, args = self._pending.popleft()
+                handler(*args)
+        finally:
+            self._dispatching = False
 
     def _on_event(self, ev) -> None:
         from ..engine.events import IterationEnd, TrainingFinished, TrainingStarted

@@ -200,7 +200,9 @@ class TrainingWidget(QWidget):
 
     def find_devices(self, *_):
         from ..engine.models import available_devices
+        from ._session import import_engine_libraries
 
+        import_engine_libraries()
         found = available_devices()
         dev = self.controls["device"]
         dev.choices = found
@@ -213,7 +215,7 @@ class TrainingWidget(QWidget):
         out = []
         for img_name, lab_name in self.pairs:
             img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
-            out.append((np.array(img.data), np.array(lab.data), img_name, bool(img.rgb)))
+            out.append((np.array(img.data), np.array(lab.data), img_name, lab_name, bool(img.rgb)))
         return out
 
     def start(self, *_) -> bool:
