@@ -59,7 +59,7 @@ def main() -> None:
     timer = QTimer()
     timer.setInterval(int(interval * 1000))
     timer.timeout.connect(tick)
-    app = napari.qt.get_app()
+    app = napari.qt.get_qapp()
     widget.start()
     end = time.perf_counter() + a.seconds
     timer.start()

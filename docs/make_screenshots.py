@@ -47,7 +47,7 @@ def main() -> None:
     c["steps_per_epoch"].value = 8
     c["patch_width"].value = c["patch_height"].value = 128
     c["val_split"].value = 0.34
-    app = napari.qt.get_app()
+    app = napari.qt.get_qapp()
 
     def pump(seconds):
         end = time.perf_counter() + seconds
@@ -71,6 +71,11 @@ def main() -> None:
     while "nuclei prediction" not in viewer.layers or widget.session.busy:
         pump(0.1)
     viewer.layers["nuclei labels"].visible = False
+    viewer.reset_view()
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # e.g. PyQt5's deprecation
+        toast.close()
     pump(0.5)
     viewer.screenshot(str(OUT / "viewer_prediction.png"), canvas_only=False)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")

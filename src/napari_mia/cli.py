@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                          "mode, class ids otherwise)")
     pr.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
     pr.add_argument("--min-size", type=int, default=0, help="remove objects smaller than this many pixels")
+    pr.add_argument("--fill-holes", action="store_true", help="fill holes inside predicted objects")
+    pr.add_argument("--no-split", action="store_true",
+                    help="instance mode: keep touching objects together (one object per connected blob)")
     pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -168,7 +171,8 @@ def predict(a) -> int:
     bar = _bar(len(files), a.quiet)
     instances = trainer.settings.model.label_mode == "instances"
     for f in files:
-        labels = predictor.predict(read_image(f), post=PostProcess(min_size=a.min_size))
+        labels = predictor.predict(read_image(f), post=PostProcess(min_size=a.min_size, fill_holes=a.fill_holes,
+                                                                  split_touching=not a.no_split))
         labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
         name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
         try:

@@ -50,6 +50,11 @@ def test_train_then_predict(folders, tmp_path, capsys):
     lab = tifffile.imread(out / written[0])
     assert lab.dtype == np.uint16 and lab.shape == tifffile.imread(folders / "images" / written[0]).shape[:2]
     assert before == {p.name: p.read_bytes() for p in (folders / "masks").iterdir()}
+    merged = tmp_path / "merged"
+    assert main(["predict", "--model", str(model), "--images", str(folders / "images"), "--out", str(merged),
+                 "--no-split", "--fill-holes", "--min-size", "5", "--quiet"]) == 0
+    blobs = tifffile.imread(merged / written[0])
+    assert blobs.max() <= lab.max()  # touching nuclei stay one object
 
 
 def test_config_file_then_flags(folders, tmp_path):

@@ -48,6 +48,28 @@ def test_min_size_removes_small_objects(trained, dsb_pairs):
     assert cleaned.max() < plain.max() and sizes.min() >= 150
 
 
+def test_split_touching_and_fill_holes(trained, dsb_pairs):
+    from napari_mia.engine.targets import BACKGROUND
+
+    t, _ = trained
+    p = t.predictor()
+    probs = p.probabilities(dsb_pairs[9][0][..., None])
+    split, merged = p.decode(probs), p.decode(probs, PostProcess(split_touching=False))
+    assert np.array_equal(merged > 0, probs[BACKGROUND] < 0.5)  # every foreground pixel, one id per blob
+    assert merged.max() < split.max()  # the boundaries cut some blobs into several nuclei
+    holed = split.copy()
+    obj = np.argmax(np.bincount(split.ravel())[1:]) + 1  # the largest nucleus
+    ys, xs = np.nonzero(split == obj)
+    cy, cx = int(ys.mean()), int(xs.mean())
+    holed[cy - 1:cy + 2, cx - 1:cx + 2] = 0
+    assert split[cy, cx] == obj
+    filled = p.decode(probs, PostProcess(fill_holes=True))
+    assert (filled > 0).sum() >= (split > 0).sum() and np.array_equal(filled[split > 0], split[split > 0])
+    from napari_mia.engine.predictor import _fill_holes
+
+    assert np.array_equal(_fill_holes(holed), _fill_holes(split))  # a punched hole is filled with its object
+
+
 def test_save_and_load_round_trip(trained, dsb_pairs, tmp_path):
     t, _ = trained
     path = t.save(tmp_path / "m.pt")

@@ -56,6 +56,7 @@ class TrainingSession:
         self._progress = None
         self.last_event = None
         self.failures = 0
+        self._predicting = False
         self._pending: collections.deque = collections.deque()
         self._dispatching = False
 
@@ -124,13 +125,13 @@ class TrainingSession:
         self.state_changed.emit(self.state)
 
     # -- prediction -----------------------------------------------------------
-    def predict(self, image, rgb: bool | None, done: Callable, post=None) -> bool:
-        """Predict in a worker; `done(labels)` runs on the main thread. Works during training on a
-        snapshot of the weights."""
+    def predict(self, jobs: list, done: Callable, post=None) -> bool:
+        """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, labels)`
+        runs on the main thread as each finishes. During training it uses a snapshot of the weights."""
         if not self.has_model:
             self._fail("There is no model yet: train or load one first.")
             return False
-        if self.state == PREDICTING:
+        if self.state == PREDICTING or self._predicting:
             self._fail("A prediction is already running.")
             return False
         import copy
@@ -138,23 +139,39 @@ class TrainingSession:
         import_engine_libraries()
         trainer = self.trainer
         model = copy.deepcopy(trainer.model) if self.state == TRAINING else trainer.model
+        from napari.qt.threading import create_worker
+        from napari.utils import progress
+
         from ..engine.predictor import Predictor
 
         predictor = Predictor(model, trainer.settings.copy(), trainer.device or "cpu")
 
         def run():
-            return predictor.predict(image, rgb=rgb, post=post)
+            for key, image, rgb in jobs:
+                yield key, predictor.predict(image, rgb=rgb, post=post)
 
-        from napari.qt.threading import create_worker
+        bar = progress(total=len(jobs), desc="napari-mia prediction")
+
+        def one_done(key, labels):
+            done(key, labels)
+            bar.update(1)
+
+        def finished():
+            bar.close()
+            self._predicting = False
+            if self.state == PREDICTING:
+                self._set_state(IDLE)
 
         # Handlers given at creation: superqt re-raises errors in the event loop
         # (a traceback dialog in napari) unless `errored` is connected there.
-        connect = {"returned": lambda labels: self._in_order(done, labels),
-                   "errored": lambda e: self._in_order(self._fail, explain(e), e)}
+        worker = create_worker(run, _start_thread=False, _connect={
+            "yielded": lambda result: self._in_order(one_done, *result),
+            "errored": lambda e: self._in_order(self._fail, explain(e), e),
+            "finished": lambda: self._in_order(finished),
+        })
+        self._predicting = True
         if self.state == IDLE:
             self._set_state(PREDICTING)
-            connect["finished"] = lambda: self._in_order(self._set_state, IDLE)
-        worker = create_worker(run, _connect=connect, _start_thread=False)
         self._predict_worker = worker
         worker.start()
         return True

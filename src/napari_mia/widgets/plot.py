@@ -2,33 +2,47 @@
 
 Top: training loss and metric per iteration. Bottom: per epoch, validation
 (red) against training (dashed blue). It draws the session's record at most
-a few times a second, whatever the iteration rate, so plotting never slows
-training or the viewer.
+a few times a second, whatever the iteration rate, and renders the figure in
+a thread of its own: one matplotlib draw of the four axes takes 200-400 ms on
+a busy 2-core machine, which on the main thread froze the viewer that long
+(docs/benchmarks.md). The main thread only shows the finished picture.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from magicgui.widgets import Container, Label, PushButton
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QMessageBox, QVBoxLayout, QWidget
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtGui import QImage, QPixmap
+from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from ..engine.errors import MiaError
 from ._session import TRAINING, session_for
 
 REDRAW_MS = 300
+DPI = 100
 
 
 class TrainingPlotWidget(QWidget):
+    _rendered = Signal(object)  # (RGBA array, device pixel ratio), from the render thread
+
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.figure = Figure(figsize=(6, 4.5), tight_layout=True)
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.figure = Figure(figsize=(6, 4.5), dpi=DPI, tight_layout=True)
+        self.canvas = FigureCanvasAgg(self.figure)  # off screen; `view` shows its pictures
+        self.view = QLabel()
+        self.view.setMinimumSize(300, 220)
+        self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # no growing to the picture
+        self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mia-plot")
+        self._rendering: Future | None = None
+        self._rendered.connect(self._show)
         axes = self.figure.subplots(2, 2)
         self.ax_loss, self.ax_metric = axes[0]
         self.ax_val_loss, self.ax_val_metric = axes[1]
@@ -52,7 +66,7 @@ class TrainingPlotWidget(QWidget):
         buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
                             labels=False)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.canvas)
+        lay.addWidget(self.view, stretch=1)
         lay.addWidget(self.info.native)
         lay.addWidget(buttons.native)
 
@@ -92,36 +106,80 @@ class TrainingPlotWidget(QWidget):
             self.info.value = f"epoch {ev.epoch}, iteration {ev.iteration}, learning rate {ev.lr:.2g}"
 
     def _redraw_if_dirty(self):
-        if self._dirty and not self.isHidden():
-            self.redraw()
+        if self._dirty and not self.isHidden() and (self._rendering is None or self._rendering.done()):
+            self._dirty = False
+            self.draw_count += 1
+            self._update_info()
+            self._rendering = self._render_thread.submit(self._render, self._snapshot(), self._pixel_size())
+            self._rendering.add_done_callback(self._hand_over)
 
     def redraw(self):
-        """Put the record's values into the artists and draw."""
+        """Put the record's values into the artists and draw, now (waits for a render in flight)."""
+        if self._rendering is not None:
+            self._rendering.result()
+        self._dirty = False
+        self.draw_count += 1
+        self._update_info()
+        self._show(self._render(self._snapshot(), self._pixel_size()))
+
+    def _snapshot(self) -> dict:
+        """The record's values as plain lists, copied on the main thread that appends to them."""
         rec = self.session.record
-        its, eps = rec.iterations, rec.epochs
-        x = [e.iteration for e in its]
-        self.lines["loss"].set_data(x, [e.loss for e in its])
-        self.lines["metric"].set_data(x, [e.metric for e in its])
-        ex = [e.epoch for e in eps]
-        self.lines["train_loss"].set_data(ex, [e.train_loss for e in eps])
-        self.lines["train_metric"].set_data(ex, [e.train_metric for e in eps])
-        vx = [e.epoch for e in eps if e.val_loss is not None]
-        self.lines["val_loss"].set_data(vx, [e.val_loss for e in eps if e.val_loss is not None])
-        self.lines["val_metric"].set_data(vx, [e.val_metric for e in eps if e.val_metric is not None])
+        its, eps = list(rec.iterations), list(rec.epochs)
+        val = [e for e in eps if e.val_loss is not None]
         best = rec.best_epoch
+        return {
+            "loss": ([e.iteration for e in its], [e.loss for e in its]),
+            "metric": ([e.iteration for e in its], [e.metric for e in its]),
+            "train_loss": ([e.epoch for e in eps], [e.train_loss for e in eps]),
+            "train_metric": ([e.epoch for e in eps], [e.train_metric for e in eps]),
+            "val_loss": ([e.epoch for e in val], [e.val_loss for e in val]),
+            "val_metric": ([e.epoch for e in val], [e.val_metric for e in val]),
+            "best": None if best is None else best.epoch,
+        }
+
+    def _pixel_size(self) -> tuple[int, int, float]:
+        ratio = float(self.view.devicePixelRatioF())
+        return max(self.view.width(), 300), max(self.view.height(), 220), ratio
+
+    def _render(self, data: dict, size: tuple[int, int, float]):
+        """Draw the figure into an RGBA array: runs in the render thread (or in `redraw`)."""
+        for name, line in self.lines.items():
+            line.set_data(*data[name])
         for m in self.best_markers:
-            m.set_visible(best is not None)
-            if best is not None:
-                m.set_xdata([best.epoch, best.epoch])
+            m.set_visible(data["best"] is not None)
+            if data["best"] is not None:
+                m.set_xdata([data["best"], data["best"]])
         for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
             ax.relim()
             ax.autoscale_view()
+        w, h, ratio = size
+        self.figure.set_dpi(DPI * ratio)
+        self.figure.set_size_inches(w / DPI, h / DPI)
+        self.canvas.draw()
+        return np.array(self.canvas.buffer_rgba()), ratio
+
+    def _hand_over(self, future: Future) -> None:
+        if future.exception() is None and not future.cancelled():
+            self._rendered.emit(future.result())  # queued to the main thread
+
+    def _show(self, rendered) -> None:
+        rgba, ratio = rendered
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.data, w, h, 4 * w, QImage.Format_RGBA8888)
+        pixmap = QPixmap.fromImage(image.copy())  # the copy owns its pixels
+        pixmap.setDevicePixelRatio(ratio)
+        self.view.setPixmap(pixmap)
+
+    def _update_info(self) -> None:
+        best = self.session.record.best_epoch
         if best is not None:
             self.info.value = (self.info.value.split("  |")[0] +
                                f"  |  best validation: epoch {best.epoch} ({best.val_metric:.3f})")
-        self.canvas.draw_idle()
-        self.draw_count += 1
-        self._dirty = False
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt's name
+        self._dirty = True  # render again at the new size
+        super().resizeEvent(event)
 
     def _update_buttons(self, *_):
         self.stop_button.enabled = self.session.state == TRAINING
@@ -139,7 +197,7 @@ class TrainingPlotWidget(QWidget):
         path = Path(path)
         try:
             csv = self.session.record.write_csv(path)
-            self.redraw()
+            self.redraw()  # also waits for the render thread, which owns the figure meanwhile
             png = path.with_suffix(".png")
             self.figure.savefig(png, dpi=120)
         except (MiaError, OSError) as e:
@@ -154,6 +212,7 @@ class TrainingPlotWidget(QWidget):
             if answer == QMessageBox.Yes:
                 self.session.stop()
         self.timer.stop()
+        self._render_thread.shutdown(wait=False)
         if getattr(self.session, "plot_widget", None) is self:
             self.session.plot_widget = None
         super().closeEvent(event)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, Select, SpinBox
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QScrollArea, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -68,19 +69,37 @@ class TrainingWidget(QWidget):
         self.predict_combo = ComboBox(label="Predict image", choices=self._layer_names("Image"),
                                       tooltip="The image to predict (a new labels layer appears).")
         self.predict_button = PushButton(text="Predict", tooltip="Predict the chosen image with the current model.")
+        self.predict_all_button = PushButton(text="Predict all",
+                                             tooltip="Predict every image layer (each frame of a stack).")
+        self.add_prediction_button = PushButton(
+            text="Add prediction to training set",
+            tooltip="After correcting '<image> prediction' with napari's label tools, train on it too: it joins "
+                    "the training set with its image, and Start Training continues from the current weights.")
+        self.min_size = SpinBox(label="Min object size", min=0, max=1_000_000, value=0,
+                                tooltip="Objects smaller than this many pixels are removed from predictions.")
+        self.fill_holes = CheckBox(text="Fill holes", value=False,
+                                   tooltip="Fill holes inside predicted objects.")
+        self.split_touching = CheckBox(
+            text="Split touching objects", value=True,
+            tooltip="Instances: cut touching objects apart along the predicted boundaries. Off: each connected "
+                    "blob is one object.")
+        post = Container(widgets=[self.min_size, self.fill_holes, self.split_touching])
         self.status = Label(value="No model yet.")
         actions = Container(widgets=[
             Container(widgets=[self.start_button, self.stop_button, self.resume_button], layout="horizontal",
                       labels=False),
             Container(widgets=[self.reset_button, self.save_button, self.load_button], layout="horizontal",
                       labels=False),
-            self.predict_combo, self.predict_button, self.status])
+            self.predict_combo,
+            Container(widgets=[self.predict_button, self.predict_all_button], layout="horizontal", labels=False),
+            self.add_prediction_button, self.status])
 
         inner = QWidget()
         lay = QVBoxLayout(inner)
         for title, box, expanded in [("Data", data, True), ("Deep learning model", model, True),
                                      ("Training parameters", params, True), ("Device", device, False),
-                                     ("Settings", settings, False), ("Augmentations", augment, False)]:
+                                     ("Settings", settings, False), ("Augmentations", augment, False),
+                                     ("Post-processing", post, False)]:
             section = QCollapsible(title)
             section.addWidget(box.native)
             (section.expand if expanded else section.collapse)(animate=False)
@@ -91,6 +110,9 @@ class TrainingWidget(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(inner)
+        # Scroll up and down only: the dock opens as wide as its controls need.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(inner.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
@@ -108,6 +130,8 @@ class TrainingWidget(QWidget):
         self.save_button.changed.connect(self._on_save)
         self.load_button.changed.connect(self._on_load)
         self.predict_button.changed.connect(self.predict)
+        self.predict_all_button.changed.connect(self.predict_all)
+        self.add_prediction_button.changed.connect(self.add_prediction)
         self.find_devices_button.changed.connect(self.find_devices)
         c["architecture"].changed.connect(self._on_architecture)
         c["label_mode"].changed.connect(lambda *_: self._update_classes())
@@ -276,26 +300,69 @@ class TrainingWidget(QWidget):
         self.status.value = f"Model loaded from {path}"
         return True
 
-    def predict(self, *_) -> bool:
-        name = self.predict_combo.value
-        if name is None:
+    def post_process(self):
+        from ..engine.predictor import PostProcess
+
+        return PostProcess(min_size=int(self.min_size.value), fill_holes=bool(self.fill_holes.value),
+                           split_touching=bool(self.split_touching.value))
+
+    def predict(self, *_, names: list[str] | None = None) -> bool:
+        """Predict the chosen image (or `names`); each result becomes '<image> prediction'."""
+        names = names if names is not None else [n for n in [self.predict_combo.value] if n is not None]
+        if not names:
             self._notify("Choose an image layer to predict.")
             return False
-        layer = self.viewer.layers[name]
-        data = np.array(layer.data)
-        return self.session.predict(data, layer.rgb, lambda labels: self._add_prediction(layer, labels))
+        # copies: the user may paint or delete layers while the worker runs
+        jobs = [(n, np.array(self.viewer.layers[n].data), self.viewer.layers[n].rgb) for n in names]
+        return self.session.predict(jobs, self._on_prediction, post=self.post_process())
+
+    def predict_all(self, *_) -> bool:
+        return self.predict(names=self._layer_names("Image"))
+
+    def _on_prediction(self, name: str, labels) -> None:
+        if name in self.viewer.layers:
+            self._add_prediction(self.viewer.layers[name], labels)
+        else:
+            self._notify(f"Image '{name}' was removed before its prediction finished; the prediction is dropped.")
 
     def _add_prediction(self, image_layer, labels):
-        """A new labels layer over the image; a later prediction replaces our own layer, never a user's."""
-        name = f"{image_layer.name} prediction"
-        existing = self.viewer.layers[name] if name in self.viewer.layers else None
-        if existing is not None and existing.metadata.get("napari_mia") == "prediction":
-            existing.data = labels
-        else:
-            layer = self.viewer.add_labels(labels, name=name, scale=image_layer.scale,
+        """'<image> prediction' over the image. A later prediction updates our own layer in place while
+        the user has not edited it; an edited one, or a user's layer of that name, is never touched."""
+        ours = self._prediction_layers(image_layer.name)
+        if ours and ours[-1].metadata.get("napari_mia_digest") == _digest(ours[-1].data):
+            layer = ours[-1]
+            layer.data = labels
+        else:  # napari numbers a repeated name: "<image> prediction [1]"
+            layer = self.viewer.add_labels(labels, name=f"{image_layer.name} prediction", scale=image_layer.scale,
                                            translate=image_layer.translate)
-            layer.metadata["napari_mia"] = "prediction"
+            source = [p[1] for p in self.pairs if p[1] in self.viewer.layers]
+            if source and self.controls["label_mode"].value == "classes":  # the classes' colours, as drawn
+                layer.colormap = self.viewer.layers[source[0]].colormap
+        layer.metadata.update(napari_mia="prediction", napari_mia_image=image_layer.name,
+                              napari_mia_digest=_digest(labels))
         self.status.value = f"Predicted {image_layer.name}"
+
+    def _prediction_layers(self, image_name) -> list:
+        """Our prediction layers of this image, oldest first (found by metadata: the user may rename them)."""
+        return [layer for layer in self.viewer.layers if layer.metadata.get("napari_mia") == "prediction"
+                and layer.metadata.get("napari_mia_image") == image_name]
+
+    def add_prediction(self, *_) -> bool:
+        """Add the chosen image's (corrected) prediction to the training set, in one click."""
+        image = self.predict_combo.value
+        ours = self._prediction_layers(image)
+        if image is None or not ours:
+            self._notify(f"Predict '{image}' first, correct the prediction, then add it to the training set.")
+            return False
+        active = self.viewer.layers.selection.active
+        layer = active if active in ours else ours[-1]
+        if not self.add_pair(image, layer.name):
+            return False
+        # From now on these are the user's training labels: no prediction writes over them.
+        layer.metadata["napari_mia"] = "training labels"
+        self.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
+                            "current weights."
+        return True
 
     # -- state ----------------------------------------------------------------------
     def open_plot_dock(self):
@@ -332,7 +399,8 @@ class TrainingWidget(QWidget):
         self.stop_button.enabled = running
         self.resume_button.enabled = self.session.can_resume
         self.save_button.enabled = self.session.has_model and not running
-        self.predict_button.enabled = self.session.has_model
+        for w in (self.predict_button, self.predict_all_button):
+            w.enabled = self.session.has_model
         # the network's shape can only change through Reset Model
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
@@ -342,3 +410,9 @@ class TrainingWidget(QWidget):
 
         show_warning(f"napari-mia: {message}")
         self.status.value = message
+
+
+def _digest(data) -> str:
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()

@@ -1,0 +1,98 @@
+"""The human-in-the-loop cycle in a real viewer: predict, correct, add, retrain."""
+
+import numpy as np
+import pytest
+
+from napari_mia.widgets.training import TrainingWidget
+from tests.conftest import load_dsb
+from tests.widgets.conftest import quick, wait_idle
+
+
+@pytest.fixture
+def widget(nuclei_viewer, qtbot):
+    w = TrainingWidget(nuclei_viewer)
+    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
+    return w
+
+
+def _snapshot(viewer):
+    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
+
+
+def _unchanged(viewer, snap):
+    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items())
+
+
+def _predictions(viewer, image):
+    return [layer for layer in viewer.layers if layer.metadata.get("napari_mia") == "prediction"
+            and layer.metadata.get("napari_mia_image") == image]
+
+
+def _predict(widget, qtbot, **kw):
+    assert widget.predict(**kw)
+    qtbot.waitUntil(lambda: not widget.session.busy and not widget.session._predicting, timeout=120_000)
+
+
+def _fg_iou(pred, truth, region):
+    p, t = pred[region] > 0, truth[region] > 0
+    return (p & t).sum() / max((p | t).sum(), 1)
+
+
+def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer, qtbot):
+    viewer, session = nuclei_viewer, widget.session
+    image, truth, _ = load_dsb(6)[5]  # not one of the 4 training frames
+    viewer.add_image(image, name="unseen")
+    widget.add_pair("nuclei", "nuclei labels")
+    quick(widget, epochs=2, steps=3)
+    user = _snapshot(viewer)
+    widget.start()
+    wait_idle(qtbot, session)
+    widget.predict_combo.value = "unseen"
+    _predict(widget, qtbot)
+    assert _unchanged(viewer, user)
+    (pred,) = _predictions(viewer, "unseen")
+    assert pred.name == "unseen prediction" and pred.data.shape == image.shape
+    # the microscopist repaints the left half with the true nuclei
+    region = (slice(None), slice(0, 128))
+    before = _fg_iou(pred.data, truth, region)
+    corrected = np.array(pred.data)
+    corrected[region] = np.where(truth[region] > 0, truth[region] + 1000, 0)
+    pred.data = corrected
+    assert widget.add_prediction()
+    assert ("unseen", "unseen prediction") in widget.pairs
+    user = _snapshot(viewer)
+    quick(widget, epochs=4, steps=6)
+    widget.start()  # continues from the current weights, now with the corrected image
+    wait_idle(qtbot, session)
+    _predict(widget, qtbot)
+    assert _unchanged(viewer, user)  # the corrected labels are training data now: never overwritten
+    (new,) = _predictions(viewer, "unseen")
+    after = _fg_iou(new.data, truth, region)
+    assert after > before + 0.05, (before, after)
+
+
+def test_predicting_again_updates_our_layer_only_while_unedited(widget, nuclei_viewer, qtbot):
+    viewer = nuclei_viewer
+    viewer.add_image(load_dsb(6)[5][0], name="unseen")
+    viewer.add_labels(np.ones((4, 256, 256), np.uint16), name="nuclei prediction")  # the user's own layer
+    widget.add_pair("nuclei", "nuclei labels")
+    quick(widget, epochs=1, steps=2)
+    widget.start()
+    wait_idle(qtbot, widget.session)
+    user = _snapshot(viewer)
+    _predict(widget, qtbot, names=None)  # predict_combo: the first image, "nuclei"
+    assert _unchanged(viewer, user)  # the user's "nuclei prediction" is left alone
+    (ours,) = _predictions(viewer, "nuclei")
+    assert ours.name != "nuclei prediction" and ours.data.shape == (4, 256, 256)
+    n_layers = len(viewer.layers)
+    ours.data = np.zeros_like(ours.data)  # the user edits our prediction (clears it)
+    _predict(widget, qtbot)
+    assert len(viewer.layers) == n_layers + 1  # so the new prediction is a new layer, the edited one kept
+    assert not ours.data.any()
+    newest = _predictions(viewer, "nuclei")[-1]
+    _predict(widget, qtbot)
+    assert len(viewer.layers) == n_layers + 1  # unedited: updated in place
+    assert newest in viewer.layers and newest.data.any()
+    _predict(widget, qtbot, names=widget._layer_names("Image"))  # Predict all
+    assert [len(_predictions(viewer, n)) for n in ("nuclei", "unseen")] == [2, 1]
+    assert _predictions(viewer, "unseen")[0].data.shape == (256, 256)
