@@ -14,8 +14,8 @@ from .engine.errors import MiaError
 
 TRAIN_EPILOG = """\
 Masks have the same file names as the images (TIFF or PNG; the extension may
-differ). Settings come from --config (YAML or JSON, as written by Save settings
-or `napari-mia settings`), then from the options given here.
+differ). Settings come from --config (YAML or JSON, as written by
+Settings().save(path) in Python), then from the options given here.
 The model is saved to --out after every epoch, and the training record (every
 logged value) to <out stem>_record.csv beside it.
 
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (default: 0)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the training saved in --out after a crash or kill (it is saved after every "
+                        "epoch, with its settings: only --epochs and --minutes apply)")
 
     pr = sub.add_parser("predict", help="predict label images with a trained model")
     pr.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
@@ -103,12 +106,23 @@ def train(a) -> int:
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
 
-    s = _settings_from_args(a)
     pairs = pair_files(a.images, a.masks)
-    if not a.config:
-        s.model.channels = _guess_channels(read_image(pairs[0][0]))
+    if a.resume:
+        if not a.out.is_file():
+            raise MiaError(f"--resume: {a.out} does not exist yet, so there is nothing to continue. "
+                           "Train without --resume.")
+        trainer = Trainer.load(a.out)
+        s = trainer.settings
+        if a.epochs:
+            s.train.epochs = a.epochs
+        done = trainer._saved_run.get("epoch", 0) if trainer._saved_run else 0
+        print(f"Resuming {a.out.name} after epoch {done} of {s.train.epochs}.", file=sys.stderr)
+    else:
+        s = _settings_from_args(a)
+        if not a.config:
+            s.model.channels = _guess_channels(read_image(pairs[0][0]))
+        trainer = Trainer(s)
     sources = sources_from_files(pairs, s)
-    trainer = Trainer(s)
     trainer.autosave_path = a.out
     record = TrainingRecord()
     bar = None
@@ -116,7 +130,7 @@ def train(a) -> int:
     metric = s.train.metric
     last = None
     try:
-        for ev in trainer.train(sources, max_seconds=max_seconds):
+        for ev in trainer.train(sources, max_seconds=max_seconds, continue_saved=a.resume):
             record.add(ev)
             if isinstance(ev, TrainingStarted):
                 print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "

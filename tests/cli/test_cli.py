@@ -81,3 +81,59 @@ def test_errors_are_one_line_with_exit_code(folders, tmp_path, capsys):
     rc = main(["predict", "--model", str(tmp_path / "bad.pt"), "--images", str(folders / "images"), "--out",
                str(tmp_path / "o")])
     assert rc == 2 and "not a napari-mia model file" in capsys.readouterr().err
+
+
+def test_killed_training_resumes_from_the_autosave(folders, tmp_path):
+    """kill -9 in the middle of a run loses at most the epoch in progress."""
+    import os
+    import signal
+    import time
+
+    from napari_mia.engine.settings import Settings
+    from napari_mia.engine.trainer import Trainer
+
+    cfg = tmp_path / "cfg.yaml"
+    Settings().update(label_mode="instances", epochs=4, steps_per_epoch=3, patch_width=64, patch_height=64,
+                      batch_size=2, val_split=0.2).save(cfg)
+    model = tmp_path / "m.pt"
+    args = ["train", "--task", "segmentation", "--images", str(folders / "images"), "--masks", str(folders / "masks"),
+            "--out", str(model), "--config", str(cfg), "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "napari_mia.cli", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not model.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert model.exists(), "no autosave after the first epoch"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    saved = Trainer.load(model)
+    done = len(saved.history)
+    assert 1 <= done < 4 and saved._saved_run["epoch"] == done
+    assert main([*args, "--resume"]) == 0
+    final = Trainer.load(model)
+    assert [h["epoch"] for h in final.history] == [1, 2, 3, 4]
+    assert final.history[:done] == saved.history  # the epochs done before the kill are kept, not redone
+    rows = list(csv.DictReader((tmp_path / "m_record.csv").open()))
+    assert [int(r["epoch"]) for r in rows if r["kind"] == "epoch"] == list(range(done + 1, 5))
+
+
+def test_resume_without_a_saved_run_says_so(folders, tmp_path, capsys):
+    rc = main(["train", "--task", "segmentation", "--images", str(folders / "images"), "--masks",
+               str(folders / "masks"), "--out", str(tmp_path / "none.pt"), "--resume", "--quiet"])
+    assert rc == 2 and "nothing to continue" in capsys.readouterr().err
+
+
+def test_mismatched_mask_is_one_line_naming_both(folders, tmp_path, capsys):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    shutil.copytree(folders / "images", images)
+    shutil.copytree(folders / "masks", masks)
+    first = sorted(masks.iterdir())[0]
+    tifffile.imwrite(first, np.zeros((100, 120), np.uint16))
+    before = {p.name: p.read_bytes() for p in masks.iterdir()}
+    rc = main(["train", "--images", str(images), "--masks", str(masks), "--out", str(tmp_path / "m.pt"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "(100, 120)" in err and "(256, 256)" in err
+    assert before == {p.name: p.read_bytes() for p in masks.iterdir()} and not (tmp_path / "m.pt").exists()

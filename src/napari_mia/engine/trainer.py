@@ -85,6 +85,7 @@ class Trainer:
         self.history: list[dict] = []
         # A model file rewritten after every epoch, so a crash loses one epoch at most.
         self.autosave_path: Path | None = None
+        self._saved_run: dict | None = None  # an autosaved run's state, after `load`
         # (name, image) predicted every `preview_every` epochs.
         self.preview_image: tuple[str, np.ndarray] | None = None
 
@@ -189,12 +190,15 @@ class Trainer:
         return None
 
     # -- public loops ---------------------------------------------------------
-    def train(self, data, val=None, max_seconds: float | None = None) -> Iterator[Event]:
+    def train(self, data, val=None, max_seconds: float | None = None,
+              continue_saved: bool = False) -> Iterator[Event]:
         """Start a new run on `data` from the current weights (new ones if none).
 
         `data`: (image, labels[, name]) array tuples or ``SampleSource``s.
         `val`: held-out data of the same kind; None splits `data` by the
-        validation-split setting.
+        validation-split setting. `continue_saved`: after `load` of an
+        autosaved file, continue its run (optimizer state, epochs done) instead
+        of starting a new one.
         """
         sources = self._sources(data)
         if val is None:
@@ -204,9 +208,23 @@ class Trainer:
         self._check_classes(train + val_sources)
         self._ensure_model()
         optimizer = self._optimizer()
-        self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=self._scheduler(optimizer),
+        scheduler = self._scheduler(optimizer)
+        self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=scheduler,
                          class_weights=self._class_weights(train), epochs=self.settings.train.epochs)
-        yield from self._loop(max_seconds, resumed=False)
+        saved = self._saved_run
+        if continue_saved:
+            if not saved or saved.get("optimizer") is None:
+                raise SettingsError("This model file holds no interrupted training to continue (it was saved "
+                                    "without the optimizer's state). Train without --resume.")
+            optimizer.load_state_dict(saved["optimizer"])
+            if scheduler is not None and saved.get("scheduler") is not None:
+                scheduler.load_state_dict(saved["scheduler"])
+            self._run.epoch = min(int(saved.get("epoch", 0)), self._run.epochs)
+            self._run.iteration = int(saved.get("iteration", 0))
+            self._run.best_val = max([h["val_metric"] for h in self.history if h.get("val_metric") is not None],
+                                     default=float("-inf"))
+        self._saved_run = None
+        yield from self._loop(max_seconds, resumed=continue_saved)
 
     def resume(self, max_seconds: float | None = None) -> Iterator[Event]:
         """Continue the stopped run: same data, optimizer state and epoch."""
@@ -392,6 +410,9 @@ class Trainer:
         if include_optimizer and self._run is not None and self._run.optimizer is not None:
             extra["optimizer"] = self._run.optimizer.state_dict()
             extra["epoch"] = self._run.epoch
+            extra["iteration"] = self._run.iteration
+            if self._run.scheduler is not None:
+                extra["scheduler"] = self._run.scheduler.state_dict()
         return modelfile.save(path, self.model.state_dict(), self.settings, **extra)
 
     @classmethod
@@ -408,6 +429,7 @@ class Trainer:
                                  "(the file is damaged).") from e
         trainer._key = _model_key(trainer.settings)
         trainer.history = list(content.get("history", []))
+        trainer._saved_run = {k: content[k] for k in ("optimizer", "scheduler", "epoch", "iteration") if k in content}
         try:
             trainer.device = pick_device(trainer.settings.train.device)
         except SettingsError:

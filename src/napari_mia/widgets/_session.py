@@ -219,9 +219,38 @@ class TrainingSession:
         try:
             while self._pending:
                 handler, args = self._pending.popleft()
-                handler(*args)
+                try:
+                    handler(*args)
+                except Exception:  # one broken subscriber must not hold back the signals behind it
+                    log.exception("napari-mia: a handler of the training session failed")
         finally:
             self._dispatching = False
+
+    def connect_widget(self, widget, links: list) -> None:
+        """Connect a dock's slots [(signal, slot)] to this session for as long as Qt keeps the dock.
+
+        When the viewer closes, Qt deletes the docks while a worker may still be sending events: a slot
+        that finds its widgets deleted is disconnected instead of raising into the event loop.
+        """
+        def guarded(signal, slot):
+            def call(*args):
+                try:
+                    slot(*args)
+                except RuntimeError as e:
+                    if "has been deleted" not in str(e):
+                        raise
+                    signal.disconnect(call)
+            return call
+
+        wrapped = [(signal, guarded(signal, slot)) for signal, slot in links]
+        for signal, call in wrapped:
+            signal.connect(call)
+
+        def teardown(*_):
+            for signal, call in wrapped:
+                signal.disconnect(call, missing_ok=True)
+
+        widget.destroyed.connect(teardown)
 
     def _on_event(self, ev) -> None:
         from ..engine.events import IterationEnd, TrainingFinished, TrainingStarted

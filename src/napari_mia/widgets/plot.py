@@ -73,8 +73,8 @@ class TrainingPlotWidget(QWidget):
         self.stop_button.changed.connect(self.session.stop)
         self.resume_button.changed.connect(self.session.resume)
         self.save_button.changed.connect(self._on_save)
-        self.session.event.connect(self._on_event)
-        self.session.state_changed.connect(self._update_buttons)
+        self.session.connect_widget(self, [(self.session.event, self._on_event),
+                                           (self.session.state_changed, self._update_buttons)])
         self._dirty = True
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
@@ -160,8 +160,12 @@ class TrainingPlotWidget(QWidget):
         return np.array(self.canvas.buffer_rgba()), ratio
 
     def _hand_over(self, future: Future) -> None:
-        if future.exception() is None and not future.cancelled():
+        if future.cancelled() or future.exception() is not None:
+            return
+        try:
             self._rendered.emit(future.result())  # queued to the main thread
+        except RuntimeError:  # the dock was closed (deleted by Qt) while this picture was drawn
+            pass
 
     def _show(self, rendered) -> None:
         rgba, ratio = rendered

@@ -104,7 +104,7 @@ class TrainingWidget(QWidget):
             section.addWidget(box.native)
             (section.expand if expanded else section.collapse)(animate=False)
             lay.addWidget(section)
-            setattr(self, f"section_{title.split()[0].lower()}", section)
+            setattr(self, f"section_{title.split()[0].lower().replace('-', '_')}", section)
         lay.addWidget(actions.native)
         lay.addStretch()
         scroll = QScrollArea()
@@ -138,8 +138,18 @@ class TrainingWidget(QWidget):
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
                    self.viewer.layers.events.moved):
             ev.connect(self._refresh_layers)
-        self.session.state_changed.connect(self._update_buttons)
-        self.session.event.connect(self._on_event)
+        self.session.connect_widget(self, [(self.session.state_changed, self._update_buttons),
+                                           (self.session.event, self._on_event),
+                                           (self.session.failed, self._show_failure)])
+        # Closing the viewer (or this dock) stops the training: nothing would show its progress.
+        session = self.session
+
+        def closed(*_):
+            self._closed = True
+            session.stop()
+
+        self._closed = False
+        self.destroyed.connect(closed)
         self._on_architecture()
         self._update_buttons()
 
@@ -320,6 +330,8 @@ class TrainingWidget(QWidget):
         return self.predict(names=self._layer_names("Image"))
 
     def _on_prediction(self, name: str, labels) -> None:
+        if self._closed:  # the viewer was closed meanwhile
+            return
         if name in self.viewer.layers:
             self._add_prediction(self.viewer.layers[name], labels)
         else:
@@ -404,6 +416,9 @@ class TrainingWidget(QWidget):
         # the network's shape can only change through Reset Model
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
+
+    def _show_failure(self, message: str):
+        self.status.value = message
 
     def _notify(self, message: str):
         from napari.utils.notifications import show_warning
