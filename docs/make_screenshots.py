@@ -18,6 +18,13 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "images"
 
 
+def _close_toasts(viewer) -> None:
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # e.g. PyQt5's deprecation
+        toast.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
@@ -56,7 +63,18 @@ def main() -> None:
             time.sleep(0.01)
 
     pump(0.5)
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.3)
+    viewer.screenshot(str(OUT / "viewer_start.png"), canvas_only=False)
     widget.grab().save(str(OUT / "train_model_dock.png"))
+    for name, png in [("settings", "settings_section.png"), ("augmentations", "augmentations_section.png"),
+                      ("post_processing", "postprocessing_section.png")]:
+        section = getattr(widget, f"section_{name}")
+        section.expand(animate=False)
+        pump(0.3)
+        section.grab().save(str(OUT / png))
+        section.collapse(animate=False)
     widget.start()
     pump(a.seconds)
     widget.session.stop()
@@ -72,10 +90,7 @@ def main() -> None:
         pump(0.1)
     viewer.layers["nuclei labels"].visible = False
     viewer.reset_view()
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # e.g. PyQt5's deprecation
-        toast.close()
+    _close_toasts(viewer)
     pump(0.5)
     viewer.screenshot(str(OUT / "viewer_prediction.png"), canvas_only=False)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")

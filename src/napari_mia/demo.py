@@ -24,14 +24,27 @@ def run_demo(headless: bool = False, minutes: float = 1.0, out: Path = Path("dem
 def _gui() -> int:
     import napari
 
-    from ._sample_data import make_sample_data
-
-    viewer = napari.Viewer(title="napari-mia demo")
-    for data, meta, kind in make_sample_data():
-        getattr(viewer, f"add_{kind}")(data, **meta)
-    viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    open_demo_viewer()
     napari.run()
     return 0
+
+
+def open_demo_viewer(show: bool = True):
+    """The sample in a viewer, the Train Model dock open with the sample as its training set:
+    ready to press Start Training."""
+    import napari
+
+    from ._sample_data import make_sample_data
+
+    viewer = napari.Viewer(title="napari-mia demo", show=show)
+    for data, meta, kind in make_sample_data():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    widget.controls["label_mode"].value = "instances"  # the sample's labels hold one id per nucleus
+    widget.add_pair("nuclei", "nuclei labels")
+    widget.predict_combo.value = "nuclei"
+    widget.status.value = "Sample loaded: press Start Training."
+    return viewer, widget
 
 
 def headless_demo(minutes: float, out: Path) -> int:

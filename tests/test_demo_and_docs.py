@@ -1,0 +1,73 @@
+"""The README's main command (the demo), the sample data contribution and the manual's build."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sample_data_is_contributed_through_the_manifest():
+    from npe2 import PluginManager
+
+    pm = PluginManager.instance()
+    pm.discover()
+    manifest = pm.get_manifest("napari-mia")
+    (sample,) = manifest.contributions.sample_data
+    layers = pm.get_command(sample.command).exec()
+    assert [(meta["name"], kind) for _, meta, kind in layers] == [("nuclei", "image"), ("nuclei labels", "labels")]
+    images, labels = layers[0][0], layers[1][0]
+    assert images.shape == labels.shape and images.ndim == 3 and labels.max() > 10  # real nuclei, one id each
+    assert "CC0" in (ROOT / "src" / "napari_mia" / "sample_data" / "SOURCES.txt").read_text()
+
+
+def test_headless_demo_trains_predicts_and_prints_the_figures(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "demo", "--minutes", "0.25", "--out",
+                          str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "No display found" in out.stdout
+    iou = float(re.search(r"foreground IoU ([0-9.]+), (\d+) nuclei found", out.stdout).group(1))
+    assert 0 <= iou <= 1
+    import tifffile
+
+    pred = tifffile.imread(tmp_path / "prediction.tif")
+    assert pred.dtype == np.uint16 and (tmp_path / "demo_model.pt").is_file()
+
+
+def test_gui_demo_opens_ready_to_start(qtbot):
+    from napari_mia.demo import open_demo_viewer
+
+    viewer, widget = open_demo_viewer(show=False)
+    try:
+        assert {layer.name for layer in viewer.layers} == {"nuclei", "nuclei labels"}
+        assert widget.pairs == [("nuclei", "nuclei labels")] and widget.start_button.enabled
+        assert any("Train Model" in name for name in viewer.window._dock_widgets)
+    finally:
+        viewer.close()
+
+
+def _page_images() -> dict[str, list[str]]:
+    docs = ROOT / "docs"
+    return {p.name: re.findall(r"\]\(images/([\w.-]+\.png)\)", p.read_text()) for p in docs.glob("*.md")}
+
+
+def test_every_screenshot_of_the_manual_comes_from_the_script():
+    script = (ROOT / "docs" / "make_screenshots.py").read_text()
+    made = set(re.findall(r"\"([\w-]+\.png)\"", script))
+    used = {img for imgs in _page_images().values() for img in imgs}
+    assert used and used <= made, used - made
+    assert all((ROOT / "docs" / "images" / img).is_file() for img in used)
+
+
+def test_the_manual_builds_without_warnings(tmp_path):
+    pytest.importorskip("mkdocs")
+    out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
+                          "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "WARNING" not in out.stderr, out.stderr[-2000:]
+    assert (tmp_path / "site" / "prediction" / "index.html").is_file()
