@@ -195,3 +195,14 @@ def test_signals_that_arrive_inside_a_handler_wait_their_turn(qtbot):
     session.state = TRAINING
     session._in_order(session._on_event, IterationEnd(1, 1, 1, 0.6, 0.5, 1e-3))
     assert seen == [(1, TRAINING), (2, TRAINING)] and session.state == "idle"
+
+
+def test_classes_are_listed_in_the_colours_of_the_labels_layer(widget, nuclei_viewer):
+    data = np.zeros((4, 256, 256), np.uint8)
+    data[0, :10, :10], data[1, 20:30, :10] = 1, 2
+    lab = nuclei_viewer.add_labels(data, name="two classes")
+    widget.controls["label_mode"].value = "classes"
+    assert widget.add_pair("nuclei", "two classes")
+    text = widget.classes_label.value
+    hex2 = "#%02x%02x%02x" % tuple(int(round(255 * c)) for c in np.asarray(lab.get_color(2), float).ravel()[:3])
+    assert text.startswith("background, ") and text.count("&#9632;") == 2 and f"color:{hex2}" in text

@@ -211,11 +211,16 @@ class TrainingWidget(QWidget):
         if self.controls["label_mode"].value == "instances":
             self.classes_label.value = "objects (instances): background / object"
             return
-        values: set[int] = set()
+        colours: dict[int, str] = {}
         for _, lab in self.pairs:
-            data = np.asarray(self.viewer.layers[lab].data)
-            values |= set(np.unique(data[data > 0]).tolist()[:64])
-        self.classes_label.value = ", ".join(["background"] + [str(v) for v in sorted(values)]) if values \
+            layer = self.viewer.layers[lab]
+            data = np.asarray(layer.data)
+            for v in np.unique(data[data > 0]).tolist()[:64]:
+                if v not in colours:  # the colour the user sees for this class, from its labels layer
+                    rgba = np.asarray(layer.get_color(v), dtype=float).ravel()[:3]
+                    colours[v] = "#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba)
+        self.classes_label.value = "background, " + ", ".join(
+            f'<span style="color:{colours[v]}">&#9632;</span> {v}' for v in sorted(colours)) if colours \
             else "(add labels)"
 
     # -- settings -------------------------------------------------------------------
