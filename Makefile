@@ -18,7 +18,9 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing napari-mia and its pinned dependencies into $(VENV) (a few minutes the first time)..."
-	$(PY) -m pip install -q -e ".[testing]" $(PIP_QUIET)
+	# --no-compile: byte-compiling all of torch and napari up front costs a minute; Python compiles
+	# what it imports on first use instead.
+	$(PY) -m pip install -q --no-compile -e ".[testing]" $(PIP_QUIET)
 	$(PY) -c "import torch, torchvision, segmentation_models_pytorch, napari_mia.cli"
 	@touch $@
 

@@ -31,9 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on images and masks", epilog=TRAIN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--task", default="segmentation", choices=["segmentation"], help="what to learn (default: segmentation)")
+    t.add_argument("--task", default="segmentation", choices=["segmentation", "detection"],
+                   help="what to learn: segmentation from --masks, detection from --points (default: segmentation)")
     t.add_argument("--images", required=True, type=Path, help="folder of training images")
-    t.add_argument("--masks", required=True, type=Path, help="folder of label masks, same file names as the images")
+    t.add_argument("--masks", type=Path, help="segmentation: folder of label masks, same file names as the images")
+    t.add_argument("--points", type=Path,
+                   help="detection: CSV with columns name,y,x[,class], one row per object (name: the image's file)")
+    t.add_argument("--object-size", type=float,
+                   help="detection: objects' diameter in pixels, the width of the map's bumps (default: 10)")
     t.add_argument("--out", required=True, type=Path, help="model file to write (e.g. model.pt)")
     t.add_argument("--label-mode", choices=["classes", "instances"],
                    help="classes: mask value = class id; instances: one id per object, objects are separated "
@@ -83,9 +88,13 @@ def _parser() -> argparse.ArgumentParser:
 def _settings_from_args(a):
     from .engine.settings import Settings
 
+    from .engine.settings import REGRESSION_LOSSES
+
     s = Settings.load(a.config) if a.config else Settings()
+    # The segmentation default (dice) does not apply to detection's heatmaps.
+    loss = "mse" if a.task == "detection" and s.train.loss not in REGRESSION_LOSSES else None
     s.update(
-        task=a.task,
+        task=a.task, object_size=a.object_size, loss=loss,
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
@@ -94,6 +103,26 @@ def _settings_from_args(a):
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
     return s
+
+
+def _training_pairs(a):
+    """Segmentation: (image, mask) file pairs. Detection: (image file, (N, 3) y, x, class points) pairs."""
+    from .engine.data import pair_files
+
+    if a.task == "detection":
+        if not a.points:
+            raise MiaError("Detection needs --points CSV (columns name,y,x[,class]).")
+        from .engine.detection import read_points_csv
+
+        return read_points_csv(a.points, a.images)
+    if not a.masks:
+        raise MiaError("Segmentation needs --masks DIR (label images with the same file names as the images).")
+    return pair_files(a.images, a.masks)
+
+
+def _colour(image, s):
+    """RGBA files lose their alpha for a 3-channel model."""
+    return image[..., :3] if s.model.channels == 3 and image.ndim == 3 and image.shape[-1] == 4 else image
 
 
 def _guess_channels(image) -> int:
@@ -106,7 +135,7 @@ def train(a) -> int:
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
 
-    pairs = pair_files(a.images, a.masks)
+    pairs = _training_pairs(a)
     if a.resume:
         if not a.out.is_file():
             raise MiaError(f"--resume: {a.out} does not exist yet, so there is nothing to continue. "
@@ -122,7 +151,12 @@ def train(a) -> int:
         if not a.config:
             s.model.channels = _guess_channels(read_image(pairs[0][0]))
         trainer = Trainer(s)
-    sources = sources_from_files(pairs, s)
+    if s.model.task == "detection":
+        from .engine.data import sources_from_points
+
+        sources = sources_from_points([(_colour(read_image(f), s), pts, f.name) for f, pts in pairs], s)
+    else:
+        sources = sources_from_files(pairs, s)
     trainer.autosave_path = a.out
     record = TrainingRecord()
     bar = None
@@ -149,6 +183,10 @@ def train(a) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if trainer.model is not None and s.model.task == "detection":
+        thr = trainer.calibrate_detection()
+        print(f"Detection threshold set from the training images: peaks above {thr:.2f} x the object intensity.",
+              file=sys.stderr)
     if trainer.model is not None:
         trainer.save(a.out)
         record.write_csv(record_path(a.out))
@@ -156,8 +194,18 @@ def train(a) -> int:
         print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
     if trainer.has_validation:
         ev = trainer.evaluate()
-        print(f"Validation {metric}{' (foreground)' if s.model.label_mode == 'instances' else ''}: "
-              f"{ev['metric']:.4f}  loss: {ev['loss']:.4f}")
+        what = " (foreground)" if s.model.label_mode == "instances" else " (objects' bumps)" \
+            if s.model.task == "detection" else ""
+        print(f"Validation {metric}{what}: {ev['metric']:.4f}  loss: {ev['loss']:.4f}")
+        if s.model.task == "detection":
+            from .engine.detection import score_detection
+
+            val_names = {src.name for src in trainer.validation_sources}
+            r = score_detection(trainer.predictor(), [(_colour(read_image(f), s), pts) for f, pts in pairs
+                                                      if f.name in val_names], tolerance=6)
+            print(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
+                  f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "
+                  f"(within 6 px; {r['tp']} found, {r['fp']} extra, {r['fn']} missed)")
     print(f"Model saved to {a.out}")
     return 0
 
@@ -182,6 +230,8 @@ def predict(a) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MiaError(f"Cannot create the output folder {a.out}: {e.strerror}.") from e
+    if trainer.settings.model.task == "detection":
+        return _predict_points(predictor, files, a)
     bar = _bar(len(files), a.quiet)
     instances = trainer.settings.model.label_mode == "instances"
     for f in files:
@@ -198,6 +248,31 @@ def predict(a) -> int:
     if bar is not None:
         bar.close()
     print(f"Wrote {len(files)} label image(s) to {a.out}")
+    return 0
+
+
+def _predict_points(predictor, files, a) -> int:
+    import csv
+
+    from .engine.data import read_image
+
+    bar, rows = _bar(len(files), a.quiet), []
+    for f in files:
+        for y, x, cls, score in predictor.detect(_colour(read_image(f), predictor.settings)):
+            rows.append((f.name, int(y), int(x), int(cls), round(float(score), 4)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    out = a.out / "points.csv"
+    try:
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["name", "y", "x", "class", "score"])
+            w.writerows(rows)
+    except OSError as e:
+        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    print(f"Wrote {len(rows)} point(s) of {len(files)} image(s) to {out}")
     return 0
 
 

@@ -137,3 +137,36 @@ def test_mismatched_mask_is_one_line_naming_both(folders, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "(100, 120)" in err and "(256, 256)" in err
     assert before == {p.name: p.read_bytes() for p in masks.iterdir()} and not (tmp_path / "m.pt").exists()
+
+
+def test_detection_train_then_predict_points_csv(tmp_path, capsys):
+    from tests.conftest import SHARED
+
+    mbm = SHARED / "mbm_bone_marrow_dots"
+    if not mbm.is_dir():
+        pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
+    images = tmp_path / "images"
+    images.mkdir()
+    from skimage.io import imread, imsave
+
+    names = sorted(p.name for p in (mbm / "images").iterdir())[:3]
+    for n in names:  # 256x256 corners: the same contract, a quarter of the time
+        imsave(images / n, imread(mbm / "images" / n)[:256, :256, :3], check_contrast=False)
+    rows = [r for r in csv.DictReader((mbm / "points.csv").open())
+            if r["name"] in names and float(r["y"]) < 256 and float(r["x"]) < 256]
+    with (tmp_path / "points.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["name", "y", "x"])
+        w.writeheader()
+        w.writerows(rows)
+    model = tmp_path / "cells.pt"
+    rc = main(["train", "--task", "detection", "--images", str(images), "--points", str(tmp_path / "points.csv"),
+               "--out", str(model), "--epochs", "1", "--patch", "128", "--val-split", "0.34", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Validation counts: mean absolute error" in out and "points F1" in out
+    assert main(["predict", "--model", str(model), "--images", str(images), "--out", str(tmp_path / "pred"),
+                 "--quiet"]) == 0
+    table = (tmp_path / "pred" / "points.csv").open()
+    assert next(csv.reader(table)) == ["name", "y", "x", "class", "score"]  # one epoch finds few points, if any
+    assert {r[0] for r in csv.reader(table)} <= set(names)
+    rc = main(["train", "--task", "detection", "--images", str(images), "--out", str(model), "--quiet"])
+    assert rc == 2 and "Detection needs --points" in capsys.readouterr().err

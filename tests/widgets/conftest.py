@@ -14,6 +14,26 @@ def nuclei_viewer(make_napari_viewer):
     return viewer
 
 
+@pytest.fixture
+def widget(nuclei_viewer, qtbot):
+    """The Train Model dock, docked in the viewer as napari does it."""
+    from napari_mia.widgets.training import TrainingWidget
+
+    w = TrainingWidget(nuclei_viewer)
+    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
+    return w
+
+
+def snapshot(viewer) -> dict:
+    """Copies of every layer's data, to check later that nothing of the user's was touched."""
+    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
+
+
+def unchanged(viewer, snap) -> bool:
+    """The layers of `snap` still in the viewer hold exactly the same data."""
+    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items() if k in viewer.layers)
+
+
 def wait_idle(qtbot, session, timeout=180_000):
     """Until the worker is done and its last event (or failure) has reached the main thread."""
     failures = session.failures

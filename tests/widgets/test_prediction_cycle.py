@@ -1,26 +1,9 @@
 """The human-in-the-loop cycle in a real viewer: predict, correct, add, retrain."""
 
 import numpy as np
-import pytest
 
-from napari_mia.widgets.training import TrainingWidget
 from tests.conftest import load_dsb
-from tests.widgets.conftest import quick, wait_idle
-
-
-@pytest.fixture
-def widget(nuclei_viewer, qtbot):
-    w = TrainingWidget(nuclei_viewer)
-    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
-    return w
-
-
-def _snapshot(viewer):
-    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
-
-
-def _unchanged(viewer, snap):
-    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items())
+from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle
 
 
 def _predictions(viewer, image):
@@ -44,12 +27,12 @@ def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer
     viewer.add_image(image, name="unseen")
     widget.add_pair("nuclei", "nuclei labels")
     quick(widget, epochs=2, steps=3)
-    user = _snapshot(viewer)
+    user = snapshot(viewer)
     widget.start()
     wait_idle(qtbot, session)
     widget.predict_combo.value = "unseen"
     _predict(widget, qtbot)
-    assert _unchanged(viewer, user)
+    assert unchanged(viewer, user)
     (pred,) = _predictions(viewer, "unseen")
     assert pred.name == "unseen prediction" and pred.data.shape == image.shape
     # the microscopist repaints the left half with the true nuclei
@@ -60,12 +43,12 @@ def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer
     pred.data = corrected
     assert widget.add_prediction()
     assert ("unseen", "unseen prediction") in widget.pairs
-    user = _snapshot(viewer)
+    user = snapshot(viewer)
     quick(widget, epochs=4, steps=6)
     widget.start()  # continues from the current weights, now with the corrected image
     wait_idle(qtbot, session)
     _predict(widget, qtbot)
-    assert _unchanged(viewer, user)  # the corrected labels are training data now: never overwritten
+    assert unchanged(viewer, user)  # the corrected labels are training data now: never overwritten
     (new,) = _predictions(viewer, "unseen")
     after = _fg_iou(new.data, truth, region)
     assert after > before + 0.05, (before, after)
@@ -79,9 +62,9 @@ def test_predicting_again_updates_our_layer_only_while_unedited(widget, nuclei_v
     quick(widget, epochs=1, steps=2)
     widget.start()
     wait_idle(qtbot, widget.session)
-    user = _snapshot(viewer)
+    user = snapshot(viewer)
     _predict(widget, qtbot, names=None)  # predict_combo: the first image, "nuclei"
-    assert _unchanged(viewer, user)  # the user's "nuclei prediction" is left alone
+    assert unchanged(viewer, user)  # the user's "nuclei prediction" is left alone
     (ours,) = _predictions(viewer, "nuclei")
     assert ours.name != "nuclei prediction" and ours.data.shape == (4, 256, 256)
     n_layers = len(viewer.layers)

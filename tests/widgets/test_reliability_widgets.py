@@ -7,14 +7,7 @@ import numpy as np
 import pytest
 
 from napari_mia.widgets.training import TrainingWidget
-from tests.widgets.conftest import quick, wait_idle
-
-
-@pytest.fixture
-def widget(nuclei_viewer, qtbot):
-    w = TrainingWidget(nuclei_viewer)
-    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
-    return w
+from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle
 
 
 @pytest.fixture
@@ -27,14 +20,6 @@ def warnings_shown(monkeypatch):
         original = getattr(n, name)
         monkeypatch.setattr(n, name, lambda msg, _o=original: (shown.append(msg), _o(msg))[1])
     return shown
-
-
-def _snapshot(viewer):
-    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
-
-
-def _unchanged(viewer, snap):
-    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items() if k in viewer.layers)
 
 
 def _trained(widget, qtbot, steps=2):
@@ -55,18 +40,18 @@ def test_colour_image_for_a_mono_model(widget, nuclei_viewer, qtbot, warnings_sh
     _trained(widget, qtbot)
     rgb = np.repeat(np.asarray(nuclei_viewer.layers["nuclei"].data)[..., None], 3, axis=-1)
     nuclei_viewer.add_image(rgb, name="colour", rgb=True)
-    snap = _snapshot(nuclei_viewer)
+    snap = snapshot(nuclei_viewer)
     widget.predict_combo.value = "colour"
     failures = widget.session.failures
     widget.predict()
     qtbot.waitUntil(lambda: widget.session.failures > failures and not widget.session._predicting, timeout=60_000)
     assert "3 channels but the model expects Mono" in warnings_shown[-1]
-    assert _unchanged(nuclei_viewer, snap) and "colour prediction" not in nuclei_viewer.layers
+    assert unchanged(nuclei_viewer, snap) and "colour prediction" not in nuclei_viewer.layers
 
 
 def test_out_of_memory_in_the_worker_says_what_to_lower(widget, nuclei_viewer, qtbot, warnings_shown):
     _trained(widget, qtbot)
-    snap = _snapshot(nuclei_viewer)
+    snap = snapshot(nuclei_viewer)
 
     def boom(*a, **k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -75,7 +60,7 @@ def test_out_of_memory_in_the_worker_says_what_to_lower(widget, nuclei_viewer, q
     widget.start()
     wait_idle(qtbot, widget.session)
     assert "Lower the batch size or the patch size" in warnings_shown[-1]
-    assert widget.start_button.enabled and _unchanged(nuclei_viewer, snap)
+    assert widget.start_button.enabled and unchanged(nuclei_viewer, snap)
 
 
 def test_corrupt_model_file_and_unwritable_folder(widget, nuclei_viewer, qtbot, tmp_path, warnings_shown):

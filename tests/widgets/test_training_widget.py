@@ -3,31 +3,14 @@ import sys
 import threading
 
 import numpy as np
-import pytest
 
 from napari_mia.engine.events import EpochEnd, IterationEnd, TrainingFinished
-from napari_mia.widgets.training import TrainingWidget
-from tests.widgets.conftest import quick, stop_at, wait_idle
-
-
-def _snapshot(viewer):
-    return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
-
-
-def _unchanged(viewer, snap):
-    return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items())
-
-
-@pytest.fixture
-def widget(nuclei_viewer, qtbot):
-    w = TrainingWidget(nuclei_viewer)
-    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
-    return w
+from tests.widgets.conftest import quick, snapshot, stop_at, unchanged, wait_idle
 
 
 def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
     viewer, session = nuclei_viewer, widget.session
-    snap = _snapshot(viewer)
+    snap = snapshot(viewer)
     widget.image_combo.value, widget.labels_combo.value = "nuclei", "nuclei labels"
     widget.add_button.changed.emit(True)
     assert widget.pairs == [("nuclei", "nuclei labels")]
@@ -43,7 +26,7 @@ def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
     assert len(its) == 12 and isinstance(events[-1], TrainingFinished) and events[-1].reason == "completed"
     assert np.mean([e.loss for e in its[-3:]]) < np.mean([e.loss for e in its[:3]])
     assert widget.start_button.enabled and "Training finished" in widget.status.value
-    assert _unchanged(viewer, snap)
+    assert unchanged(viewer, snap)
     # the plot dock opened by itself
     assert session.plot_widget is not None and "Training Data" in viewer.window._dock_widgets
 

@@ -217,6 +217,10 @@ class Sample:
 
 def make_sample(frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
     image = prepare_image(frame, settings)
+    if settings.model.task == "detection":  # labels are dots: moved, not resampled, when down scaled
+        from .detection import rescale_dots
+
+        return Sample(image, rescale_dots(labels.astype(np.uint8), image.shape[:2]), None, name)
     labels = rescale(labels, settings.data.downscale, order=0)
     t = settings.train
     weight = None
@@ -263,6 +267,22 @@ def sources_from_arrays(
                 )
             )
     return sources
+
+
+def sources_from_points(pairs: Sequence[tuple], settings: Settings) -> list[SampleSource]:
+    """Detection: (image, points[, name]) with (N, 2) y, x or (N, 3) y, x, class points -> sources."""
+    from .detection import points_to_dots
+
+    out = []
+    for k, pair in enumerate(pairs):
+        image, points = np.asarray(pair[0]), pair[1]
+        name = pair[2] if len(pair) > 2 else f"image {k + 1}"
+        rgb = image.ndim == 3 and image.shape[-1] == settings.model.channels and settings.model.channels > 1
+        if image.ndim != (3 if rgb else 2):
+            raise DataError(f"'{name}': detection takes 2D images (one set of points per image).")
+        dots = points_to_dots(points, image.shape[:2], f"{name} points")
+        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb])
+    return out
 
 
 def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:

@@ -65,3 +65,28 @@ def dice(logits, target, pixel_weight=None, class_weights=None, smooth: float = 
 
 
 LOSSES = {"cross_entropy": cross_entropy, "focal": focal, "kl_divergence": kl_divergence, "dice": dice}
+
+
+# -- detection: (N, C, H, W) predicted and target heatmaps, (N, H, W) valid mask --
+def _masked_mean(per_pixel, valid):
+    w = valid[:, None].to(per_pixel.dtype).expand_as(per_pixel)
+    return (per_pixel * w).sum() / w.sum().clamp(min=1)
+
+
+def mse(pred, heat, valid):
+    return _masked_mean((pred.float() - heat) ** 2, valid)
+
+
+def rmse(pred, heat, valid):
+    return torch.sqrt(mse(pred, heat, valid) + 1e-12)
+
+
+def msle(pred, heat, valid):
+    return _masked_mean((torch.log1p(F.relu(pred.float())) - torch.log1p(heat)) ** 2, valid)
+
+
+def mae(pred, heat, valid):
+    return _masked_mean((pred.float() - heat).abs(), valid)
+
+
+REGRESSION_LOSSES = {"mse": mse, "rmse": rmse, "msle": msle, "mae": mae}

@@ -74,7 +74,10 @@ class Predictor:
         try:
             with torch.inference_mode():
                 t = torch.from_numpy(batch).to(self.device)
-                return torch.softmax(self.model(t).float(), 1).cpu().numpy()
+                out = self.model(t).float()
+                # Detection regresses heatmaps (no negative heights); segmentation gives class probabilities.
+                out = torch.relu(out) if self.settings.model.task == "detection" else torch.softmax(out, 1)
+                return out.cpu().numpy()
         except (RuntimeError, MemoryError) as e:
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
                 raise OutOfMemoryError(
@@ -137,6 +140,15 @@ class Predictor:
         if post.fill_holes:
             labels = _fill_holes(labels)
         return labels
+
+    def detect(self, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Detection: (H, W[, C]) image -> (N, 4) y, x, class, score of the objects found."""
+        from .detection import find_points
+
+        frame = frame[..., None] if frame.ndim == 2 else frame
+        d = self.settings.data
+        threshold = d.detection_threshold if threshold is None else threshold
+        return find_points(self.probabilities(frame), d.object_size, d.object_intensity, threshold)
 
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
                 progress=None) -> np.ndarray:

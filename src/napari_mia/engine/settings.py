@@ -17,7 +17,7 @@ from .errors import SettingsError
 
 SETTINGS_VERSION = 1
 
-TASKS = ("segmentation",)
+TASKS = ("segmentation", "detection")
 LABEL_MODES = ("classes", "instances")
 # segmentation-models-pytorch's architecture names, as smp.create_model takes them.
 ARCHITECTURES = (
@@ -34,7 +34,10 @@ ARCHITECTURES = (
     "Segformer",
 )
 OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "sgd")
-LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
+SEGMENTATION_LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
+# Detection regresses a heatmap.
+REGRESSION_LOSSES = ("mse", "rmse", "msle", "mae")
+LOSSES = SEGMENTATION_LOSSES + REGRESSION_LOSSES
 METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
 LR_SCHEDULES = ("constant", "plateau", "step")
 CLASS_WEIGHTING = ("none", "auto", "manual")
@@ -61,6 +64,8 @@ class ModelSettings:
     @property
     def num_classes(self) -> int:
         """Number of output channels of the network."""
+        if self.task == "detection":  # one heatmap per kind of point; class_names[0] is background
+            return len(self.class_names) - 1
         if self.label_mode == "instances":
             return 3
         return len(self.class_names)
@@ -78,6 +83,13 @@ class DataSettings:
     patch_height: int = 256
     # Load every image once into memory (fast) or read from disk per patch.
     load_full: bool = True
+    # Detection: objects' diameter in pixels (the width of each gaussian bump)
+    # and the bump's height.
+    object_size: float = 10.0
+    object_intensity: float = 100.0
+    # A peak counts as an object above this fraction of object_intensity; set
+    # after training from the training images (see Trainer.calibrate_detection).
+    detection_threshold: float = 0.5
 
 
 @dataclass
@@ -220,6 +232,16 @@ class Settings:
         _choice("architecture", m.architecture, ARCHITECTURES)
         _choice("optimizer", t.optimizer, OPTIMIZERS)
         _choice("loss", t.loss, LOSSES)
+        if m.task == "detection" and t.loss not in REGRESSION_LOSSES:
+            raise SettingsError(f"Detection learns a map of the objects: choose the loss {', '.join(REGRESSION_LOSSES)}; "
+                                f"got '{t.loss}'.")
+        if m.task != "detection" and t.loss in REGRESSION_LOSSES:
+            raise SettingsError(f"The loss '{t.loss}' is for detection; segmentation uses "
+                                f"{', '.join(SEGMENTATION_LOSSES)}.")
+        if m.task == "detection" and m.label_mode != "classes":
+            raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
+        if not (da.object_size > 0 and da.object_intensity > 0):
+            raise SettingsError("Object size and object intensity must be positive.")
         _choice("metric", t.metric, METRICS)
         _choice("lr_schedule", t.lr_schedule, LR_SCHEDULES)
         _choice("class_weighting", t.class_weighting, CLASS_WEIGHTING)

@@ -64,6 +64,46 @@ class _Run:
     history: list = field(default_factory=list)
 
 
+class _SegmentationHead:
+    """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
+
+    def __init__(self, settings: Settings):
+        self.loss_fn = LOSSES[settings.train.loss]
+        self.n_cm = settings.model.num_classes
+
+    def __call__(self, out, y, w, class_weights):
+        """(loss, predicted class ids, target class ids) of a batch."""
+        return self.loss_fn(out, y, w, class_weights), out.argmax(1), y
+
+
+class _DetectionHead:
+    """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
+
+    def __init__(self, settings: Settings):
+        from .detection import sigma_of
+        from .losses import REGRESSION_LOSSES
+
+        self.loss_fn = REGRESSION_LOSSES[settings.train.loss]
+        self.n_out = settings.model.num_classes
+        self.n_cm = self.n_out + 1
+        d = settings.data
+        # object_size is in the image's pixels; the network sees the down-scaled image.
+        self.sigma, self.intensity = sigma_of(d.object_size * d.downscale), d.object_intensity
+
+    def __call__(self, out, y, w, class_weights):
+        import torch
+
+        from .detection import blob_classes, target_heatmap
+
+        heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
+        truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
+        return self.loss_fn(out, heat, valid), blob_classes(out.detach().float(), self.intensity), truth
+
+
+def _head(settings: Settings):
+    return (_DetectionHead if settings.model.task == "detection" else _SegmentationHead)(settings)
+
+
 # More values than this in 'classes' mode almost surely are instance ids.
 MAX_CLASSES = 50
 
@@ -93,6 +133,31 @@ class Trainer:
     @property
     def can_resume(self) -> bool:
         return self._run is not None and self._run.epoch < self._run.epochs
+
+    def calibrate_detection(self) -> float:
+        """Detection: set the peak threshold from the run's training images (never the held-out ones)."""
+        from .detection import calibrate_threshold, dots_to_points
+
+        if self.settings.model.task != "detection" or self._run is None or self.model is None:
+            raise SettingsError("Calibration needs a detection model that has been trained.")
+        pairs = []
+        for src in self._run.train:
+            sample = src.get()
+            # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
+            pairs.append((sample.image, dots_to_points(sample.target)))
+        scaled = self.settings.copy()
+        scaled.data.normalization, scaled.data.downscale = "none", 1.0
+        scaled.data.object_size = self.settings.data.object_size * self.settings.data.downscale
+        from .predictor import Predictor
+
+        thr = calibrate_threshold(Predictor(self.model, scaled, self.device), pairs, scaled.data.object_size / 2)
+        self.settings.data.detection_threshold = thr
+        return thr
+
+    @property
+    def validation_sources(self) -> list:
+        """The current run's held-out images."""
+        return list(self._run.val) if self._run is not None else []
 
     @property
     def has_validation(self) -> bool:
@@ -126,6 +191,10 @@ class Trainer:
     def _sources(self, data) -> list[SampleSource]:
         if data and isinstance(data[0], SampleSource):
             return list(data)
+        if self.settings.model.task == "detection":
+            from .data import sources_from_points
+
+            return sources_from_points(data, self.settings)
         return sources_from_arrays(data, self.settings)
 
     def _check_classes(self, sources: Sequence[SampleSource]) -> None:
@@ -133,7 +202,7 @@ class Trainer:
         if m.label_mode != "classes":
             return
         top = max(s.max_label for s in sources)
-        if top < m.num_classes:
+        if top < len(m.class_names):
             return
         if self.model is None:
             if top > MAX_CLASSES:
@@ -142,10 +211,11 @@ class Trainer:
                     "object has its own value (instance labels), choose the label mode 'instances'."
                 )
             # A new model takes its classes from the data.
-            m.class_names = m.class_names + [f"class {k}" for k in range(m.num_classes, top + 1)]
+            m.class_names = m.class_names + [f"class {k}" for k in range(len(m.class_names), top + 1)]
             return
+        n = len(m.class_names)
         raise DataError(
-            f"The labels contain class {top}, but the model knows {m.num_classes} classes (0-{m.num_classes - 1}). "
+            f"The labels contain class {top}, but the model knows {n} classes (0-{n - 1}). "
             "Relabel, or press Reset Model to train a new model with more classes."
         )
 
@@ -239,7 +309,8 @@ class Trainer:
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         steps = len(self._dataset(run.epoch)) // t.batch_size
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed)
-        loss_fn, n_cls = LOSSES[t.loss], self.settings.model.num_classes
+        loss_fn = _head(self.settings)
+        n_cls = loss_fn.n_cm
         while run.epoch < run.epochs:
             if not run.in_validation:
                 if run.batches is None:
@@ -299,7 +370,7 @@ class Trainer:
         run.optimizer.zero_grad(set_to_none=True)
         try:
             logits = self.model(x)
-            loss = loss_fn(logits, y, w, run.class_weights)
+            loss, pred_cls, true_cls = loss_fn(logits, y, w, run.class_weights)
             if not torch.isfinite(loss):
                 raise DataError("The loss became NaN or infinite: lower the learning rate, or check the images "
                                 "for NaN values.")
@@ -316,7 +387,7 @@ class Trainer:
                 ) from e
             raise
         with torch.no_grad():
-            cm = confusion(logits.argmax(1), y, logits.shape[1])
+            cm = confusion(pred_cls, true_cls, loss_fn.n_cm)
         return float(loss.detach()), cm
 
     def _score(self, cm: np.ndarray) -> float:
@@ -333,7 +404,7 @@ class Trainer:
 
         if not run.val:
             return (None, None)
-        n_cls = self.settings.model.num_classes
+        n_cls = loss_fn.n_cm
         self.model.eval()
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
         with torch.inference_mode():
@@ -346,9 +417,10 @@ class Trainer:
                     x, y, w = (torch.stack(v).to(self.device) for v in zip(*batch))
                     logits = self.model(x)
                     n = int((y != IGNORE).sum())
-                    total += float(loss_fn(logits, y, w, run.class_weights)) * n
+                    loss, pred_cls, true_cls = loss_fn(logits, y, w, run.class_weights)
+                    total += float(loss) * n
                     pixels += n
-                    cm += confusion(logits.argmax(1), y, n_cls)
+                    cm += confusion(pred_cls, true_cls, n_cls)
                     batch = []
                     if self._should_stop(run):
                         return None
@@ -389,7 +461,7 @@ class Trainer:
             raise DataError("There is no validation data to evaluate on.")
         run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
                    class_weights=self._run.class_weights if self._run else None, epochs=0)
-        loss, cm = self._validate(run, LOSSES[self.settings.train.loss])
+        loss, cm = self._validate(run, _head(self.settings))
         return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric}
 
     def predictor(self, tile: int | None = 512, overlap: int = 128):

@@ -57,6 +57,7 @@ class TrainingSession:
         self.last_event = None
         self.failures = 0
         self._predicting = False
+        self._stop_requested = False
         self._pending: collections.deque = collections.deque()
         self._dispatching = False
 
@@ -83,20 +84,28 @@ class TrainingSession:
         if self.busy:
             self._fail("Training is already running. Stop it first.")
             return False
-        import_engine_libraries()
-        from ..engine.trainer import Trainer
+        from .._llvm import keep_triton_out_if_llvm_loaded
 
-        if self.trainer is None:
-            self.trainer = Trainer(settings)
-        else:
+        keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
+        if self.trainer is not None:
             self.trainer.settings = settings.copy()
-        self.trainer.preview_image = preview
-        trainer = self.trainer
+            self.trainer.preview_image = preview
         self.record.clear()
+        self._stop_requested = False
 
         def run():
+            # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.
+            import_engine_libraries()
             from ..engine.data import sources_from_arrays
+            from ..engine.trainer import Trainer
 
+            if self.trainer is None:
+                trainer = Trainer(settings)
+                trainer.preview_image = preview
+                self.trainer = trainer
+            trainer = self.trainer
+            if self._stop_requested:  # Stop pressed while the libraries were loading
+                return
             sources = sources_from_arrays([p[:4] for p in pairs], trainer.settings, rgb=[p[4] for p in pairs])
             yield from trainer.train(sources)
 
@@ -111,8 +120,10 @@ class TrainingSession:
         return True
 
     def stop(self) -> None:
-        if self.trainer is not None and self.state == TRAINING:
-            self.trainer.stop()
+        if self.state == TRAINING:
+            self._stop_requested = True
+            if self.trainer is not None:
+                self.trainer.stop()
 
     def reset(self) -> None:
         if self.busy:
