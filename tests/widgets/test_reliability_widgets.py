@@ -134,7 +134,8 @@ def test_soak_train_stop_resume_predict_20_times(widget, nuclei_viewer, qtbot):
             wait_idle(qtbot, session)
         assert widget.predict()
         qtbot.waitUntil(lambda: not session._predicting and not session.busy, timeout=60_000)
-        gc.collect()
+        if cycle in (4, 19):  # the two compared below: settle the garbage first (slow, so only there)
+            gc.collect()
         rss.append(proc.memory_info().rss / 2**20)
     print("soak RSS MB per cycle:", [round(r) for r in rss])
     layers = [layer.name for layer in nuclei_viewer.layers]
