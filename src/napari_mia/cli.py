@@ -86,9 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from_args(a):
-    from .engine.settings import Settings
-
-    from .engine.settings import REGRESSION_LOSSES
+    from .engine.settings import REGRESSION_LOSSES, Settings
 
     s = Settings.load(a.config) if a.config else Settings()
     # The segmentation default (dice) does not apply to detection's heatmaps.
@@ -154,7 +152,9 @@ def train(a) -> int:
     if s.model.task == "detection":
         from .engine.data import sources_from_points
 
-        sources = sources_from_points([(_colour(read_image(f), s), pts, f.name) for f, pts in pairs], s)
+        # Read once: the images also serve the counts on the validation images at the end.
+        images = {f.name: _colour(read_image(f), s) for f, _ in pairs}
+        sources = sources_from_points([(images[f.name], pts, f.name) for f, pts in pairs], s)
     else:
         sources = sources_from_files(pairs, s)
     trainer.autosave_path = a.out
@@ -201,7 +201,7 @@ def train(a) -> int:
             from .engine.detection import score_detection
 
             val_names = {src.name for src in trainer.validation_sources}
-            r = score_detection(trainer.predictor(), [(_colour(read_image(f), s), pts) for f, pts in pairs
+            r = score_detection(trainer.predictor(), [(images[f.name], pts) for f, pts in pairs
                                                       if f.name in val_names], tolerance=6)
             print(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
                   f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "

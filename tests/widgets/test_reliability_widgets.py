@@ -75,6 +75,20 @@ def test_corrupt_model_file_and_unwritable_folder(widget, nuclei_viewer, qtbot, 
     assert "Cannot save the model to" in warnings_shown[-1] and "Choose another folder" in warnings_shown[-1]
 
 
+def test_a_detection_model_is_refused_by_the_segmentation_dock(widget, tmp_path, warnings_shown):
+    from napari_mia.engine.settings import Settings
+    from napari_mia.engine.trainer import Trainer
+
+    s = Settings().update(task="detection", loss="mse", epochs=1, steps_per_epoch=1, patch_width=32,
+                          patch_height=32, val_split=0)
+    t = Trainer(s)
+    list(t.train([(np.random.default_rng(0).random((64, 64)).astype(np.float32), np.array([[10.0, 20.0]]))]))
+    settings = widget.read_settings()
+    assert not widget.load_model(t.save(tmp_path / "cells.pt"))
+    assert "is a detection model" in warnings_shown[-1] and "napari-mia predict" in warnings_shown[-1]
+    assert widget.read_settings() == settings and not widget.session.has_model
+
+
 def test_removing_layers_while_training_and_predicting(widget, nuclei_viewer, qtbot, warnings_shown):
     viewer, session = nuclei_viewer, widget.session
     viewer.add_image(np.asarray(viewer.layers["nuclei"].data)[0], name="other")

@@ -153,12 +153,11 @@ def read_points_csv(csv_path, images_dir) -> list:
     return [(files[n], np.array(p)) for n, p in sorted(by_name.items())]
 
 
-def score_detection(predictor, pairs, tolerance: float = 6.0) -> dict:
-    """Counts and point matches of `predictor` on (image, (N, 2+) true points) pairs."""
+def _tally(found_and_truth, tolerance: float) -> dict:
+    """Point matches and count errors over [(found points, true points)] of several images."""
     tp = fp = fn = 0
     errors, counts = [], []
-    for image, truth in pairs:
-        found = predictor.detect(image)
+    for found, truth in found_and_truth:
         a, b, c = match_points(found, truth, tolerance)
         tp, fp, fn = tp + a, fp + b, fn + c
         errors.append(abs(len(found) - len(truth)))
@@ -166,6 +165,11 @@ def score_detection(predictor, pairs, tolerance: float = 6.0) -> dict:
     mae, mean = float(np.mean(errors)), float(np.mean(counts))
     return {"tp": tp, "fp": fp, "fn": fn, "f1": 2 * tp / max(2 * tp + fp + fn, 1), "count_mae": mae,
             "mean_count": mean, "count_mae_percent": 100 * mae / max(mean, 1e-9)}
+
+
+def score_detection(predictor, pairs, tolerance: float = 6.0) -> dict:
+    """Counts and point matches of `predictor` on (image, (N, 2+) true points) pairs."""
+    return _tally(((predictor.detect(image), truth) for image, truth in pairs), tolerance)
 
 
 def calibrate_threshold(predictor, pairs, tolerance: float) -> float:
@@ -179,13 +183,8 @@ def calibrate_threshold(predictor, pairs, tolerance: float) -> float:
     heats = [(predictor.probabilities(img[..., None] if img.ndim == 2 else img), pts) for img, pts in pairs]
     best = (-1.0, 0.0, d.detection_threshold)
     for thr in np.round(np.arange(0.2, 0.71, 0.05), 2):
-        tp = fp = fn = 0
-        err = 0
-        for heat, truth in heats:
-            found = find_points(heat, d.object_size, d.object_intensity, float(thr))
-            a, b, c = match_points(found, truth, tolerance)
-            tp, fp, fn, err = tp + a, fp + b, fn + c, err + abs(len(found) - len(truth))
-        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-        if (f1, -err) > best[:2]:
-            best = (f1, -err, float(thr))
+        r = _tally(((find_points(heat, d.object_size, d.object_intensity, float(thr)), truth)
+                    for heat, truth in heats), tolerance)
+        if (r["f1"], -r["count_mae"]) > best[:2]:  # ties: the better count
+            best = (r["f1"], -r["count_mae"], float(thr))
     return best[2]

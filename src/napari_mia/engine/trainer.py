@@ -309,8 +309,8 @@ class Trainer:
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         steps = len(self._dataset(run.epoch)) // t.batch_size
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed)
-        loss_fn = _head(self.settings)
-        n_cls = loss_fn.n_cm
+        head = _head(self.settings)
+        n_cls = head.n_cm
         while run.epoch < run.epochs:
             if not run.in_validation:
                 if run.batches is None:
@@ -319,7 +319,7 @@ class Trainer:
                 self.model.train()
                 for x, y, w in run.batches:
                     t0 = time.perf_counter()
-                    loss, cm = self._step(x, y, w, loss_fn, run)
+                    loss, cm = self._step(x, y, w, head, run)
                     run.epoch_seconds += time.perf_counter() - t0
                     run.step += 1
                     run.iteration += 1
@@ -333,7 +333,7 @@ class Trainer:
                         return
                 run.in_validation = True
             t0 = time.perf_counter()
-            val = self._validate(run, loss_fn)
+            val = self._validate(run, head)
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
                 return
@@ -363,14 +363,14 @@ class Trainer:
                                            drop_last=True, num_workers=t.num_workers,
                                            pin_memory=self.device.type == "cuda")
 
-    def _step(self, x, y, w, loss_fn, run: _Run):
+    def _step(self, x, y, w, head, run: _Run):
         import torch
 
         x, y, w = (v.to(self.device, non_blocking=True) for v in (x, y, w))
         run.optimizer.zero_grad(set_to_none=True)
         try:
             logits = self.model(x)
-            loss, pred_cls, true_cls = loss_fn(logits, y, w, run.class_weights)
+            loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
             if not torch.isfinite(loss):
                 raise DataError("The loss became NaN or infinite: lower the learning rate, or check the images "
                                 "for NaN values.")
@@ -387,7 +387,7 @@ class Trainer:
                 ) from e
             raise
         with torch.no_grad():
-            cm = confusion(pred_cls, true_cls, loss_fn.n_cm)
+            cm = confusion(pred_cls, true_cls, head.n_cm)
         return float(loss.detach()), cm
 
     def _score(self, cm: np.ndarray) -> float:
@@ -398,13 +398,13 @@ class Trainer:
     def _lr(self, run: _Run) -> float:
         return float(run.optimizer.param_groups[0]["lr"])
 
-    def _validate(self, run: _Run, loss_fn):
+    def _validate(self, run: _Run, head):
         """(loss, cm) over the validation images; None if stopped meanwhile."""
         import torch
 
         if not run.val:
             return (None, None)
-        n_cls = loss_fn.n_cm
+        n_cls = head.n_cm
         self.model.eval()
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
         with torch.inference_mode():
@@ -417,7 +417,7 @@ class Trainer:
                     x, y, w = (torch.stack(v).to(self.device) for v in zip(*batch))
                     logits = self.model(x)
                     n = int((y != IGNORE).sum())
-                    loss, pred_cls, true_cls = loss_fn(logits, y, w, run.class_weights)
+                    loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
                     total += float(loss) * n
                     pixels += n
                     cm += confusion(pred_cls, true_cls, n_cls)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import weakref
+from pathlib import Path
 from typing import Callable
 
 from psygnal import Signal
@@ -24,7 +25,7 @@ IDLE, TRAINING, PREDICTING = "idle", "training", "predicting"
 
 
 def import_engine_libraries() -> None:
-    """Import torch and friends on the main thread, when first needed (see `_llvm`)."""
+    """Import torch and friends when first needed, triton kept out first where it would crash (see `_llvm`)."""
     from .._llvm import keep_triton_out_if_llvm_loaded
 
     keep_triton_out_if_llvm_loaded()
@@ -150,7 +151,6 @@ class TrainingSession:
         import_engine_libraries()
         trainer = self.trainer
         model = copy.deepcopy(trainer.model) if self.state == TRAINING else trainer.model
-        from napari.qt.threading import create_worker
         from napari.utils import progress
 
         from ..engine.predictor import Predictor
@@ -163,8 +163,8 @@ class TrainingSession:
 
         bar = progress(total=len(jobs), desc="napari-mia prediction")
 
-        def one_done(key, labels):
-            done(key, labels)
+        def one_done(result):
+            done(*result)  # (key, labels)
             bar.update(1)
 
         def finished():
@@ -173,13 +173,7 @@ class TrainingSession:
             if self.state == PREDICTING:
                 self._set_state(IDLE)
 
-        # Handlers given at creation: superqt re-raises errors in the event loop
-        # (a traceback dialog in napari) unless `errored` is connected there.
-        worker = create_worker(run, _start_thread=False, _connect={
-            "yielded": lambda result: self._in_order(one_done, *result),
-            "errored": lambda e: self._in_order(self._fail, explain(e), e),
-            "finished": lambda: self._in_order(finished),
-        })
+        worker = self._create_worker(run, one_done, finished)
         self._predicting = True
         if self.state == IDLE:
             self._set_state(PREDICTING)
@@ -198,20 +192,29 @@ class TrainingSession:
             raise MiaError("Stop the training before loading a model.")
         import_engine_libraries()
         trainer = Trainer.load(path)
+        if trainer.settings.model.task != "segmentation":
+            raise MiaError(f"{Path(path).name} is a detection model: the napari windows for detection are not "
+                           "ready yet. Use it with `napari-mia predict`.")
         self.trainer = trainer
         self.record.clear()
         self.state_changed.emit(self.state)
         return trainer.settings
 
     # -- worker plumbing ------------------------------------------------------
-    def _launch(self, gen_func, state: str) -> None:
+    def _create_worker(self, gen_func, on_yielded: Callable, on_finished: Callable):
+        """A napari worker whose signals reach the main thread in order; failures become messages."""
         from napari.qt.threading import create_worker
 
-        worker = create_worker(gen_func, _start_thread=False, _connect={
-            "yielded": lambda ev: self._in_order(self._on_event, ev),
+        # Handlers given at creation: superqt re-raises errors in the event loop
+        # (a traceback dialog in napari) unless `errored` is connected there.
+        return create_worker(gen_func, _start_thread=False, _connect={
+            "yielded": lambda value: self._in_order(on_yielded, value),
             "errored": lambda e: self._in_order(self._fail, explain(e), e),
-            "finished": lambda: self._in_order(self._on_finished),
+            "finished": lambda: self._in_order(on_finished),
         })
+
+    def _launch(self, gen_func, state: str) -> None:
+        worker = self._create_worker(gen_func, self._on_event, self._on_finished)
         self.worker = worker
         self._set_state(state)
         worker.start()

@@ -6,7 +6,6 @@ Thin on purpose: it turns layers into copied arrays, controls into a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -306,15 +305,7 @@ class TrainingWidget(QWidget):
         return True
 
     def load_model(self, path) -> bool:
-        from ..engine import modelfile
-        from ._session import import_engine_libraries
-
-        import_engine_libraries()
         try:
-            if modelfile.load(path)["settings"].model.task != "segmentation":
-                self._notify(f"{Path(path).name} is a detection model: the napari windows for detection are not "
-                             "ready yet. Use it with `napari-mia predict`.")
-                return False
             settings = self.session.load(path)
         except MiaError as e:
             self._notify(explain(e))
