@@ -19,9 +19,16 @@ Settings().save(path) in Python), then from the options given here.
 The model is saved to --out after every epoch, and the training record (every
 logged value) to <out stem>_record.csv beside it.
 
-example:
+Classification (one class per image): --classes CSV with the columns
+name,class (e.g. a01.tif,treated), one row per image; images the CSV does not
+name are skipped. Each image is resized whole to --patch x --patch pixels
+(--downscale does not apply).
+
+examples:
   napari-mia train --task segmentation --images imgs/ --masks masks/ \\
       --label-mode instances --minutes 5 --out nuclei.pt
+  napari-mia train --task classification --images imgs/ --classes classes.csv \\
+      --patch 128 --minutes 5 --out phenotype.pt
 """
 
 
@@ -31,12 +38,16 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on images and masks", epilog=TRAIN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--task", default="segmentation", choices=["segmentation", "detection"],
-                   help="what to learn: segmentation from --masks, detection from --points (default: segmentation)")
+    t.add_argument("--task", default="segmentation", choices=["segmentation", "detection", "classification"],
+                   help="what to learn: segmentation from --masks, detection from --points, classification (one "
+                        "class per image) from --classes (default: segmentation)")
     t.add_argument("--images", required=True, type=Path, help="folder of training images")
     t.add_argument("--masks", type=Path, help="segmentation: folder of label masks, same file names as the images")
     t.add_argument("--points", type=Path,
                    help="detection: CSV with columns name,y,x[,class], one row per object (name: the image's file)")
+    t.add_argument("--classes", type=Path,
+                   help="classification: CSV with columns name,class, one row per image (name: the image's file; "
+                        "class: its class name, e.g. treated)")
     t.add_argument("--object-size", type=float,
                    help="detection: objects' diameter in pixels, the width of the map's bumps (default: 10)")
     t.add_argument("--out", required=True, type=Path, help="model file to write (e.g. model.pt)")
@@ -54,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--weights", type=Path, help="local ImageNet weights file for the encoder (.safetensors or .pth)")
     t.add_argument("--batch-size", type=int, help="patches per step (default: 4)")
     t.add_argument("--lr", type=float, help="learning rate (default: 1e-3)")
-    t.add_argument("--patch", type=int, help="patch width and height in pixels, a multiple of 32 (default: 256)")
+    t.add_argument("--patch", type=int, help="patch width and height in pixels, a multiple of 32 (default: 256); "
+                                             "classification: the size each whole image is resized to")
     t.add_argument("--downscale", type=float, help="scale images by this factor (0-1] before training (default: 1.0)")
     t.add_argument("--val-split", type=float, help="fraction of images held out for validation (default: 0.1)")
     t.add_argument("--seed", type=int, help="random seed (default: 0)")
@@ -69,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--images", required=True, type=Path, help="folder of images to predict")
     pr.add_argument("--out", required=True, type=Path,
                     help="folder for the label TIFFs (same names as the images; uint16 instance ids in instance "
-                         "mode, class ids otherwise)")
+                         "mode, class ids otherwise); a detection model writes points.csv there, a classification "
+                         "model classes.csv (name,class,probability,p_<class>...)")
     pr.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
     pr.add_argument("--min-size", type=int, default=0, help="remove objects smaller than this many pixels")
     pr.add_argument("--fill-holes", action="store_true", help="fill holes inside predicted objects")
@@ -86,13 +99,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from_args(a):
-    from .engine.settings import REGRESSION_LOSSES, Settings
+    from .engine.settings import Settings, default_loss, task_losses
 
     s = Settings.load(a.config) if a.config else Settings()
-    # The segmentation default (dice) does not apply to detection's heatmaps.
-    loss = "mse" if a.task == "detection" and s.train.loss not in REGRESSION_LOSSES else None
+    # A loss made for another task (e.g. the segmentation default, dice) is replaced by this task's default.
+    loss = default_loss(a.task) if s.train.loss not in task_losses(a.task) else None
+    # Images are scored by the share classified right, unless a classification config chose otherwise.
+    metric = "accuracy" if a.task == "classification" and s.model.task != "classification" else None
     s.update(
-        task=a.task, object_size=a.object_size, loss=loss,
+        task=a.task, object_size=a.object_size, loss=loss, metric=metric,
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
@@ -104,9 +119,17 @@ def _settings_from_args(a):
 
 
 def _training_pairs(a):
-    """Segmentation: (image, mask) file pairs. Detection: (image file, (N, 3) y, x, class points) pairs."""
+    """Segmentation: (image, mask) file pairs. Detection: (image file, (N, 3) y, x, class points) pairs.
+    Classification: (image file, class name) pairs."""
     from .engine.data import pair_files
 
+    if a.task == "classification":
+        if not a.classes:
+            raise MiaError("Classification needs --classes CSV (columns name,class: each image's file name and "
+                           "its class).")
+        from .engine.data import read_classes_csv
+
+        return read_classes_csv(a.classes, a.images)
     if a.task == "detection":
         if not a.points:
             raise MiaError("Detection needs --points CSV (columns name,y,x[,class]).")
@@ -116,6 +139,38 @@ def _training_pairs(a):
     if not a.masks:
         raise MiaError("Segmentation needs --masks DIR (label images with the same file names as the images).")
     return pair_files(a.images, a.masks)
+
+
+def _class_names_from_csv(s, classes: list[str], given: bool) -> None:
+    """The model's classes: the CSV's, sorted, unless the --config names them (then the CSV must use those)."""
+    from .engine.settings import ModelSettings
+
+    found = sorted(set(classes))
+    # A config that leaves class_names at the segmentation default names no categories.
+    if given and s.model.class_names != ModelSettings().class_names:
+        unknown = [c for c in found if c not in s.model.class_names]
+        if unknown:
+            raise MiaError(f"The classes CSV uses the class '{unknown[0]}', which is not among the --config's "
+                           f"classes ({', '.join(s.model.class_names)}).")
+        return
+    if len(found) < 2:
+        raise MiaError(f"The classes CSV names only one class ('{found[0]}'): classification needs at least two.")
+    s.model.class_names = found
+    s.validate()
+
+
+def _class_sources(pairs, s):
+    """Classification: (image file, class name) -> sources, one file at a time (only the resized image is kept)."""
+    from .engine.data import read_image, sources_from_classes
+
+    ids = {name: i for i, name in enumerate(s.model.class_names)}
+    sources = []
+    for f, cls in pairs:
+        if cls not in ids:
+            raise MiaError(f"{f.name} has the class '{cls}', which the model does not know "
+                           f"({', '.join(s.model.class_names)}).")
+        sources += sources_from_classes([(_colour(read_image(f), s), ids[cls], f.name)], s)
+    return sources
 
 
 def _colour(image, s):
@@ -148,8 +203,12 @@ def train(a) -> int:
         s = _settings_from_args(a)
         if not a.config:
             s.model.channels = _guess_channels(read_image(pairs[0][0]))
+        if s.model.task == "classification":
+            _class_names_from_csv(s, [c for _, c in pairs], given=bool(a.config))
         trainer = Trainer(s)
-    if s.model.task == "detection":
+    if s.model.task == "classification":
+        sources = _class_sources(pairs, s)
+    elif s.model.task == "detection":
         from .engine.data import sources_from_points
 
         # Read once: the images also serve the counts on the validation images at the end.
@@ -192,7 +251,13 @@ def train(a) -> int:
         record.write_csv(record_path(a.out))
     if last is not None and last.reason == "time_limit":
         print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
-    if trainer.has_validation:
+    if trainer.has_validation and s.model.task == "classification":
+        ev = trainer.evaluate()
+        print(f"Validation accuracy: {ev['accuracy']:.4f} ({len(trainer.validation_sources)} images)  "
+              f"loss: {ev['loss']:.4f}")
+        if metric != "accuracy":
+            print(f"Validation {metric} (mean over the classes): {ev['metric']:.4f}")
+    elif trainer.has_validation:
         ev = trainer.evaluate()
         what = " (foreground)" if s.model.label_mode == "instances" else " (objects' bumps)" \
             if s.model.task == "detection" else ""
@@ -232,6 +297,8 @@ def predict(a) -> int:
         raise MiaError(f"Cannot create the output folder {a.out}: {e.strerror}.") from e
     if trainer.settings.model.task == "detection":
         return _predict_points(predictor, files, a)
+    if trainer.settings.model.task == "classification":
+        return _predict_classes(predictor, files, a)
     bar = _bar(len(files), a.quiet)
     instances = trainer.settings.model.label_mode == "instances"
     for f in files:
@@ -273,6 +340,35 @@ def _predict_points(predictor, files, a) -> int:
     except OSError as e:
         raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
     print(f"Wrote {len(rows)} point(s) of {len(files)} image(s) to {out}")
+    return 0
+
+
+def _predict_classes(predictor, files, a) -> int:
+    import csv
+
+    from .engine.data import read_image
+
+    names = predictor.settings.model.class_names
+    bar, rows = _bar(len(files), a.quiet), []
+    for f in files:
+        found = predictor.classify(_colour(read_image(f), predictor.settings))
+        for i, (cls, probs) in enumerate(found):
+            # A stack gets one row per frame: name[frame].
+            rows.append([f.name if len(found) == 1 else f"{f.name}[{i}]", names[cls], round(float(probs[cls]), 4),
+                         *(round(float(p), 4) for p in probs)])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    out = a.out / "classes.csv"
+    try:
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["name", "class", "probability", *(f"p_{n}" for n in names)])
+            w.writerows(rows)
+    except OSError as e:
+        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    print(f"Wrote the classes of {len(rows)} image(s) to {out}")
     return 0
 
 

@@ -170,3 +170,77 @@ def test_detection_train_then_predict_points_csv(tmp_path, capsys):
     assert {r[0] for r in csv.reader(table)} <= set(names)
     rc = main(["train", "--task", "detection", "--images", str(images), "--out", str(model), "--quiet"])
     assert rc == 2 and "Detection needs --points" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def classified(tmp_path_factory):
+    """6 DSB images, 3 with few nuclei and 3 with many, plus one the CSV does not name."""
+    if not DSB.is_dir():
+        pytest.skip("../shared/data/dsb2018_fluo is not available")
+    rows = [r for r in csv.DictReader((DSB / "index.csv").open()) if (r["height"], r["width"]) == ("256", "256")]
+    sparse = sorted(r["name"] for r in rows if int(r["n_nuclei"]) <= 8)[:3]
+    dense = sorted(r["name"] for r in rows if int(r["n_nuclei"]) >= 40)[:4]
+    root = tmp_path_factory.mktemp("classes")
+    (root / "images").mkdir()
+    for n in sparse + dense:
+        shutil.copy(DSB / "images" / f"{n}.tif", root / "images" / f"{n[:8]}.tif")
+    with (root / "classes.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "class"])
+        w.writerows([(f"{n[:8]}.tif", "sparse") for n in sparse] + [(f"{n[:8]}.tif", "dense") for n in dense[:3]])
+    return root
+
+
+def test_classification_train_then_predict_classes_csv(classified, tmp_path, capsys):
+    from napari_mia.engine.trainer import Trainer
+
+    model = tmp_path / "density.pt"
+    with pytest.warns(UserWarning, match="1 image.s. have no class"):
+        rc = main(["train", "--task", "classification", "--images", str(classified / "images"), "--classes",
+                   str(classified / "classes.csv"), "--out", str(model), "--epochs", "1", "--patch", "64",
+                   "--batch-size", "2", "--val-split", "0.34", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Validation accuracy: " in out and "(2 images)" in out
+    s = Trainer.load(model).settings
+    assert s.model.task == "classification" and s.model.class_names == ["dense", "sparse"]  # sorted
+    assert s.train.loss == "cross_entropy" and s.train.metric == "accuracy"  # not the segmentation defaults
+    assert main(["predict", "--model", str(model), "--images", str(classified / "images"), "--out",
+                 str(tmp_path / "pred"), "--quiet"]) == 0
+    rows = list(csv.reader((tmp_path / "pred" / "classes.csv").open()))
+    assert rows[0] == ["name", "class", "probability", "p_dense", "p_sparse"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(p.name for p in (classified / "images").iterdir())  # all 7
+    for name, cls, prob, p_dense, p_sparse in rows[1:]:
+        assert cls in ("dense", "sparse") and float(prob) == max(float(p_dense), float(p_sparse)) >= 0.5
+        assert float(p_dense) + float(p_sparse) == pytest.approx(1, abs=2e-4)
+
+
+def test_classification_csv_errors_are_one_line(classified, tmp_path, capsys):
+    args = ["train", "--task", "classification", "--images", str(classified / "images"), "--out",
+            str(tmp_path / "m.pt"), "--quiet"]
+    assert main(args) == 2 and "Classification needs --classes CSV" in capsys.readouterr().err
+    table = tmp_path / "classes.csv"
+    table.write_text((classified / "classes.csv").read_text() + "gone.tif,dense\n")
+    err = (main([*args, "--classes", str(table)]), capsys.readouterr().err)
+    assert err[0] == 2 and err[1].count("\n") == 1 and "not in" in err[1] and "'gone.tif'" in err[1]
+    lines = (classified / "classes.csv").read_text().splitlines()
+    table.write_text("\n".join([lines[0]] + [ln.rsplit(",", 1)[0] + ",dense" for ln in lines[1:]]) + "\n")
+    with pytest.warns(UserWarning):
+        rc = main([*args, "--classes", str(table)])
+    assert rc == 2 and "only one class ('dense')" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_classification_config_names_the_classes(classified, tmp_path, capsys):
+    from napari_mia.engine.settings import Settings
+
+    cfg = tmp_path / "cfg.yaml"
+    Settings().update(task="classification", loss="focal", class_names=["sparse", "medium"]).save(cfg)
+    with pytest.warns(UserWarning):  # the image the CSV does not name
+        rc = main(["train", "--task", "classification", "--images", str(classified / "images"), "--classes",
+                   str(classified / "classes.csv"), "--config", str(cfg), "--out", str(tmp_path / "m.pt"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "class 'dense', which is not among the --config's classes (sparse, medium)" in err
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--classes" in help_text and "--task classification" in help_text

@@ -206,11 +206,23 @@ def prepare_image(frame: np.ndarray, settings: Settings) -> np.ndarray:
     return rescale(normalize(frame, settings.data.normalization), settings.data.downscale, order=1)
 
 
+def prepare_whole(frame: np.ndarray, settings: Settings) -> np.ndarray:
+    """Classification: (H, W, C) raw frame -> normalised float32 (patch_height, patch_width, C).
+
+    The class belongs to the whole image, so the network sees all of it,
+    resized to its input size (down scaling does not apply).
+    """
+    d = settings.data
+    return resize_to(normalize(frame, d.normalization), (d.patch_height, d.patch_width), order=1)
+
+
 # -- samples ----------------------------------------------------------------
 @dataclass
 class Sample:
     image: np.ndarray  # (H, W, C) float32, normalised and down-scaled
-    target: np.ndarray  # (H, W) uint8 class ids, IGNORE where unsupervised
+    # (H, W) uint8 class ids, IGNORE where unsupervised; classification: the
+    # image's class id as a 0-d uint8 array.
+    target: np.ndarray
     weight: np.ndarray | None  # (H, W) float32 pixel weights, or None
     name: str
 
@@ -283,6 +295,105 @@ def sources_from_points(pairs: Sequence[tuple], settings: Settings) -> list[Samp
         dots = points_to_dots(points, image.shape[:2], f"{name} points")
         out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb])
     return out
+
+
+def _class_id(value, n: int, name: str) -> int | None:
+    """A class id in 0..n-1, or None for an unlabelled frame (-1 or None)."""
+    if value is None:
+        return None
+    # 2.0 from a table of floats is a class; 0.5, True or "a" is not.
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
+                                                     and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise DataError(f"'{name}': the class must be a whole number (0 to {n - 1}, or -1 for no class), "
+                        f"got {value!r}.")
+    value = int(value)
+    if value == -1:
+        return None
+    if not 0 <= value < n:
+        raise DataError(f"'{name}' has class {value}, but there are {n} classes (0 to {n - 1}). "
+                        "Add the class to the class list, or correct the image's class.")
+    return value
+
+
+def sources_from_classes(
+    items: Sequence[tuple],
+    settings: Settings,
+    rgb: Sequence[bool | None] | None = None,
+) -> list[SampleSource]:
+    """Classification: (image, class ids[, name]) -> one source per labelled image or frame.
+
+    The class ids are an int for a 2D (or colour) image, or one entry per
+    frame for a stack; -1 or None leaves a frame out. Each source is the
+    prepared image only (small), never the raw one.
+    """
+    n, channels = settings.model.num_classes, settings.model.channels
+    sources = []
+    for k, item in enumerate(items):
+        image, ids = item[0], item[1]
+        name = item[2] if len(item) > 2 else f"image {k + 1}"
+        layer_rgb = None if rgb is None else rgb[k]
+        frames = image_frames(image, channels, name, rgb=layer_rgb)
+        stack = is_stack(image, channels, layer_rgb)
+        if not stack:
+            ids = [ids]
+        elif np.ndim(ids) == 0:
+            raise DataError(f"'{name}' is a stack of {len(frames)} frames: give one class per frame "
+                            "(-1 for a frame with no class).")
+        ids = list(ids)
+        if len(ids) != len(frames):
+            raise DataError(f"'{name}' has {len(frames)} frame{'s' if len(frames) != 1 else ''} but "
+                            f"{len(ids)} classes were given: give one class per frame (-1 for none).")
+        for i, (frame, value) in enumerate(zip(frames, ids)):
+            fname = f"{name}[{i}]" if stack else name
+            cid = _class_id(value, n, fname)
+            if cid is None:
+                continue
+            sample = Sample(prepare_whole(frame, settings), np.array(cid, np.uint8), None, fname)
+            sources.append(SampleSource(lambda sample=sample: sample, fname, sample.image.shape[:2], keep=True,
+                                        max_label=cid))
+    if not sources:
+        raise DataError("No image has a class yet: give a class to at least two images (or frames) before "
+                        "training.")
+    return sources
+
+
+def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
+    """A classes CSV (name,class) and its images folder -> [(image path, class name)], sorted by name.
+
+    Images the CSV does not name are skipped with a warning; a name with no
+    image is an error.
+    """
+    import csv
+
+    csv_path = Path(csv_path)
+    try:
+        with csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise DataError(f"Cannot read the classes file {csv_path}: {e.strerror}.") from e
+    if not rows or not {"name", "class"} <= set(rows[0]):
+        raise DataError(f"{csv_path.name} needs the columns name and class, one row per image "
+                        "(name: the image's file name; class: its class, e.g. treated).")
+    by_name: dict[str, str] = {}
+    for r in rows:
+        name, cls = (r["name"] or "").strip(), (r["class"] or "").strip()
+        if not name or not cls:
+            raise DataError(f"{csv_path.name}: every row needs a name and a class; one has "
+                            f"name '{name}' and class '{cls}'.")
+        if by_name.setdefault(name, cls) != cls:
+            raise DataError(f"{csv_path.name} gives '{name}' two classes ('{by_name[name]}' and '{cls}').")
+    files = {f.name: f for f in list_images(images_dir)}
+    missing = sorted(set(by_name) - set(files))
+    if missing:
+        raise DataError(f"{csv_path.name} names {len(missing)} image(s) not in {images_dir}, e.g. '{missing[0]}'.")
+    skipped = sorted(set(files) - set(by_name))
+    if skipped:
+        import warnings
+
+        warnings.warn(f"{len(skipped)} image(s) have no class in {csv_path.name} and are skipped, e.g. "
+                      f"{skipped[0]}.", stacklevel=2)
+    return [(files[n], c) for n, c in sorted(by_name.items())]
 
 
 def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:
@@ -392,6 +503,47 @@ class PatchDataset:
         return to_tensors(img, tgt, wgt)
 
 
+class ClassificationDataset:
+    """Whole training images, augmented, for classification (map-style for DataLoader).
+
+    ``len`` = images per epoch: every image once (rounded up to whole
+    batches), or ``steps_per_epoch`` batches. Each pass over the images has an
+    order of its own, seeded, so a run can be repeated exactly.
+    """
+
+    def __init__(self, sources: list[SampleSource], settings: Settings, augment=None, epoch_seed: int = 0):
+        self.sources, self.settings, self.augment = sources, settings, augment
+        self.epoch_seed = epoch_seed
+        t = settings.train
+        if t.steps_per_epoch > 0:
+            self.length = t.steps_per_epoch * t.batch_size
+        else:
+            self.length = max(t.batch_size, math.ceil(len(sources) / t.batch_size) * t.batch_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        t, n = self.settings.train, len(self.sources)
+        order = np.random.default_rng((t.seed, self.epoch_seed, i // n)).permutation(n)
+        sample = self.sources[order[i % n]].get()
+        img = sample.image
+        if self.augment is not None:
+            rng = np.random.default_rng((t.seed, self.epoch_seed, n, i))
+            # The pipeline is shared with segmentation and moves a mask along: give it a blank one.
+            h, w = img.shape[:2]
+            img, _, _ = self.augment(img, np.zeros((h, w), np.uint8), np.ones((h, w), np.float32), rng)
+        return _class_tensors(img, sample.target)
+
+
+def _class_tensors(img, target):
+    import torch
+
+    # The weight is a placeholder: the trainer's batches are always (image, target, weight).
+    return (torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
+            torch.tensor(int(target), dtype=torch.int64), torch.tensor(1.0, dtype=torch.float32))
+
+
 def to_tensors(img, tgt, wgt):
     import torch
 
@@ -400,6 +552,13 @@ def to_tensors(img, tgt, wgt):
         torch.from_numpy(tgt.astype(np.int64)),
         torch.from_numpy(np.ascontiguousarray(wgt)),
     )
+
+
+def validation_items(sources: list[SampleSource], settings: Settings):
+    """What the validation loop scores: whole images for classification, patches otherwise."""
+    if settings.model.task == "classification":
+        return (_class_tensors(sample.image, sample.target) for sample in (s.get() for s in sources))
+    return validation_patches(sources, settings)
 
 
 def validation_patches(sources: list[SampleSource], settings: Settings):

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class TrainingStarted:
@@ -48,7 +46,7 @@ class EpochEnd:
 class Preview:
     epoch: int
     name: str
-    prediction: np.ndarray = field(repr=False)
+    prediction: object = field(repr=False)  # what Predictor.result gives for the model's task
 
 
 @dataclass(frozen=True)

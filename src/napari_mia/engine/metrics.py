@@ -25,8 +25,12 @@ def foreground_confusion(cm: np.ndarray) -> np.ndarray:
     return out
 
 
-def score(cm: np.ndarray, metric: str) -> float:
-    """Mean over the foreground classes present (accuracy: over all pixels)."""
+def score(cm: np.ndarray, metric: str, skip_background: bool = True) -> float:
+    """Mean over the foreground classes present (accuracy: over all pixels).
+
+    ``skip_background=False`` averages over every class present: classification
+    has no background, class 0 is a category like the others.
+    """
     if metric == "accuracy":
         return float(np.trace(cm) / max(cm.sum(), 1))
     tp = np.diag(cm).astype(np.float64)
@@ -39,7 +43,9 @@ def score(cm: np.ndarray, metric: str) -> float:
             "f1": 2 * tp / (2 * tp + fp + fn),
             "precision": tp / (tp + fp),
             "recall": tp / (tp + fn),
-        }[metric][1:]
-    present = (tp + fp + fn)[1:] > 0
+        }[metric]
+    present = (tp + fp + fn) > 0
+    if skip_background:
+        per_class, present = per_class[1:], present[1:]
     vals = per_class[present & np.isfinite(per_class)]
     return float(vals.mean()) if vals.size else 0.0

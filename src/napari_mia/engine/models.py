@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from .errors import PretrainedWeightsError, SettingsError
@@ -99,9 +100,15 @@ def load_encoder_weights(encoder_module, path: str | Path, encoder: str) -> None
 
 
 def build_model(ms: ModelSettings, load_pretrained: bool = True):
-    """Create the network; with ``pretrained`` the encoder starts from ImageNet."""
+    """Create the network; with ``pretrained`` the encoder starts from ImageNet.
+
+    Classification builds ``Classifier`` (the encoder and one class per image)
+    and ignores the architecture, which names a segmentation decoder.
+    """
     import segmentation_models_pytorch as smp
 
+    if ms.task == "classification":
+        return _build_classifier(ms, ms.pretrained and load_pretrained)
     kwargs = dict(encoder_name=ms.encoder, encoder_weights=None, classes=ms.num_classes)
     pretrained = ms.pretrained and load_pretrained
     try:
@@ -118,6 +125,47 @@ def build_model(ms: ModelSettings, load_pretrained: bool = True):
         load_encoder_weights(model.encoder, path, ms.encoder)
         model.encoder.set_in_channels(ms.channels, pretrained=True)
     return model
+
+
+@functools.cache
+def _classifier_class():
+    """The Classifier module class, made on first use: importing this file must not import torch."""
+    import torch
+
+    class Classifier(torch.nn.Module):
+        """An smp encoder, global average pooling, dropout and a linear layer: (N, C, H, W) -> (N, classes) logits."""
+
+        def __init__(self, encoder, classes: int):
+            from segmentation_models_pytorch.base import ClassificationHead
+
+            super().__init__()
+            self.encoder = encoder
+            self.head = ClassificationHead(in_channels=encoder.out_channels[-1], classes=classes, pooling="avg",
+                                           dropout=0.2)
+
+        def forward(self, x):
+            # The deepest features only: they see the whole image.
+            return self.head(self.encoder(x)[-1])
+
+    return Classifier
+
+
+def _build_classifier(ms: ModelSettings, pretrained: bool):
+    import segmentation_models_pytorch as smp
+
+    try:
+        # 3-channel form for ImageNet weights, adapted to the real channel count below (as for segmentation).
+        encoder = smp.encoders.get_encoder(ms.encoder, in_channels=3 if pretrained else ms.channels, depth=5,
+                                           weights=None)
+    except (KeyError, ValueError, AttributeError, TypeError, AssertionError, RuntimeError) as e:
+        raise SettingsError(
+            f"A classifier cannot be built with encoder '{ms.encoder}': {str(e).splitlines()[0]}"
+        ) from e
+    if pretrained:
+        path = ms.weights_path or find_imagenet_weights(ms.encoder)
+        load_encoder_weights(encoder, path, ms.encoder)
+        encoder.set_in_channels(ms.channels, pretrained=True)
+    return _classifier_class()(encoder, ms.num_classes)
 
 
 def pick_device(name: str = "auto"):

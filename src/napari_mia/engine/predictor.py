@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import image_frames, is_stack, prepare_image, resize_to
-from .errors import OutOfMemoryError
+from .data import image_frames, is_stack, prepare_image, prepare_whole, resize_to
+from .errors import OutOfMemoryError, SettingsError
 from .settings import Settings
 from .targets import decode_instances, remove_small
 
@@ -63,6 +63,9 @@ class Predictor:
     # -- probabilities ----------------------------------------------------
     def probabilities(self, frame: np.ndarray) -> np.ndarray:
         """(H, W, C) raw frame -> (classes, H, W) float32 probabilities."""
+        if self.settings.model.task == "classification":
+            raise SettingsError("This is a classification model: it gives one class to each image, not a label "
+                                "image. Use classify.")
         x = prepare_image(frame, self.settings)
         probs = self._tiled(x) if self.tile is not None else self._whole(x)
         probs = resize_to(probs.transpose(1, 2, 0), frame.shape[:2], order=1).transpose(2, 0, 1)
@@ -150,6 +153,24 @@ class Predictor:
         threshold = d.detection_threshold if threshold is None else threshold
         return find_points(self.probabilities(frame), d.object_size, d.object_intensity, threshold)
 
+    def classify(self, image: np.ndarray, rgb: bool | None = None) -> list[tuple[int, np.ndarray]]:
+        """Classification: one (class index, probabilities over the classes) per frame.
+
+        A 2D or colour image gives a one-element list. Frames are prepared as in
+        training (normalised, resized to the input size) and predicted in batches.
+        """
+        if self.settings.model.task != "classification":
+            raise SettingsError("This model does not classify images: it was trained for "
+                                f"{self.settings.model.task}.")
+        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+        self.model.eval()
+        out = []
+        for i in range(0, len(frames), self.batch_size):
+            chunk = frames[i:i + self.batch_size]
+            batch = np.stack([prepare_whole(f, self.settings).transpose(2, 0, 1) for f in chunk])
+            out += [(int(p.argmax()), p) for p in self._forward(np.ascontiguousarray(batch))]
+        return out
+
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
                 progress=None) -> np.ndarray:
         """Label image for a 2D image, or a stack of them (same spatial shape)."""
@@ -161,6 +182,23 @@ class Predictor:
                 progress(i + 1, len(frames))
         stack = np.stack(out)
         return stack if is_stack(image, self.settings.model.channels, rgb) else stack[0]
+
+    def result(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None):
+        """What the model's task gives for an image or a stack.
+
+        Segmentation: a label image like `image`. Detection: (N, 4) y, x, class, score, or (N, 5)
+        frame, y, x, class, score for a stack. Classification: [(class id, probabilities)] per frame.
+        """
+        task = self.settings.model.task
+        if task == "classification":
+            return self.classify(image, rgb=rgb)
+        if task == "detection":
+            channels = self.settings.model.channels
+            found = [self.detect(f) for f in image_frames(image, channels, rgb=rgb)]
+            if not is_stack(image, channels, rgb):
+                return found[0]
+            return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
+        return self.predict(image, rgb=rgb, post=post)
 
 
 def _fill_holes(labels: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from .errors import SettingsError
 
 SETTINGS_VERSION = 1
 
-TASKS = ("segmentation", "detection")
+TASKS = ("segmentation", "detection", "classification")
 LABEL_MODES = ("classes", "instances")
 # segmentation-models-pytorch's architecture names, as smp.create_model takes them.
 ARCHITECTURES = (
@@ -37,11 +37,24 @@ OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "sgd")
 SEGMENTATION_LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
 # Detection regresses a heatmap.
 REGRESSION_LOSSES = ("mse", "rmse", "msle", "mae")
+# Classification: one class per image. Dice scores overlaps of regions, which a
+# single class per image does not have.
+CLASSIFICATION_LOSSES = ("cross_entropy", "focal", "kl_divergence")
 LOSSES = SEGMENTATION_LOSSES + REGRESSION_LOSSES
 METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
 LR_SCHEDULES = ("constant", "plateau", "step")
 CLASS_WEIGHTING = ("none", "auto", "manual")
 NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
+
+
+def task_losses(task: str) -> tuple[str, ...]:
+    """The losses that fit a task."""
+    return {"detection": REGRESSION_LOSSES, "classification": CLASSIFICATION_LOSSES}.get(task, SEGMENTATION_LOSSES)
+
+
+def default_loss(task: str) -> str:
+    """The loss a new model of this task starts with (segmentation: dice, see TrainSettings.loss)."""
+    return {"detection": "mse", "classification": "cross_entropy"}.get(task, "dice")
 
 
 @dataclass
@@ -58,6 +71,7 @@ class ModelSettings:
     channels: int = 1
     # Class names including background at index 0. In instance mode the
     # network's own classes are background / interior / boundary.
+    # Classification: the categories an image can belong to, with no background.
     class_names: list[str] = field(default_factory=lambda: ["background", "foreground"])
     label_mode: str = "classes"
 
@@ -66,6 +80,8 @@ class ModelSettings:
         """Number of output channels of the network."""
         if self.task == "detection":  # one heatmap per kind of point; class_names[0] is background
             return len(self.class_names) - 1
+        if self.task == "classification":
+            return len(self.class_names)
         if self.label_mode == "instances":
             return 3
         return len(self.class_names)
@@ -76,7 +92,8 @@ class DataSettings:
     """How images become network input; shared by training and prediction."""
 
     # Images are rescaled by this factor (0-1] before training and prediction;
-    # predictions are scaled back to the image's size.
+    # predictions are scaled back to the image's size. Classification does not
+    # use it: whole images are resized to patch_width x patch_height instead.
     downscale: float = 1.0
     normalization: str = "percentile"
     patch_width: int = 256
@@ -232,6 +249,12 @@ class Settings:
         _choice("architecture", m.architecture, ARCHITECTURES)
         _choice("optimizer", t.optimizer, OPTIMIZERS)
         _choice("loss", t.loss, LOSSES)
+        if m.task == "classification" and t.loss not in CLASSIFICATION_LOSSES:
+            raise SettingsError(f"Classification gives one class to each image: choose the loss "
+                                f"{', '.join(CLASSIFICATION_LOSSES)}; got '{t.loss}'.")
+        if m.task == "classification" and m.label_mode != "classes":
+            raise SettingsError("Classification gives one class to each image, not instance labels: use the label "
+                                "mode 'classes'.")
         if m.task == "detection" and t.loss not in REGRESSION_LOSSES:
             raise SettingsError(f"Detection learns a map of the objects: choose the loss {', '.join(REGRESSION_LOSSES)}; "
                                 f"got '{t.loss}'.")
@@ -248,6 +271,8 @@ class Settings:
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
             raise SettingsError("channels must be at least 1 (1 = Mono, 3 = Color).")
+        if m.task == "classification" and len(m.class_names) < 2:
+            raise SettingsError("Classification needs at least two classes to tell apart.")
         if len(m.class_names) < 2:
             raise SettingsError("At least two classes are needed: background and one more.")
         if not 0 < da.downscale <= 1:
@@ -266,8 +291,8 @@ class Settings:
             raise SettingsError(f"Validation split must be in [0, 1), got {t.val_split}.")
         if t.class_weighting == "manual" and t.class_weights and len(t.class_weights) != m.num_classes:
             raise SettingsError(
-                f"Manual class weighting needs {m.num_classes} weights (one per class, "
-                f"background first), got {len(t.class_weights)}."
+                f"Manual class weighting needs {m.num_classes} weights (one per class"
+                f"{'' if m.task == 'classification' else ', background first'}), got {len(t.class_weights)}."
             )
         for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine"):
             v = getattr(a, name)

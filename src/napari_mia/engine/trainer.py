@@ -24,13 +24,14 @@ import numpy as np
 from . import modelfile
 from .augment import build_augment
 from .data import (
+    ClassificationDataset,
     PatchDataset,
     SampleSource,
     auto_class_weights,
     class_frequencies,
     sources_from_arrays,
     split_train_val,
-    validation_patches,
+    validation_items,
 )
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
@@ -100,8 +101,23 @@ class _DetectionHead:
         return self.loss_fn(out, heat, valid), blob_classes(out.detach().float(), self.intensity), truth
 
 
+class _ClassificationHead:
+    """Classification: the segmentation losses, each image's logits seen as a one-pixel image."""
+
+    def __init__(self, settings: Settings):
+        self.loss_fn = LOSSES[settings.train.loss]
+        self.n_cm = settings.model.num_classes
+
+    def __call__(self, out, y, w, class_weights):
+        """(N, classes) logits, (N,) class ids -> (loss, predicted class ids, target class ids)."""
+        loss = self.loss_fn(out[:, :, None, None], y[:, None, None], None if w is None else w[:, None, None],
+                            class_weights)
+        return loss, out.argmax(1), y
+
+
 def _head(settings: Settings):
-    return (_DetectionHead if settings.model.task == "detection" else _SegmentationHead)(settings)
+    return {"detection": _DetectionHead, "classification": _ClassificationHead}.get(
+        settings.model.task, _SegmentationHead)(settings)
 
 
 # More values than this in 'classes' mode almost surely are instance ids.
@@ -195,6 +211,10 @@ class Trainer:
             from .data import sources_from_points
 
             return sources_from_points(data, self.settings)
+        if self.settings.model.task == "classification":
+            from .data import sources_from_classes
+
+            return sources_from_classes(data, self.settings)
         return sources_from_arrays(data, self.settings)
 
     def _check_classes(self, sources: Sequence[SampleSource]) -> None:
@@ -202,6 +222,14 @@ class Trainer:
         if m.label_mode != "classes":
             return
         top = max(s.max_label for s in sources)
+        if m.task == "classification":
+            # The class list is the user's (it names the categories): never extended from the data.
+            if top >= len(m.class_names):
+                n = len(m.class_names)
+                raise DataError(f"An image has class {top}, but there are {n} classes (0-{n - 1}: "
+                                f"{', '.join(m.class_names)}). Add the class to the class list, or correct the "
+                                "image's class.")
+            return
         if top < len(m.class_names):
             return
         if self.model is None:
@@ -229,7 +257,8 @@ class Trainer:
             w = auto_class_weights(class_frequencies(sources, n))
         else:
             if len(t.class_weights) != n:
-                raise SettingsError(f"Manual class weighting needs {n} weights (background first), got "
+                first = "" if self.settings.model.task == "classification" else " (background first)"
+                raise SettingsError(f"Manual class weighting needs {n} weights{first}, got "
                                     f"{len(t.class_weights)}.")
             w = np.asarray(t.class_weights, np.float32)
         return torch.as_tensor(w, dtype=torch.float32, device=self.device)
@@ -264,7 +293,9 @@ class Trainer:
               continue_saved: bool = False) -> Iterator[Event]:
         """Start a new run on `data` from the current weights (new ones if none).
 
-        `data`: (image, labels[, name]) array tuples or ``SampleSource``s.
+        `data`: (image, labels[, name]) array tuples or ``SampleSource``s;
+        detection: (image, points[, name]); classification: (image, class
+        ids[, name]), see ``data.sources_from_classes``.
         `val`: held-out data of the same kind; None splits `data` by the
         validation-split setting. `continue_saved`: after `load` of an
         autosaved file, continue its run (optimizer state, epochs done) instead
@@ -352,8 +383,9 @@ class Trainer:
             return "time_limit"
         return None
 
-    def _dataset(self, epoch: int) -> PatchDataset:
-        return PatchDataset(self._run.train, self.settings, build_augment(self.settings.augment), epoch_seed=epoch)
+    def _dataset(self, epoch: int) -> PatchDataset | ClassificationDataset:
+        kind = ClassificationDataset if self.settings.model.task == "classification" else PatchDataset
+        return kind(self._run.train, self.settings, build_augment(self.settings.augment), epoch_seed=epoch)
 
     def _loader(self, epoch: int):
         import torch
@@ -380,10 +412,12 @@ class Trainer:
             run.optimizer.zero_grad(set_to_none=True)
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
                 d = self.settings.data
+                whole = self.settings.model.task == "classification"  # no down scaling: images are resized
                 raise OutOfMemoryError(
-                    f"Out of memory during a training step (batch size {self.settings.train.batch_size}, patch "
-                    f"{d.patch_width}x{d.patch_height}). Lower the batch size or the patch size, or use down "
-                    "scaling. The model's weights are kept."
+                    f"Out of memory during a training step (batch size {self.settings.train.batch_size}, "
+                    f"{'input' if whole else 'patch'} {d.patch_width}x{d.patch_height}). Lower the batch size or "
+                    f"the {'input' if whole else 'patch'} size{'' if whole else ', or use down scaling'}. "
+                    "The model's weights are kept."
                 ) from e
             raise
         with torch.no_grad():
@@ -393,7 +427,8 @@ class Trainer:
     def _score(self, cm: np.ndarray) -> float:
         if self.settings.model.label_mode == "instances":
             cm = foreground_confusion(cm)
-        return score(cm, self.settings.train.metric)
+        # Classification has no background class: every class counts.
+        return score(cm, self.settings.train.metric, skip_background=self.settings.model.task != "classification")
 
     def _lr(self, run: _Run) -> float:
         return float(run.optimizer.param_groups[0]["lr"])
@@ -409,7 +444,7 @@ class Trainer:
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
         with torch.inference_mode():
             batch: list = []
-            patches = validation_patches(run.val, self.settings)
+            patches = validation_items(run.val, self.settings)
             for item in [*patches, None]:
                 if item is not None:
                     batch.append(item)
@@ -450,7 +485,7 @@ class Trainer:
         every = self.settings.train.preview_every
         if every and self.preview_image is not None and run.epoch % every == 0:
             name, image = self.preview_image
-            yield Preview(run.epoch, name, self.predictor().predict(image))
+            yield Preview(run.epoch, name, self.predictor().result(image))
         yield ev
 
     # -- evaluation and prediction ---------------------------------------------
@@ -462,7 +497,8 @@ class Trainer:
         run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
                    class_weights=self._run.class_weights if self._run else None, epochs=0)
         loss, cm = self._validate(run, _head(self.settings))
-        return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric}
+        return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric,
+                "accuracy": score(cm, "accuracy")}
 
     def predictor(self, tile: int | None = 512, overlap: int = 128):
         from .predictor import Predictor
