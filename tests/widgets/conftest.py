@@ -15,6 +15,18 @@ def nuclei_viewer(make_napari_viewer):
 
 
 @pytest.fixture
+def warnings_shown(monkeypatch):
+    """Every napari notification the widgets raise (warnings and errors)."""
+    import napari.utils.notifications as n
+
+    shown = []
+    for name in ("show_warning", "show_error"):
+        original = getattr(n, name)
+        monkeypatch.setattr(n, name, lambda msg, _o=original: (shown.append(msg), _o(msg))[1])
+    return shown
+
+
+@pytest.fixture
 def widget(nuclei_viewer, qtbot):
     """The Train Model dock, docked in the viewer as napari does it."""
     from napari_mia.widgets.training import TrainingWidget

@@ -105,6 +105,12 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                    "object has its own value; the model learns to separate touching objects.",
                    {"choices": S.LABEL_MODES}),
     "device": ("Device", "Where to train: auto picks a GPU when there is one.", {"choices": ["auto", "cpu"]}),
+    # detection
+    "object_size": ("Object size (px)", "Diameter of the objects in pixels: the width of the bump the model "
+                    "learns on each point, and how close two found objects may be.",
+                    {"min": 1.0, "max": 500.0, "step": 1.0}),
+    "object_intensity": ("Object intensity", "Height of the bump the model learns on each point. The default "
+                         "suits almost every case.", {"min": 1.0, "max": 10000.0, "step": 10.0}),
 }
 
 MODEL_FIELDS = ["architecture", "encoder", "pretrained", "weights_path"]
@@ -174,9 +180,10 @@ def to_widget(field: str, value):
     return value
 
 
-def read_settings(controls: dict, base: S.Settings | None = None) -> S.Settings:
+def read_settings(controls: dict, base: S.Settings | None = None, **extra) -> S.Settings:
+    """A Settings from the controls; `extra` settings (e.g. the task) are validated together with them."""
     s = (base or S.Settings()).copy()
-    s.update(**{f: to_value(f, w) for f, w in controls.items() if f not in ("weights_path",)})
+    s.update(**{**{f: to_value(f, w) for f, w in controls.items() if f not in ("weights_path",)}, **extra})
     s.model.weights_path = to_value("weights_path", controls["weights_path"]) if "weights_path" in controls else None
     return s
 

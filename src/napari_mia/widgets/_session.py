@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import logging
 import weakref
-from pathlib import Path
 from typing import Callable
 
 from psygnal import Signal
@@ -80,8 +79,13 @@ class TrainingSession:
         self.state_changed.emit(state)
 
     # -- training -----------------------------------------------------------
-    def start(self, settings: Settings, pairs: list, preview=None) -> bool:
-        """Start a run from the current weights. `pairs`: copied (image, labels, name, labels name, rgb)."""
+    def start(self, settings: Settings, items: list, preview=None) -> bool:
+        """Start a run from the current weights.
+
+        `items`: copied (image, target, name, target name, rgb), the target being a labels array
+        (segmentation), (N, 2|3) y, x[, class] points (detection) or one class id per frame, -1 for
+        none (classification).
+        """
         if self.busy:
             self._fail("Training is already running. Stop it first.")
             return False
@@ -97,7 +101,6 @@ class TrainingSession:
         def run():
             # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.
             import_engine_libraries()
-            from ..engine.data import sources_from_arrays
             from ..engine.trainer import Trainer
 
             if self.trainer is None:
@@ -107,8 +110,7 @@ class TrainingSession:
             trainer = self.trainer
             if self._stop_requested:  # Stop pressed while the libraries were loading
                 return
-            sources = sources_from_arrays([p[:4] for p in pairs], trainer.settings, rgb=[p[4] for p in pairs])
-            yield from trainer.train(sources)
+            yield from _calibrated(trainer, trainer.train(training_sources(trainer.settings, items)))
 
         self._launch(run, TRAINING)
         return True
@@ -117,7 +119,12 @@ class TrainingSession:
         if not self.can_resume:
             self._fail("There is no stopped training to resume.")
             return False
-        self._launch(self.trainer.resume, TRAINING)
+        trainer = self.trainer
+
+        def run():  # a generator function: napari makes a GeneratorWorker only of those
+            yield from _calibrated(trainer, trainer.resume())
+
+        self._launch(run, TRAINING)
         return True
 
     def stop(self) -> None:
@@ -138,8 +145,9 @@ class TrainingSession:
 
     # -- prediction -----------------------------------------------------------
     def predict(self, jobs: list, done: Callable, post=None) -> bool:
-        """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, labels)`
-        runs on the main thread as each finishes. During training it uses a snapshot of the weights."""
+        """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, result)`
+        runs on the main thread as each finishes (see `Predictor.result`). During training it uses a snapshot
+        of the weights."""
         if not self.has_model:
             self._fail("There is no model yet: train or load one first.")
             return False
@@ -159,7 +167,7 @@ class TrainingSession:
 
         def run():
             for key, image, rgb in jobs:
-                yield key, predictor.predict(image, rgb=rgb, post=post)
+                yield key, predictor.result(image, rgb=rgb, post=post)
 
         bar = progress(total=len(jobs), desc="napari-mia prediction")
 
@@ -192,9 +200,6 @@ class TrainingSession:
             raise MiaError("Stop the training before loading a model.")
         import_engine_libraries()
         trainer = Trainer.load(path)
-        if trainer.settings.model.task != "segmentation":
-            raise MiaError(f"{Path(path).name} is a detection model: the napari windows for detection are not "
-                           "ready yet. Use it with `napari-mia predict`.")
         self.trainer = trainer
         self.record.clear()
         self.state_changed.emit(self.state)
@@ -301,6 +306,29 @@ class TrainingSession:
         show_error(f"napari-mia: {message}")
         self.failures += 1
         self.failed.emit(message)
+
+
+def training_sources(settings: Settings, items: list) -> list:
+    """The engine's samples from the copied layer data, by application."""
+    task = settings.model.task
+    if task == "detection":
+        from ..engine.data import sources_from_points
+
+        return sources_from_points([it[:3] for it in items], settings)
+    if task == "classification":
+        from ..engine.data import sources_from_classes
+
+        return sources_from_classes([it[:3] for it in items], settings, rgb=[it[4] for it in items])
+    from ..engine.data import sources_from_arrays
+
+    return sources_from_arrays([it[:4] for it in items], settings, rgb=[it[4] for it in items])
+
+
+def _calibrated(trainer, events):
+    """A run's events; after them a detection model sets its peak threshold from the training images."""
+    yield from events
+    if trainer.settings.model.task == "detection" and trainer.model is not None:
+        trainer.calibrate_detection()
 
 
 _sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -15,7 +15,8 @@ from qtpy.QtWidgets import QFileDialog, QMessageBox, QScrollArea, QVBoxLayout, Q
 from superqt import QCollapsible
 
 from ..engine.data import check_pair_shape
-from ..engine.errors import MiaError
+from ..engine import settings as S
+from ..engine.errors import DataError, MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
 from . import _forms as F
@@ -24,7 +25,17 @@ from ._session import IDLE, TRAINING, explain, session_for
 if TYPE_CHECKING:
     import napari
 
-APPLICATIONS = ["Semantic segmentation"]
+# shown name -> the engine's task
+APPLICATIONS = {"Semantic segmentation": "segmentation", "Object detection": "detection",
+                "Image classification": "classification"}
+TASK_NAMES = {v: k for k, v in APPLICATIONS.items()}
+# What the user draws for each application, and the layer type that holds it.
+TARGET_KINDS = {"segmentation": "Labels", "detection": "Points"}
+_APP_TIPS = {
+    "segmentation": "What the model learns: a class for every pixel, from a Labels layer.",
+    "detection": "What the model learns: where the objects are, from a Points layer with one point per object.",
+    "classification": "What the model learns: a class for each image (or each frame of a stack).",
+}
 
 
 class TrainingWidget(QWidget):
@@ -37,8 +48,8 @@ class TrainingWidget(QWidget):
         c = self.controls
 
         # -- data -------------------------------------------------------------
-        self.application = ComboBox(label="Application", choices=APPLICATIONS,
-                                    tooltip="What the model learns: a class for every pixel.")
+        self.application = ComboBox(label="Application", choices=list(APPLICATIONS),
+                                    tooltip=_APP_TIPS["segmentation"])
         self.image_combo = ComboBox(label="Image", choices=self._layer_names("Image"),
                                     tooltip="An image layer to train on.")
         self.labels_combo = ComboBox(label="Labels", choices=self._layer_names("Labels"),
@@ -49,7 +60,11 @@ class TrainingWidget(QWidget):
         self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
         self.classes_label = Label(label="Classes", value="(add labels)")
         data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.add_button,
-                                  self.pair_list, self.remove_button, c["label_mode"], self.classes_label])
+                                  self.pair_list, self.remove_button, c["label_mode"], c["object_size"],
+                                  c["object_intensity"], self.classes_label])
+        from .classes import ClassTable
+
+        self.class_table = ClassTable(self.viewer)
         # -- model and parameters --------------------------------------------------
         model = Container(widgets=[c[f] for f in F.MODEL_FIELDS])
         params = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
@@ -96,12 +111,13 @@ class TrainingWidget(QWidget):
 
         inner = QWidget()
         lay = QVBoxLayout(inner)
-        for title, box, expanded in [("Data", data, True), ("Deep learning model", model, True),
+        for title, box, expanded in [("Data", data, True), ("Classes", self.class_table, True),
+                                     ("Deep learning model", model, True),
                                      ("Training parameters", params, True), ("Device", device, False),
                                      ("Settings", settings, False), ("Augmentations", augment, False),
                                      ("Post-processing", post, False)]:
             section = QCollapsible(title)
-            section.addWidget(box.native)
+            section.addWidget(getattr(box, "native", box))
             (section.expand if expanded else section.collapse)(animate=False)
             lay.addWidget(section)
             setattr(self, f"section_{title.split()[0].lower().replace('-', '_')}", section)
@@ -135,6 +151,10 @@ class TrainingWidget(QWidget):
         self.find_devices_button.changed.connect(self.find_devices)
         c["architecture"].changed.connect(self._on_architecture)
         c["label_mode"].changed.connect(lambda *_: self._update_classes())
+        self.application.changed.connect(self._on_application)
+        self.class_table.changed.connect(self._update_classes)
+        self.viewer.dims.events.current_step.connect(self._update_overlay)
+        self.viewer.layers.selection.events.active.connect(self._update_overlay)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
                    self.viewer.layers.events.moved):
             ev.connect(self._refresh_layers)
@@ -144,21 +164,78 @@ class TrainingWidget(QWidget):
         # Closing the viewer (or this dock) stops the training: nothing would show its progress.
         session = self.session
 
+        viewer = self.viewer
+        update_overlay = self._update_overlay
+
         def closed(*_):
             self._closed = True
             session.stop()
+            viewer.dims.events.current_step.disconnect(update_overlay)
+            viewer.layers.selection.events.active.disconnect(update_overlay)
 
         self._closed = False
         self.destroyed.connect(closed)
         self._on_architecture()
+        self._on_application()
         self._update_buttons()
+
+    # -- application --------------------------------------------------------------
+    @property
+    def task(self) -> str:
+        return APPLICATIONS[self.application.value]
+
+    def _on_application(self, *_):
+        """Show the controls of the chosen application; pairs of another kind leave the training set."""
+        task, c = self.task, self.controls
+        self.application.tooltip = _APP_TIPS[task]
+        kind = TARGET_KINDS.get(task)
+        for w in (self.labels_combo, self.pair_list, self.remove_button):
+            w.visible = kind is not None
+        self.labels_combo.label = kind or "Labels"
+        self.labels_combo.tooltip = ("The points put on that image, one per object (a 'class' feature, if "
+                                     "any, gives each point's class)." if task == "detection" else
+                                     "The labels layer drawn on that image (0 = background).")
+        self.add_button.text = "Add image to training set" if task == "classification" else "Add to training set"
+        self.add_button.tooltip = ("Add this image (every frame of a stack) to the table below, then give each "
+                                   "a class." if task == "classification" else
+                                   f"Add this image with its {kind.lower()} to the training set." if kind else "")
+        c["label_mode"].visible = task == "segmentation"
+        self.classes_label.visible = task != "classification"
+        for f in ("object_size", "object_intensity"):
+            c[f].visible = task == "detection"
+        c["architecture"].visible = task != "classification"  # a classifier is a backbone and one layer
+        self.section_classes.setVisible(task == "classification")
+        self.section_post_processing.setVisible(task == "segmentation")
+        self.predict_combo.tooltip = {"segmentation": "The image to predict (a new labels layer appears).",
+                                      "detection": "The image to predict (a new points layer appears).",
+                                      "classification": "The image to classify (the classes appear in the "
+                                                        "table and on the image)."}[task]
+        self.add_prediction_button.tooltip = {
+            "segmentation": "After correcting '<image> prediction' with napari's label tools, train on it too.",
+            "detection": "After correcting '<image> detections' (add, move or delete points), train on it too.",
+            "classification": "The predicted classes become the classes of the image's frames that have none "
+                              "yet (correct the wrong ones with keys 1-9 first).",
+        }[task]
+        # Losses and metrics that fit the task; a choice that does not fit falls back to the task's default.
+        losses = S.task_losses(task)
+        current = c["loss"].value
+        c["loss"].choices = losses
+        c["loss"].value = current if current in losses else S.default_loss(task)
+        if task == "classification" and c["metric"].value == "iou":
+            c["metric"].value = "accuracy"
+        if self.pairs and task != getattr(self, "_pairs_task", task):
+            self.pairs = []
+            self._update_pairs()
+        self._pairs_task = task
+        self._refresh_layers()
+        self._update_classes()
 
     # -- layers ---------------------------------------------------------------------
     def _layer_names(self, kind: str) -> list[str]:
         return [layer.name for layer in self.viewer.layers if type(layer).__name__ == kind]
 
     def _refresh_layers(self, *_):
-        for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, "Labels"),
+        for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, TARGET_KINDS.get(self.task, "Labels")),
                             (self.predict_combo, "Image")]:
             current = combo.value
             combo.choices = self._layer_names(kind)
@@ -170,29 +247,81 @@ class TrainingWidget(QWidget):
         if kept != self.pairs:
             self.pairs = kept
             self._update_pairs()
+        gone = [n for n in self.class_table.truth if n not in names]
+        if gone:
+            self.class_table.remove_images(gone)
 
     def add_pair(self, image_name: str, labels_name: str) -> bool:
-        """Add an image/labels pair; refuse layers that do not fit, saying why."""
+        """Add an image with its labels (or points); refuse layers that do not fit, saying why."""
         try:
-            image, labels = self.viewer.layers[image_name], self.viewer.layers[labels_name]
-            check_pair_shape(image.data.shape, labels.data.shape, image_name, labels_name, rgb=image.rgb)
+            image, target = self.viewer.layers[image_name], self.viewer.layers[labels_name]
+            if self.task == "detection":
+                self._check_points(image, target)
+            else:
+                check_pair_shape(image.data.shape, target.data.shape, image_name, labels_name, rgb=image.rgb)
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
             return False
         if (image_name, labels_name) not in self.pairs:
             self.pairs.append((image_name, labels_name))
         if len(self.pairs) == 1:
-            channels = image.data.shape[-1] if image.rgb else 1
-            F.write_settings({"channels": self.controls["channels"]},
-                             Settings().update(channels=channels))
+            self._take_channels(image)
         self._update_pairs()
         return True
 
+    def _take_channels(self, image) -> None:
+        channels = image.data.shape[-1] if image.rgb else 1
+        F.write_settings({"channels": self.controls["channels"]}, Settings().update(channels=channels))
+
+    def _check_points(self, image, points) -> None:
+        if type(points).__name__ != "Points":
+            raise DataError(f"'{points.name}' is not a Points layer: detection learns from points, one per object.")
+        spatial = image.data.ndim - (1 if image.rgb else 0)
+        if spatial != 2:
+            raise DataError(f"'{image.name}' is a stack: detection trains on 2D images. Split the stack into "
+                            "single images (napari: right-click the layer, Split Stack).")
+        if points.data.shape[1] != 2:
+            raise DataError(f"'{points.name}' holds {points.data.shape[1]}D points, but '{image.name}' is 2D. "
+                            "Put the points on a 2D image.")
+
+    def points_of(self, image, points) -> np.ndarray:
+        """(N, 3) y, x, class in the image's pixels: layers may be scaled or moved in the viewer."""
+        yx = (np.asarray(points.data, float) * points.scale + points.translate - image.translate[-2:]) \
+            / image.scale[-2:]
+        cls = np.ones(len(yx))
+        if "class" in points.features:
+            try:
+                cls = np.asarray(points.features["class"], float)
+            except (TypeError, ValueError):
+                raise DataError(f"'{points.name}': the 'class' feature must be numbers (1 = first kind of "
+                                "object).") from None
+        return np.c_[yx, cls]
+
     def _on_add(self, *_):
+        if self.task == "classification":
+            self.add_class_image(self.image_combo.value)
+            return
+        kind = TARGET_KINDS[self.task].lower()
         if self.image_combo.value is None or self.labels_combo.value is None:
-            self._notify("Choose an image layer and the labels layer drawn on it.")
+            self._notify(f"Choose an image layer and the {kind} layer drawn on it.")
             return
         self.add_pair(self.image_combo.value, self.labels_combo.value)
+
+    def add_class_image(self, name: str | None) -> bool:
+        """Classification: an image layer's frames join the class table (their classes come next)."""
+        if name is None or name not in self.viewer.layers:
+            self._notify("Choose an image layer to add.")
+            return False
+        layer = self.viewer.layers[name]
+        spatial = layer.data.ndim - (1 if layer.rgb else 0)
+        if spatial not in (2, 3):
+            self._notify(f"'{name}' has {spatial} dimensions: classification takes 2D images or stacks of them.")
+            return False
+        if not self.class_table.truth:
+            self._take_channels(layer)
+        self.class_table.add_image(name, layer.data.shape[0] if spatial == 3 else 1, spatial == 3)
+        self.class_table.select(name, 0)
+        return True
 
     def _on_remove(self, *_):
         chosen = set(self.pair_list.value)
@@ -207,7 +336,21 @@ class TrainingWidget(QWidget):
         self.pair_list.choices = [self._pair_text(p) for p in self.pairs]
         self._update_classes()
 
-    def _update_classes(self):
+    def _update_classes(self, *_):
+        if self.task == "classification":
+            done = sum(v != -1 for c in self.class_table.truth.values() for v in c)
+            total = sum(len(c) for c in self.class_table.truth.values())
+            self.class_table.setToolTip(f"{done} of {total} frames have a class.")
+            return
+        if self.task == "detection":
+            counts: dict[int, int] = {}
+            for img, pts in self.pairs:
+                if img in self.viewer.layers and pts in self.viewer.layers:
+                    for c in self.points_of(self.viewer.layers[img], self.viewer.layers[pts])[:, 2].astype(int):
+                        counts[c] = counts.get(c, 0) + 1
+            self.classes_label.value = ", ".join(f"class {c}: {n} points" if len(counts) > 1 else f"{n} objects"
+                                                 for c, n in sorted(counts.items())) or "(add points)"
+            return
         if self.controls["label_mode"].value == "instances":
             self.classes_label.value = "objects (instances): background / object"
             return
@@ -232,10 +375,19 @@ class TrainingWidget(QWidget):
             enc.value = current
 
     def read_settings(self) -> Settings:
-        return F.read_settings(self.controls)
+        extra = {"task": self.task}
+        if self.task == "classification":
+            extra["class_names"] = self.class_table.class_names()
+            extra["label_mode"] = "classes"
+        elif self.task == "detection":
+            extra["label_mode"] = "classes"
+        return F.read_settings(self.controls, **extra)
 
     def write_settings(self, settings: Settings) -> None:
+        self.application.value = TASK_NAMES[settings.model.task]
         F.write_settings(self.controls, settings)
+        if settings.model.task == "classification":
+            self.class_table.set_class_names(settings.model.class_names)
 
     def find_devices(self, *_):
         from ..engine.models import available_devices
@@ -249,20 +401,33 @@ class TrainingWidget(QWidget):
         self.device_label.value = f"Found: {', '.join(gpus)}" if gpus else "No GPU found: training runs on the CPU."
 
     # -- actions --------------------------------------------------------------------
-    def training_pairs(self) -> list:
-        """Copies of the layers' data: training never sees (or touches) the live layers."""
+    def training_items(self) -> list:
+        """Copies of the layers' data: training never sees (or touches) the live layers.
+
+        (image, target, name, target name, rgb): the target is labels, (N, 3) points or a class per frame.
+        """
         out = []
+        if self.task == "classification":
+            for name, classes in self.class_table.labelled().items():
+                img = self.viewer.layers[name]
+                out.append((np.array(img.data), classes if self.class_table.stack.get(name) else classes[0],
+                            name, None, bool(img.rgb)))
+            return out
         for img_name, lab_name in self.pairs:
             img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
-            out.append((np.array(img.data), np.array(lab.data), img_name, lab_name, bool(img.rgb)))
+            target = self.points_of(img, lab) if self.task == "detection" else np.array(lab.data)
+            out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb)))
         return out
 
     def start(self, *_) -> bool:
         if self.session.busy:
             self._notify("Training is already running.")
             return False
-        if not self.pairs:
-            self._notify("Add at least one image with its labels to the training set first.")
+        empty = {"segmentation": "Add at least one image with its labels to the training set first.",
+                 "detection": "Add at least one image with its points to the training set first.",
+                 "classification": "Add images and give at least one frame a class (select it, press 1-9) first."}
+        if not (self.class_table.labelled() if self.task == "classification" else self.pairs):
+            self._notify(empty[self.task])
             return False
         try:
             settings = self.read_settings()
@@ -272,7 +437,7 @@ class TrainingWidget(QWidget):
         preview = None
         if settings.train.preview_every and self.predict_combo.value:
             preview = (self.predict_combo.value, np.array(self.viewer.layers[self.predict_combo.value].data))
-        return self.session.start(settings, self.training_pairs(), preview)
+        return self.session.start(settings, self.training_items(), preview)
 
     def _on_reset(self, *_):
         if self.session.has_model:
@@ -322,7 +487,8 @@ class TrainingWidget(QWidget):
                            split_touching=bool(self.split_touching.value))
 
     def predict(self, *_, names: list[str] | None = None) -> bool:
-        """Predict the chosen image (or `names`); each result becomes '<image> prediction'."""
+        """Predict the chosen image (or `names`): '<image> prediction' labels, '<image> detections' points,
+        or classes in the class table."""
         names = names if names is not None else [n for n in [self.predict_combo.value] if n is not None]
         if not names:
             self._notify("Choose an image layer to predict.")
@@ -334,20 +500,34 @@ class TrainingWidget(QWidget):
     def predict_all(self, *_) -> bool:
         return self.predict(names=self._layer_names("Image"))
 
-    def _on_prediction(self, name: str, labels) -> None:
+    def _on_prediction(self, name: str, result) -> None:
         if self._closed:  # the viewer was closed meanwhile
             return
-        if name in self.viewer.layers:
-            self._add_prediction(self.viewer.layers[name], labels)
-        else:
+        if name not in self.viewer.layers:
             self._notify(f"Image '{name}' was removed before its prediction finished; the prediction is dropped.")
+            return
+        task = self.session.trainer.settings.model.task if self.session.trainer is not None else self.task
+        if task == "classification":
+            self.class_table.set_prediction(name, result)
+            self._update_overlay()
+            self.status.value = f"Classified {name}"
+        elif task == "detection":
+            self._add_detections(self.viewer.layers[name], result)
+        else:
+            self._add_prediction(self.viewer.layers[name], result)
+
+    def _reusable(self, image_name):
+        """Our latest prediction layer of this image if the user has not edited it, else None: a later
+        prediction updates it in place; an edited one, or a user's layer of that name, is never touched."""
+        ours = self._prediction_layers(image_name)
+        if ours and ours[-1].metadata.get("napari_mia_digest") == _digest(ours[-1].data):
+            return ours[-1]
+        return None
 
     def _add_prediction(self, image_layer, labels):
-        """'<image> prediction' over the image. A later prediction updates our own layer in place while
-        the user has not edited it; an edited one, or a user's layer of that name, is never touched."""
-        ours = self._prediction_layers(image_layer.name)
-        if ours and ours[-1].metadata.get("napari_mia_digest") == _digest(ours[-1].data):
-            layer = ours[-1]
+        """'<image> prediction' labels over the image."""
+        layer = self._reusable(image_layer.name)
+        if layer is not None:
             layer.data = labels
         else:  # napari numbers a repeated name: "<image> prediction [1]"
             layer = self.viewer.add_labels(labels, name=f"{image_layer.name} prediction", scale=image_layer.scale,
@@ -355,8 +535,32 @@ class TrainingWidget(QWidget):
             source = [p[1] for p in self.pairs if p[1] in self.viewer.layers]
             if source and self.controls["label_mode"].value == "classes":  # the classes' colours, as drawn
                 layer.colormap = self.viewer.layers[source[0]].colormap
+        self._mark(layer, image_layer, labels)
+
+    def _add_detections(self, image_layer, found):
+        """'<image> detections' points (y, x, or frame, y, x for a stack) with their class and score."""
+        found = np.asarray(found, float)
+        coords, cls, score = found[:, :-2], found[:, -2].astype(int), found[:, -1]
+        ndim = coords.shape[1]
+        # Points live in the image's pixels: the same scale and offset put them on it.
+        scale, translate = image_layer.scale[-ndim:], image_layer.translate[-ndim:]
+        features = {"class": cls, "score": np.round(score, 3)}
+        size = max(2.0, float(self.session.trainer.settings.data.object_size))
+        layer = self._reusable(image_layer.name)
+        if layer is not None:
+            layer.data = coords
+            layer.features = features
+        else:
+            layer = self.viewer.add_points(coords, name=f"{image_layer.name} detections", features=features,
+                                           size=size, face_color="transparent", border_color="yellow",
+                                           border_width=0.15, scale=scale, translate=translate, ndim=ndim)
+            layer.feature_defaults = {"class": 1, "score": 1.0}  # points the user adds are objects of class 1
+        self._mark(layer, image_layer, coords)
+        self.status.value = f"Found {len(coords)} objects in {image_layer.name}"
+
+    def _mark(self, layer, image_layer, data):
         layer.metadata.update(napari_mia="prediction", napari_mia_image=image_layer.name,
-                              napari_mia_digest=_digest(labels))
+                              napari_mia_digest=_digest(data))
         self.status.value = f"Predicted {image_layer.name}"
 
     def _prediction_layers(self, image_name) -> list:
@@ -367,6 +571,14 @@ class TrainingWidget(QWidget):
     def add_prediction(self, *_) -> bool:
         """Add the chosen image's (corrected) prediction to the training set, in one click."""
         image = self.predict_combo.value
+        if self.task == "classification":
+            if image is None or image not in self.class_table.predicted:
+                self._notify(f"Classify '{image}' first, correct the wrong classes, then add it to the training set.")
+                return False
+            n = self.class_table.accept_predictions(image)
+            self.status.value = f"{n} predicted class{'es' if n != 1 else ''} of '{image}' added to the training " \
+                                "set. Start Training continues from the current weights."
+            return True
         ours = self._prediction_layers(image)
         if image is None or not ours:
             self._notify(f"Predict '{image}' first, correct the prediction, then add it to the training set.")
@@ -380,6 +592,20 @@ class TrainingWidget(QWidget):
         self.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
                             "current weights."
         return True
+
+    def _update_overlay(self, *_):
+        """Classification: the predicted class of the frame on screen, over the canvas."""
+        if self._closed:
+            return
+        overlay = self.viewer.text_overlay
+        active = self.viewer.layers.selection.active
+        text = ""
+        if active is not None and active.name in self.class_table.predicted:
+            frame = int(self.viewer.dims.current_step[0]) if self.class_table.stack.get(active.name) else 0
+            text = self.class_table.caption(active.name, frame)
+        if text or overlay.text.startswith(tuple(f"{n}: " for n in self.class_table.predicted)):
+            overlay.text = text
+            overlay.visible = bool(text)
 
     # -- state ----------------------------------------------------------------------
     def open_plot_dock(self):
@@ -403,8 +629,7 @@ class TrainingWidget(QWidget):
             val = "" if ev.val_metric is None else f", validation {ev.val_metric:.3f}"
             self.status.value = f"Epoch {ev.epoch}: loss {ev.train_loss:.4f}{val}"
         elif isinstance(ev, Preview):
-            if ev.name in self.viewer.layers:
-                self._add_prediction(self.viewer.layers[ev.name], ev.prediction)
+            self._on_prediction(ev.name, ev.prediction)
         elif isinstance(ev, TrainingFinished):
             self.status.value = {"completed": "Training finished.", "stopped": "Training stopped: Resume continues.",
                                  "time_limit": "Time limit reached."}[ev.reason] + f" ({ev.iteration} steps)"
@@ -413,6 +638,7 @@ class TrainingWidget(QWidget):
         running = self.session.state == TRAINING
         for w in self._locked:
             w.enabled = not running and self.session.state == IDLE
+        self.class_table.setEnabled(not running and self.session.state == IDLE)
         self.stop_button.enabled = running
         self.resume_button.enabled = self.session.can_resume
         self.save_button.enabled = self.session.has_model and not running
@@ -421,6 +647,7 @@ class TrainingWidget(QWidget):
         # the network's shape can only change through Reset Model
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
+        self.application.enabled = not running and not self.session.has_model
 
     def _show_failure(self, message: str):
         self.status.value = message

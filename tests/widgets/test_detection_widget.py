@@ -1,0 +1,127 @@
+"""Object detection in the Train Model dock: Points layers in, '<image> detections' out, corrected, retrained."""
+
+import numpy as np
+import pytest
+
+from tests.engine.test_detection import MBM, _crop
+from tests.widgets.conftest import snapshot, unchanged, wait_idle
+
+
+@pytest.fixture
+def cells_viewer(make_napari_viewer):
+    """Four real H&E crops with a person's dots, each image with its Points layer, as napari users have them."""
+    if not MBM.is_dir():
+        pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
+    from napari_mia.engine.data import read_image
+    from napari_mia.engine.detection import read_points_csv
+
+    viewer = make_napari_viewer()
+    rows = read_points_csv(MBM / "points.csv", MBM / "images")
+    for k, (f, pts) in enumerate([rows[0], rows[1], rows[2], rows[20]]):
+        image, points = _crop((read_image(f)[..., :3], pts), 256)
+        viewer.add_image(image, name=f"cells {k}", rgb=True)
+        viewer.add_points(points[:, :2], name=f"cells {k} points")
+    return viewer
+
+
+@pytest.fixture
+def det_widget(cells_viewer):
+    from napari_mia.widgets.training import TrainingWidget
+
+    w = TrainingWidget(cells_viewer)
+    cells_viewer.window.add_dock_widget(w, name="Train Model")
+    w.application.value = "Object detection"
+    c = w.controls
+    c["epochs"].value = 1
+    c["steps_per_epoch"].value = 30
+    c["patch_width"].value = c["patch_height"].value = 128
+    c["batch_size"].value = 4
+    c["val_split"].value = 0.0
+    return w
+
+
+def shown(control) -> bool:
+    """Not hidden by the dock (the test viewer's window itself is never shown)."""
+    return not control.native.isHidden()
+
+
+def _held_out_loss(widget, viewer):
+    image, points = viewer.layers["cells 3"], viewer.layers["cells 3 points"]
+    return widget.session.trainer.evaluate([(np.array(image.data), widget.points_of(image, points))])["loss"]
+
+
+def test_the_dock_offers_points_and_detection_controls(det_widget, cells_viewer, warnings_shown):
+    w = det_widget
+    assert w.labels_combo.label == "Points"
+    assert set(w.labels_combo.choices) == {f"cells {k} points" for k in range(4)}
+    assert shown(w.controls["object_size"]) and not shown(w.controls["label_mode"])
+    assert set(w.controls["loss"].choices) == {"mse", "rmse", "msle", "mae"} and w.controls["loss"].value == "mse"
+    s = w.read_settings()
+    assert s.model.task == "detection" and s.data.object_size == 10
+    # A stack is refused with a way out; the pair list stays empty.
+    cells_viewer.add_image(np.zeros((3, 64, 64), np.uint8), name="stack")
+    assert not w.add_pair("stack", "cells 0 points")
+    assert "stack" in warnings_shown[-1] and "2D" in warnings_shown[-1] and w.pairs == []
+    assert w.add_pair("cells 0", "cells 0 points")
+    assert "objects" in w.classes_label.value
+    w.application.value = "Semantic segmentation"  # points cannot train a segmentation: the pairs go
+    assert w.pairs == [] and w.labels_combo.label == "Labels" and w.controls["loss"].value == "dice"
+
+
+def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer, qtbot, tmp_path):
+    w, viewer = det_widget, cells_viewer
+    snap = snapshot(viewer)
+    for k in range(2):
+        assert w.add_pair(f"cells {k}", f"cells {k} points")
+    w.controls["steps_per_epoch"].value = 1
+    assert w.start()
+    wait_idle(qtbot, w.session)
+    before = _held_out_loss(w, viewer)
+    w.controls["steps_per_epoch"].value = 30
+    w.controls["preview_every"].value = 1  # watch it learn: the chosen image's detections after each epoch
+    w.predict_combo.value = "cells 2"
+    assert w.start()  # continues from the current weights
+    wait_idle(qtbot, w.session)
+    assert type(viewer.layers["cells 2 detections"]).__name__ == "Points"
+    w.controls["preview_every"].value = 0
+    after = _held_out_loss(w, viewer)
+    print(f"held-out loss {before:.3f} -> {after:.3f}")
+    assert after < 0.8 * before, (before, after)
+    thr = w.session.trainer.settings.data.detection_threshold
+    assert 0.05 <= thr <= 0.95  # calibrated on the training images when the run ended
+
+    # Predict an image that is not in the training set: a Points layer over it.
+    w.predict_combo.value = "cells 2"
+    assert w.predict()
+    wait_idle(qtbot, w.session)
+    det = viewer.layers["cells 2 detections"]
+    assert type(det).__name__ == "Points" and det.metadata["napari_mia"] == "prediction"
+    assert list(det.features.columns) == ["class", "score"] and len(det.data) == len(det.features)
+    assert unchanged(viewer, snap)
+
+    # The person corrects it to the true cells (deleting, adding, moving points), adds it and retrains.
+    truth = np.array(viewer.layers["cells 2 points"].data)
+    det.data = truth
+    assert w.add_prediction()
+    assert ("cells 2", "cells 2 detections") in w.pairs and det.metadata["napari_mia"] == "training labels"
+    assert "3 objects" not in w.classes_label.value  # counts every pair's points
+    steps = w.session.trainer.history[-1]
+    w.controls["steps_per_epoch"].value = 3
+    assert w.start()
+    wait_idle(qtbot, w.session)
+    assert w.session.last_event.reason == "completed" and w.session.trainer.history[-1] != steps
+    # A new prediction never writes over the corrected points.
+    assert w.predict()
+    wait_idle(qtbot, w.session)
+    assert np.array_equal(det.data, truth)
+    assert "cells 2 detections [1]" in viewer.layers
+    assert unchanged(viewer, snap)
+
+    # The model file keeps the application: a new dock opens it as a detection model.
+    path = tmp_path / "cells.pt"
+    assert w.save_model(path)
+    w.session.reset()
+    w.application.value = "Semantic segmentation"
+    assert w.load_model(path)
+    assert w.application.value == "Object detection" and w.controls["loss"].value == "mse"
+    assert shown(w.controls["object_size"])
