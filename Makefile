@@ -38,7 +38,7 @@ demo: venv xvfb
 	$(VENV)/bin/napari-mia demo
 
 test: venv xvfb
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

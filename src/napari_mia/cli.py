@@ -318,9 +318,20 @@ def predict(a) -> int:
     return 0
 
 
-def _predict_points(predictor, files, a) -> int:
+def _write_csv(out: Path, header: list, rows: list) -> Path:
     import csv
 
+    try:
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+    except OSError as e:
+        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    return out
+
+
+def _predict_points(predictor, files, a) -> int:
     from .engine.data import read_image
 
     bar, rows = _bar(len(files), a.quiet), []
@@ -331,21 +342,12 @@ def _predict_points(predictor, files, a) -> int:
             bar.update(1)
     if bar is not None:
         bar.close()
-    out = a.out / "points.csv"
-    try:
-        with out.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["name", "y", "x", "class", "score"])
-            w.writerows(rows)
-    except OSError as e:
-        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    out = _write_csv(a.out / "points.csv", ["name", "y", "x", "class", "score"], rows)
     print(f"Wrote {len(rows)} point(s) of {len(files)} image(s) to {out}")
     return 0
 
 
 def _predict_classes(predictor, files, a) -> int:
-    import csv
-
     from .engine.data import read_image
 
     names = predictor.settings.model.class_names
@@ -360,14 +362,7 @@ def _predict_classes(predictor, files, a) -> int:
             bar.update(1)
     if bar is not None:
         bar.close()
-    out = a.out / "classes.csv"
-    try:
-        with out.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["name", "class", "probability", *(f"p_{n}" for n in names)])
-            w.writerows(rows)
-    except OSError as e:
-        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    out = _write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
     print(f"Wrote the classes of {len(rows)} image(s) to {out}")
     return 0
 

@@ -82,3 +82,19 @@ def stop_at(session, button, iteration: int) -> tuple[list, object]:
 
     session.event.connect(on_event)
     return seen, on_event
+
+
+def docked(viewer, application: str, steps: int, patch: int):
+    """The Train Model dock on `application`, set through its controls for a short run without validation."""
+    from napari_mia.widgets.training import TrainingWidget
+
+    w = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Train Model")
+    w.application.value = application
+    c = w.controls
+    c["epochs"].value = 1
+    c["steps_per_epoch"].value = steps
+    c["patch_width"].value = c["patch_height"].value = patch
+    c["batch_size"].value = 4
+    c["val_split"].value = 0.0
+    return w

@@ -7,7 +7,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from tests.conftest import DSB
-from tests.widgets.conftest import snapshot, unchanged, wait_idle
+from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle
 
 
 def _frames(sparse: bool, n: int, skip: int = 0):
@@ -24,23 +24,12 @@ def _frames(sparse: bool, n: int, skip: int = 0):
 
 @pytest.fixture
 def cls_widget(make_napari_viewer):
-    from napari_mia.widgets.training import TrainingWidget
-
     viewer = make_napari_viewer()
     # frames alternate: sparse, dense, sparse, ...
     train = [f for pair in zip(_frames(True, 4), _frames(False, 4)) for f in pair]
     viewer.add_image(np.stack(train), name="train stack")
     viewer.add_image(np.stack([_frames(True, 1, skip=10)[0], _frames(False, 1, skip=10)[0]]), name="new stack")
-    w = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Train Model")
-    w.application.value = "Image classification"
-    c = w.controls
-    c["epochs"].value = 1
-    c["steps_per_epoch"].value = 3
-    c["patch_width"].value = c["patch_height"].value = 64
-    c["batch_size"].value = 4
-    c["val_split"].value = 0.0
-    return w
+    return docked(viewer, "Image classification", steps=3, patch=64)
 
 
 def test_classify_frames_predict_correct_and_retrain(cls_widget, qtbot, tmp_path, warnings_shown):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.engine.test_detection import MBM, _crop
-from tests.widgets.conftest import snapshot, unchanged, wait_idle
+from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle
 
 
 @pytest.fixture
@@ -26,18 +26,7 @@ def cells_viewer(make_napari_viewer):
 
 @pytest.fixture
 def det_widget(cells_viewer):
-    from napari_mia.widgets.training import TrainingWidget
-
-    w = TrainingWidget(cells_viewer)
-    cells_viewer.window.add_dock_widget(w, name="Train Model")
-    w.application.value = "Object detection"
-    c = w.controls
-    c["epochs"].value = 1
-    c["steps_per_epoch"].value = 30
-    c["patch_width"].value = c["patch_height"].value = 128
-    c["batch_size"].value = 4
-    c["val_split"].value = 0.0
-    return w
+    return docked(cells_viewer, "Object detection", steps=3, patch=128)
 
 
 def shown(control) -> bool:
@@ -68,27 +57,25 @@ def test_the_dock_offers_points_and_detection_controls(det_widget, cells_viewer,
     assert w.pairs == [] and w.labels_combo.label == "Labels" and w.controls["loss"].value == "dice"
 
 
-def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer, qtbot, tmp_path):
+def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer, qtbot, tmp_path, monkeypatch):
+    from napari_mia.engine.trainer import Trainer
+
     w, viewer = det_widget, cells_viewer
+    calibrations, calibrate = [], Trainer.calibrate_detection
+    monkeypatch.setattr(Trainer, "calibrate_detection", lambda self: calibrations.append(calibrate(self))
+                        or calibrations[-1])
     snap = snapshot(viewer)
     for k in range(2):
         assert w.add_pair(f"cells {k}", f"cells {k} points")
-    w.controls["steps_per_epoch"].value = 1
-    assert w.start()
-    wait_idle(qtbot, w.session)
-    before = _held_out_loss(w, viewer)
-    w.controls["steps_per_epoch"].value = 30
+    # Learning itself is measured in tests/engine/test_detection.py (held-out loss); here, the dock's cycle.
     w.controls["preview_every"].value = 1  # watch it learn: the chosen image's detections after each epoch
     w.predict_combo.value = "cells 2"
-    assert w.start()  # continues from the current weights
+    assert w.start()
     wait_idle(qtbot, w.session)
+    assert w.session.last_event.reason == "completed" and np.isfinite(_held_out_loss(w, viewer))
     assert type(viewer.layers["cells 2 detections"]).__name__ == "Points"
     w.controls["preview_every"].value = 0
-    after = _held_out_loss(w, viewer)
-    print(f"held-out loss {before:.3f} -> {after:.3f}")
-    assert after < 0.8 * before, (before, after)
-    thr = w.session.trainer.settings.data.detection_threshold
-    assert 0.05 <= thr <= 0.95  # calibrated on the training images when the run ended
+    assert calibrations  # the peak threshold was set from the training images when the run ended
 
     # Predict an image that is not in the training set: a Points layer over it.
     w.predict_combo.value = "cells 2"
@@ -104,9 +91,9 @@ def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer,
     det.data = truth
     assert w.add_prediction()
     assert ("cells 2", "cells 2 detections") in w.pairs and det.metadata["napari_mia"] == "training labels"
-    assert "3 objects" not in w.classes_label.value  # counts every pair's points
+    total = sum(len(viewer.layers[p].data) for _, p in w.pairs)
+    assert w.classes_label.value == f"{total} objects"  # every pair's points, the corrected ones included
     steps = w.session.trainer.history[-1]
-    w.controls["steps_per_epoch"].value = 3
     assert w.start()
     wait_idle(qtbot, w.session)
     assert w.session.last_event.reason == "completed" and w.session.trainer.history[-1] != steps

@@ -121,10 +121,14 @@ def build_model(ms: ModelSettings, load_pretrained: bool = True):
             f"Architecture {ms.architecture} cannot be built with encoder '{ms.encoder}': {str(e).splitlines()[0]}"
         ) from e
     if pretrained:
-        path = ms.weights_path or find_imagenet_weights(ms.encoder)
-        load_encoder_weights(model.encoder, path, ms.encoder)
-        model.encoder.set_in_channels(ms.channels, pretrained=True)
+        _start_from_imagenet(model.encoder, ms)
     return model
+
+
+def _start_from_imagenet(encoder, ms: ModelSettings) -> None:
+    """ImageNet weights into an encoder built with 3 channels, then adapted to the real channel count."""
+    load_encoder_weights(encoder, ms.weights_path or find_imagenet_weights(ms.encoder), ms.encoder)
+    encoder.set_in_channels(ms.channels, pretrained=True)
 
 
 @functools.cache
@@ -162,9 +166,7 @@ def _build_classifier(ms: ModelSettings, pretrained: bool):
             f"A classifier cannot be built with encoder '{ms.encoder}': {str(e).splitlines()[0]}"
         ) from e
     if pretrained:
-        path = ms.weights_path or find_imagenet_weights(ms.encoder)
-        load_encoder_weights(encoder, path, ms.encoder)
-        encoder.set_in_channels(ms.channels, pretrained=True)
+        _start_from_imagenet(encoder, ms)
     return _classifier_class()(encoder, ms.num_classes)
 
 

@@ -295,6 +295,8 @@ class TrainingWidget(QWidget):
             except (TypeError, ValueError):
                 raise DataError(f"'{points.name}': the 'class' feature must be numbers (1 = first kind of "
                                 "object).") from None
+            # Points given no class (napari fills 0 or nothing when points are set as data) are objects.
+            cls[~np.isfinite(cls) | (cls == 0)] = 1
         return np.c_[yx, cls]
 
     def _on_add(self, *_):
