@@ -28,6 +28,8 @@ def _close_toasts(viewer) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
+    p.add_argument("--only", choices=["segmentation", "detection", "classification"],
+                   help="make one application's screenshots only")
     a = p.parse_args()
     display = None
     if not os.environ.get("DISPLAY"):
@@ -37,10 +39,32 @@ def main() -> None:
         display.start()
     import napari
 
+    OUT.mkdir(parents=True, exist_ok=True)
+    app = napari.qt.get_qapp()
+
+    def pump(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+            time.sleep(0.01)
+
+    if a.only in (None, "segmentation"):
+        _segmentation(a, pump)
+    if a.only in (None, "detection"):
+        _detection(a, pump)
+    if a.only in (None, "classification"):
+        _classification(a, pump)
+    print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
+    if display is not None:
+        display.stop()
+
+
+def _segmentation(a, pump) -> None:
+    import napari
+
     from napari_mia._sample_data import make_sample_data
     from napari_mia.widgets.training import TrainingWidget
 
-    OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(1500, 950)
     for data, meta, kind in make_sample_data():
@@ -54,14 +78,6 @@ def main() -> None:
     c["steps_per_epoch"].value = 8
     c["patch_width"].value = c["patch_height"].value = 128
     c["val_split"].value = 0.34
-    app = napari.qt.get_qapp()
-
-    def pump(seconds):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.01)
-
     pump(0.5)
     viewer.reset_view()
     _close_toasts(viewer)
@@ -93,10 +109,113 @@ def main() -> None:
     _close_toasts(viewer)
     pump(0.5)
     viewer.screenshot(str(OUT / "viewer_prediction.png"), canvas_only=False)
-    print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     viewer.close()
-    if display is not None:
-        display.stop()
+
+
+def _dsb(names):
+    import tifffile
+
+    dsb = ROOT.parent / "shared" / "data" / "dsb2018_fluo"
+    return [(tifffile.imread(dsb / "images" / f"{n}.tif"), tifffile.imread(dsb / "masks" / f"{n}.tif")) for n in names]
+
+
+def _dsb_names(rule) -> list[str]:
+    import csv
+
+    index = ROOT.parent / "shared" / "data" / "dsb2018_fluo" / "index.csv"
+    return [r["name"] for r in csv.DictReader(index.open())
+            if (r["height"], r["width"]) == ("256", "256") and rule(int(r["n_nuclei"]))]
+
+
+def _train(widget, seconds, pump) -> None:
+    widget.start()
+    pump(seconds)
+    widget.session.stop()
+    while widget.session.busy:
+        pump(0.1)
+
+
+def _predict(widget, name, pump) -> None:
+    widget.predict_combo.value = name
+    widget.predict()
+    pump(0.5)
+    while widget.session.busy or widget.session._predicting:
+        pump(0.1)
+
+
+def _detection(a, pump) -> None:
+    """Nuclei centres (from the CC0 DSB masks) as the points of a detection training."""
+    import napari
+    from skimage.measure import regionprops
+
+    from napari_mia.widgets.training import TrainingWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(1500, 950)
+    pairs = _dsb(_dsb_names(lambda n: 20 <= n <= 60)[:4])
+    for k, (image, mask) in enumerate(pairs):
+        viewer.add_image(image, name=f"field {k + 1}")
+        if k < 3:
+            viewer.add_points([r.centroid for r in regionprops(mask)], name=f"field {k + 1} points", size=6,
+                              face_color="cyan")
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    widget.application.value = "Object detection"
+    for k in range(3):
+        widget.add_pair(f"field {k + 1}", f"field {k + 1} points")
+    c = widget.controls
+    c["epochs"].value, c["steps_per_epoch"].value, c["val_split"].value = 100, 8, 0.0
+    c["patch_width"].value = c["patch_height"].value = 128
+    c["object_size"].value = 12
+    _train(widget, a.seconds, pump)
+    _predict(widget, "field 4", pump)
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("field 4", "field 4 detections")
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    widget.section_data.grab().save(str(OUT / "detection_dock.png"))
+    viewer.screenshot(str(OUT / "viewer_detections.png"), canvas_only=False)
+    viewer.close()
+
+
+def _classification(a, pump) -> None:
+    """Fields with few nuclei against fields with many (CC0 DSB), a class per frame of a stack."""
+    import napari
+    import numpy as np
+
+    from napari_mia.widgets.training import TrainingWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(1500, 950)
+    sparse, dense = _dsb_names(lambda n: n <= 8), _dsb_names(lambda n: n >= 40)
+    train = [f for pair in zip(_dsb(sparse[:8]), _dsb(dense[:8])) for f in pair]
+    viewer.add_image(np.stack([img for img, _ in train]), name="plate 1")
+    viewer.add_image(np.stack([img for img, _ in _dsb([sparse[20], dense[20], dense[21], sparse[21]])]),
+                     name="plate 2")
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    widget.application.value = "Image classification"
+    table = widget.class_table
+    table.set_class_names(["sparse", "dense"])
+    widget.add_class_image("plate 1")
+    for r in range(16):
+        table.assign(r % 2, rows=[r])
+    c = widget.controls
+    c["epochs"].value, c["val_split"].value = 100, 0.0
+    c["patch_width"].value = c["patch_height"].value = 64
+    _train(widget, a.seconds, pump)
+    _predict(widget, "plate 2", pump)
+    viewer.layers.selection.active = viewer.layers["plate 2"]
+    viewer.layers["plate 1"].visible = False
+    viewer.dims.set_current_step(0, 1)
+    table.select("plate 2", 1)
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    widget.section_classes.grab().save(str(OUT / "classification_dock.png"))
+    viewer.screenshot(str(OUT / "viewer_classification.png"), canvas_only=False)
+    viewer.close()
 
 
 if __name__ == "__main__":
