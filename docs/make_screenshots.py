@@ -143,6 +143,16 @@ def _predict(widget, name, pump) -> None:
         pump(0.1)
 
 
+def _final_shots(viewer, section, section_png: str, viewer_png: str, pump) -> None:
+    """A dock section and the whole viewer, without notifications, then the viewer closes."""
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    section.grab().save(str(OUT / section_png))
+    viewer.screenshot(str(OUT / viewer_png), canvas_only=False)
+    viewer.close()
+
+
 def _detection(a, pump) -> None:
     """Nuclei centres (from the CC0 DSB masks) as the points of a detection training."""
     import napari
@@ -171,12 +181,7 @@ def _detection(a, pump) -> None:
     _predict(widget, "field 4", pump)
     for layer in viewer.layers:
         layer.visible = layer.name in ("field 4", "field 4 detections")
-    viewer.reset_view()
-    _close_toasts(viewer)
-    pump(0.5)
-    widget.section_data.grab().save(str(OUT / "detection_dock.png"))
-    viewer.screenshot(str(OUT / "viewer_detections.png"), canvas_only=False)
-    viewer.close()
+    _final_shots(viewer, widget.section_data, "detection_dock.png", "viewer_detections.png", pump)
 
 
 def _classification(a, pump) -> None:
@@ -210,12 +215,7 @@ def _classification(a, pump) -> None:
     viewer.layers["plate 1"].visible = False
     viewer.dims.set_current_step(0, 1)
     table.select("plate 2", 1)
-    viewer.reset_view()
-    _close_toasts(viewer)
-    pump(0.5)
-    widget.section_classes.grab().save(str(OUT / "classification_dock.png"))
-    viewer.screenshot(str(OUT / "viewer_classification.png"), canvas_only=False)
-    viewer.close()
+    _final_shots(viewer, widget.section_classes, "classification_dock.png", "viewer_classification.png", pump)
 
 
 if __name__ == "__main__":

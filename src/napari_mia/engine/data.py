@@ -396,6 +396,19 @@ def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
     return [(files[n], c) for n, c in sorted(by_name.items())]
 
 
+def sources_for_task(items: Sequence[tuple], settings: Settings,
+                     rgb: Sequence[bool | None] | None = None) -> list[SampleSource]:
+    """Array items -> sources for the settings' task: (image, labels[, name[, labels name]]) for
+    segmentation, (image, points[, name]) for detection, (image, class ids[, name]) for classification.
+    `rgb`: per item, whether the image's last axis is channels (napari's ``layer.rgb``; None guesses)."""
+    task = settings.model.task
+    if task == "detection":
+        return sources_from_points([it[:3] for it in items], settings)
+    if task == "classification":
+        return sources_from_classes([it[:3] for it in items], settings, rgb=rgb)
+    return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb)
+
+
 def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:
     """Image/mask files -> sources; read once now, or per use if not load_full."""
     sources = []

@@ -29,7 +29,7 @@ from .data import (
     SampleSource,
     auto_class_weights,
     class_frequencies,
-    sources_from_arrays,
+    sources_for_task,
     split_train_val,
     validation_items,
 )
@@ -207,15 +207,7 @@ class Trainer:
     def _sources(self, data) -> list[SampleSource]:
         if data and isinstance(data[0], SampleSource):
             return list(data)
-        if self.settings.model.task == "detection":
-            from .data import sources_from_points
-
-            return sources_from_points(data, self.settings)
-        if self.settings.model.task == "classification":
-            from .data import sources_from_classes
-
-            return sources_from_classes(data, self.settings)
-        return sources_from_arrays(data, self.settings)
+        return sources_for_task(data, self.settings)
 
     def _check_classes(self, sources: Sequence[SampleSource]) -> None:
         m = self.settings.model

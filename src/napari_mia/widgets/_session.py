@@ -110,7 +110,10 @@ class TrainingSession:
             trainer = self.trainer
             if self._stop_requested:  # Stop pressed while the libraries were loading
                 return
-            yield from _calibrated(trainer, trainer.train(training_sources(trainer.settings, items)))
+            from ..engine.data import sources_for_task
+
+            sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items])
+            yield from _calibrated(trainer, trainer.train(sources))
 
         self._launch(run, TRAINING)
         return True
@@ -306,22 +309,6 @@ class TrainingSession:
         show_error(f"napari-mia: {message}")
         self.failures += 1
         self.failed.emit(message)
-
-
-def training_sources(settings: Settings, items: list) -> list:
-    """The engine's samples from the copied layer data, by application."""
-    task = settings.model.task
-    if task == "detection":
-        from ..engine.data import sources_from_points
-
-        return sources_from_points([it[:3] for it in items], settings)
-    if task == "classification":
-        from ..engine.data import sources_from_classes
-
-        return sources_from_classes([it[:3] for it in items], settings, rgb=[it[4] for it in items])
-    from ..engine.data import sources_from_arrays
-
-    return sources_from_arrays([it[:4] for it in items], settings, rgb=[it[4] for it in items])
 
 
 def _calibrated(trainer, events):
