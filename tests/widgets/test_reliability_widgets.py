@@ -100,8 +100,8 @@ def test_closing_the_viewer_while_training_stops_it(make_napari_viewer, qtbot):
     assert len(session.record.iterations) < 50 * 20
 
 
-def test_soak_train_stop_resume_predict_10_times(widget, nuclei_viewer, qtbot):
-    """10 cycles in one viewer; memory must settle, not grow with each cycle."""
+def test_soak_train_stop_resume_predict_20_times(widget, nuclei_viewer, qtbot):
+    """20 cycles in one viewer; memory must settle, not grow with each cycle."""
     import psutil
 
     session, proc = widget.session, psutil.Process()
@@ -112,7 +112,7 @@ def test_soak_train_stop_resume_predict_10_times(widget, nuclei_viewer, qtbot):
     widget.controls["val_split"].value = 0.0
     widget.predict_combo.value = "one"
     rss = []
-    for cycle in range(10):
+    for cycle in range(20):
         widget.start()
         qtbot.waitUntil(lambda: type(session.last_event).__name__ == "IterationEnd", timeout=60_000)
         session.stop()
@@ -122,12 +122,13 @@ def test_soak_train_stop_resume_predict_10_times(widget, nuclei_viewer, qtbot):
             wait_idle(qtbot, session)
         assert widget.predict()
         qtbot.waitUntil(lambda: not session._predicting and not session.busy, timeout=60_000)
-        if cycle in (3, 9):  # the two compared below: settle the garbage first (slow, so only there)
+        if cycle in (4, 19):  # the two compared below: settle the garbage first (slow, so only there)
             gc.collect()
         rss.append(proc.memory_info().rss / 2**20)
     print("soak RSS MB per cycle:", [round(r) for r in rss])
     layers = [layer.name for layer in nuclei_viewer.layers]
     assert layers.count("one prediction") == 1  # updated in place, unedited, every cycle
-    # Measured: +43 MB from cycle 5 to 20 of a 20-cycle run (run-to-run noise about as large). A leak
-    # of one model (~56 MB), image stack or plot per cycle would be far more over these 6 cycles.
-    assert rss[-1] - rss[3] < 150, [round(r) for r in rss]
+    # Measured: +43 MB from cycle 5 to 20 (run-to-run noise about as large). A leak of one model,
+    # image stack or plot per cycle would be far more. Fewer cycles were tried to save time: within
+    # the whole suite (4 GB resident) the noise between two single cycles reached +160 MB.
+    assert rss[-1] - rss[4] < 150, [round(r) for r in rss]
