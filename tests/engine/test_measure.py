@@ -146,3 +146,8 @@ def test_mismatched_image_is_one_plain_error(crops):
     img, lab = crops[0]
     with pytest.raises(DataError, match="same pixels"):
         measure_objects(lab, img[:32])
+
+
+def test_no_object_still_gives_the_columns():
+    t = measure_objects(np.zeros((8, 8), int), np.zeros((8, 8, 3), np.uint8), name="empty", spacing=(2, 2), unit="um")
+    assert len(t) == 0 and {"area_um2", "intensity_mean_red", "intensity_max_blue"} <= set(t.columns)

@@ -165,7 +165,11 @@ def measure_objects(labels: np.ndarray, image: np.ndarray | None = None, *, mode
                     row[f"intensity_{stat}"] = t[f"intensity_{stat}"]
         frames.append(pd.DataFrame(row))
     if not frames:
-        return pd.DataFrame({k: [] for k in _empty_columns(name, labels.ndim > 2, u)})
+        columns = _empty_columns(name, labels.ndim > 2, u)
+        if image is not None:
+            channels = [f"_{CHANNEL_NAMES[c] if c < 3 else f'c{c}'}" for c in range(image.shape[-1])] if rgb else [""]
+            columns += [f"intensity_{stat}{c}" for stat in ("min", "mean", "max") for c in channels]
+        return pd.DataFrame({k: [] for k in columns})
     return pd.concat(frames, ignore_index=True)
 
 
