@@ -59,6 +59,7 @@ class ResultsWidget(QWidget):
             text="Save all", tooltip="Measure every prediction layer napari-mia made (and the classification table) "
                                      "and save objects.csv, counts.csv and classes.csv in a folder.")
         self.summary = Label(value="Choose a layer and press Measure.")
+        self.summary.native.setWordWrap(True)  # a long summary wraps instead of widening the dock
         form = Container(widgets=[self.layer_combo, self.image_combo, self.mode, self.class_layer, self.pixel_size,
                                   self.unit,
                                   Container(widgets=[self.measure_button, self.save_button, self.save_all_button],
