@@ -139,3 +139,32 @@ def test_classification_table_from_the_train_model_dock(nuclei_viewer, make_napa
     written = w.save_all(tmp_path)
     assert [p.name for p in written] == ["classes.csv"]
     assert pd.read_csv(written[0])["frame"].tolist() == [0, 1, 2, 3]
+
+
+def test_a_classes_prediction_uses_the_models_classes_and_the_exact_scale(results, qtbot):
+    """A prediction of a classes-mode model: objects are the classes' regions, named as the model names them."""
+    from types import SimpleNamespace
+
+    from napari_mia.engine.settings import Settings
+    from napari_mia.widgets._session import session_for
+    from napari_mia.widgets.results import CLASSES
+
+    viewer, w = results
+    img, lab, _ = load_dsb(1)[0]
+    semantic = np.where(lab > 0, 1 + lab % 2, 0).astype(np.uint8)
+    settings = Settings().update(label_mode="classes", class_names=["background", "odd", "even"])
+    session_for(viewer).trainer = SimpleNamespace(settings=settings)  # as after a training
+    viewer.add_image(img, name="field", scale=(0.10833, 0.1625), units="um")  # rectangular pixels
+    pred = viewer.add_labels(semantic, name="field prediction", scale=(0.10833, 0.1625), units="um")
+    pred.metadata.update(napari_mia="prediction", napari_mia_image="field")
+    w.layer_combo.value = "field prediction"
+    qtbot.waitUntil(lambda: w.mode.value == CLASSES)  # marked just after it was added, as the Train Model dock does
+    assert w.image_combo.value == "field"
+    assert w.measure()
+    from skimage.measure import label
+
+    assert len(w.objects) == label(semantic, connectivity=1).max()
+    assert set(w.objects["class_name"]) == {"odd", "even"}
+    assert w.objects["area_um2"].sum() == pytest.approx(np.count_nonzero(semantic) * 0.10833 * 0.1625)
+    assert w.objects["perimeter_um"].isna().all()  # not defined for rectangular pixels
+    assert pred.features.shape[1] == 0 and "a number is a class" in w.summary.value

@@ -50,6 +50,8 @@ class ResultsWidget(QWidget):
         self.pixel_size = FloatSpinBox(label="Pixel size", min=1e-6, max=1e6, step=0.01, value=1.0,
                                        tooltip="The size of one pixel in the unit below (taken from the layer's "
                                                "scale). Lengths and areas are given in this unit.")
+        self.pixel_size.native.setDecimals(5)  # microscopes' pixel sizes, e.g. 0.10833 um
+        self._filled_size = None  # Pixel size as filled from the layer's scale (the box rounds it)
         self.unit = ComboBox(label="Unit", choices=list(UNITS),
                              tooltip="px: lengths in pixels. um: micrometres (area in um2), and so on. Taken "
                                      "from the layer's units.")
@@ -81,13 +83,15 @@ class ResultsWidget(QWidget):
                    self.viewer.layers.events.moved):
             ev.connect(self._refresh)
         layers_events = self.viewer.layers.events
-        refresh = self._refresh
+        refresh, on_inserted = self._refresh, self._on_inserted
 
         def closed(*_):
             for ev in (layers_events.inserted, layers_events.removed, layers_events.moved):
                 ev.disconnect(refresh)
+            layers_events.inserted.disconnect(on_inserted)
 
         self.destroyed.connect(closed)
+        self.viewer.layers.events.inserted.connect(self._on_inserted)
         # The class table appears when the Train Model dock opens, which no layer event tells: look again
         # whenever the list is opened.
         self.layer_combo.native.installEventFilter(self)
@@ -123,6 +127,22 @@ class ResultsWidget(QWidget):
         if self.layer_combo.value != self._filled_from:  # a typed pixel size stays while the layer does
             self._on_layer()
 
+    def _on_inserted(self, event):
+        """The Train Model dock marks its prediction layers just after adding them: fill the controls from
+        a new layer once more, when the metadata is there."""
+        from qtpy.QtCore import QTimer
+
+        name = event.value.name
+
+        def refill():
+            try:
+                if self.layer_combo.value == name:
+                    self._on_layer()
+            except RuntimeError:  # the dock was closed meanwhile
+                pass
+
+        QTimer.singleShot(0, refill)
+
     def _on_layer(self, *_):
         """Fill the controls from the chosen layer: its image, its kind of labels, its scale and units."""
         name = self.layer_combo.value
@@ -141,6 +161,7 @@ class ResultsWidget(QWidget):
         from ..engine.measure import unit_suffix
 
         self.pixel_size.value = float(layer.scale[-1])
+        self._filled_size = self.pixel_size.value
         unit = unit_suffix(layer.units[-1]) if hasattr(layer, "units") else "px"
         if unit not in self.unit.choices:
             self.unit.choices = [*self.unit.choices, unit]
@@ -184,9 +205,10 @@ class ResultsWidget(QWidget):
 
     # -- measuring --------------------------------------------------------------------
     def _spacing(self, layer) -> tuple[float, float]:
-        """The layer's own (y, x) scale while Pixel size shows it, else the number typed, for y and x."""
-        scale = tuple(float(s) for s in layer.scale[-2:])
-        return scale if self.pixel_size.value == scale[-1] else (self.pixel_size.value,) * 2
+        """The layer's own (y, x) scale while Pixel size shows it (rounded), else the number typed, for y and x."""
+        if self._filled_from == layer.name and self.pixel_size.value == self._filled_size:
+            return tuple(float(s) for s in layer.scale[-2:])
+        return (self.pixel_size.value,) * 2
 
     def measure_layer(self, name: str, image: str | None = None, mode: str | None = None,
                       class_layer: str | None = None, spacing=None, unit: str | None = None):
