@@ -246,9 +246,8 @@ def _results(pump) -> None:
     viewer.layers.selection.active = viewer.layers["field labels"]
     pump(1.0)  # the dock takes its width first, then the image fits the canvas
     viewer.reset_view()
-    big = table_row = widget.objects.sort_values("area_um2").iloc[-1]  # hover over the largest nucleus
-    viewer.cursor.position = (table_row["centroid_y_um"], table_row["centroid_x_um"])
-    del big
+    largest = widget.objects.sort_values("area_um2").iloc[-1]  # the mouse over it: the status bar shows its row
+    viewer.cursor.position = (largest["centroid_y_um"], largest["centroid_x_um"])
     _close_toasts(viewer)
     pump(0.5)
     widget.grab().save(str(OUT / "results_dock.png"))

@@ -239,7 +239,8 @@ class ResultsWidget(QWidget):
                                   unit=unit or (layer.units[-1] if hasattr(layer, "units") else None), name=shown,
                                   rgb=None if img is None else bool(img.rgb))
         frames = {shown: int(labels.shape[0]) if labels.ndim == 3 else None}
-        return objects, count_objects(objects, images=frames, class_names=names)
+        every = list(range(1, len(names))) if names else None  # the model's classes, found or not
+        return objects, count_objects(objects, images=frames, class_names=names, classes=every)
 
     def measure(self, *_) -> bool:
         """Measure the chosen layer: show its table; a Labels layer's objects become its features."""
