@@ -224,17 +224,20 @@ class ResultsWidget(QWidget):
             frames = None
             if layer.data.shape[1] > 2:
                 frames = int(img.data.shape[0]) if img is not None and img.ndim > 2 else None
-            cls = np.asarray(layer.features["class"]) if "class" in layer.features else None
+            # a point without a class (NaN, 0) counts as class 1, as napari-mia trains it
+            cls = np.nan_to_num(np.asarray(layer.features["class"], float)).astype(int) \
+                if "class" in layer.features else None
             names = self._model_value(layer, "class_names")
             return None, count_points(np.asarray(layer.data), cls, name=shown, frames=frames, class_names=names,
                                       classes=list(range(1, len(names))) if names else None)
-        labels = np.asarray(layer.data)
+        labels = np.asarray(layer.data[0] if layer.multiscale else layer.data)  # full resolution
         mode = mode or "instances"
         classes = None
         if mode == "instances" and class_layer not in (None, NONE):
             classes = np.asarray(self.viewer.layers[class_layer].data)
         names = self._model_value(layer, "class_names") if mode == "classes" else None
-        objects = measure_objects(labels, None if img is None else np.asarray(img.data), mode=mode, classes=classes,
+        pixels = None if img is None else np.asarray(img.data[0] if img.multiscale else img.data)
+        objects = measure_objects(labels, pixels, mode=mode, classes=classes,
                                   class_names=names, spacing=spacing or tuple(layer.scale[-2:]),
                                   unit=unit or (layer.units[-1] if hasattr(layer, "units") else None), name=shown,
                                   rgb=None if img is None else bool(img.rgb))
@@ -297,6 +300,8 @@ class ResultsWidget(QWidget):
 
     def _show(self, table) -> None:
         shown = table.head(SHOWN_ROWS)
+        if len(table) > SHOWN_ROWS:
+            self.summary.value += f" The first {SHOWN_ROWS} rows are shown; Save writes all {len(table)}."
         self.table.clear()
         self.table.setColumnCount(len(shown.columns))
         self.table.setRowCount(len(shown))
