@@ -89,8 +89,9 @@ def _measure_files(pairs, spacing, unit, mode, class_names, out: Path, quiet: bo
     bar = _bar(len(pairs), quiet)
     for lab_file, img_file in pairs:
         labels = read_image(lab_file)
-        if labels.ndim == 3 and labels.shape[-1] in (3, 4) and img_file is None:
-            raise DataError(f"{lab_file.name} is a colour image, not labels.")
+        if labels.ndim == 3 and labels.shape[-1] in (3, 4):
+            raise DataError(f"{lab_file.name} is a colour image, not labels (whole numbers, 0 = background). "
+                            "Check that --labels is the folder of label images.")
         image = read_image(img_file) if img_file is not None else None
         name = (img_file or lab_file).name
         tables.append(measure_objects(labels, image, mode=mode, class_names=class_names, spacing=spacing,
