@@ -28,7 +28,7 @@ def _close_toasts(viewer) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
-    p.add_argument("--only", choices=["segmentation", "detection", "classification"],
+    p.add_argument("--only", choices=["segmentation", "detection", "classification", "results"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     display = None
@@ -54,6 +54,8 @@ def main() -> None:
         _detection(a, pump)
     if a.only in (None, "classification"):
         _classification(a, pump)
+    if a.only in (None, "results"):
+        _results(pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -216,6 +218,52 @@ def _classification(a, pump) -> None:
     viewer.dims.set_current_step(0, 1)
     table.select("plate 2", 1)
     _final_shots(viewer, widget.section_classes, "classification_dock.png", "viewer_classification.png", pump)
+
+
+def _results(pump) -> None:
+    """The Results dock on a DSB field and its human labels (pixel size 0.5 um, an example), and a histogram
+    of the nuclei's areas made from the saved objects.csv, as a user would make it for a paper."""
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import napari
+    import pandas as pd
+
+    from napari_mia.widgets.results import ResultsWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(1500, 950)
+    ((image, mask),) = _dsb(_dsb_names(lambda n: 40 <= n <= 80)[:1])
+    viewer.add_image(image, name="field", scale=(0.5, 0.5), units="um")
+    viewer.add_labels(mask.astype("uint16"), name="field labels", scale=(0.5, 0.5), units="um")
+    widget = ResultsWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Results", area="right")
+    widget.layer_combo.value = "field labels"
+    widget.measure()
+    viewer.layers.selection.active = viewer.layers["field labels"]
+    pump(1.0)  # the dock takes its width first, then the image fits the canvas
+    viewer.reset_view()
+    largest = widget.objects.sort_values("area_um2").iloc[-1]  # the mouse over it: the status bar shows its row
+    viewer.cursor.position = (largest["centroid_y_um"], largest["centroid_x_um"])
+    _close_toasts(viewer)
+    pump(0.5)
+    widget.grab().save(str(OUT / "results_dock.png"))
+    viewer.screenshot(str(OUT / "viewer_results.png"), canvas_only=False)
+    folder = Path(tempfile.mkdtemp())
+    widget.save(folder / "objects.csv")
+    table = pd.read_csv(folder / "objects.csv")
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.hist(table["area_um2"], bins=15, color="#4c9be8", edgecolor="white")
+    ax.set_xlabel("nucleus area (µm²)")
+    ax.set_ylabel("nuclei")
+    ax.set_title(f"{len(table)} nuclei, median {table['area_um2'].median():.0f} µm²", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(OUT / "results_area_histogram.png")
+    plt.close(fig)
+    viewer.close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Command line: ``napari-mia train | predict | demo``.
+"""Command line: ``napari-mia train | predict | measure | demo``.
 
 The ``train`` and ``predict`` options are a contract that scripts rely on:
 add options, never change or remove one.
@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="instance mode: keep touching objects together (one object per connected blob)")
     pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ._results_cli import add_measure_parser, add_predict_flag  # Results (issue #19): in its own module
+
+    add_predict_flag(pr)
+    add_measure_parser(sub)
 
     d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
     d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
@@ -388,7 +392,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "train":
             return train(a)
         if a.command == "predict":
-            return predict(a)
+            rc = predict(a)
+            if rc == 0 and a.measure:
+                from ._results_cli import measure_predictions
+
+                rc = measure_predictions(a)
+            return rc
+        if a.command == "measure":
+            from ._results_cli import measure
+
+            return measure(a)
         from .demo import run_demo
 
         return run_demo(headless=a.headless, minutes=a.minutes, out=a.out)
