@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.engine.test_detection import MBM, _crop
-from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle
+from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle, wait_free
 
 
 @pytest.fixture
@@ -110,5 +110,6 @@ def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer,
     w.session.reset()
     w.application.value = "Semantic segmentation"
     assert w.load_model(path)
+    wait_free(qtbot, w.session)  # the file is read in a worker
     assert w.application.value == "Object detection" and w.controls["loss"].value == "mse"
     assert shown(w.controls["object_size"])
