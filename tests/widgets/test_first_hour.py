@@ -4,7 +4,7 @@ real viewer, opened both ways napari opens it (the `widget` fixture: Plugins men
 
 import subprocess
 import sys
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -231,8 +231,9 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
     wait_idle(qtbot, widget.session)
     big = np.tile(np.asarray(nuclei_viewer.layers["nuclei"].data)[0], (3, 3))  # 768 x 768: several tiles
     nuclei_viewer.add_image(big, name="large")
-    moves, statuses = [], []
-    widget.session.predict_progress.connect(lambda *a: (moves.append(a), statuses.append(widget.status.value)))
+    moves, statuses, threads = [], [], set()
+    widget.session.predict_progress.connect(lambda *a: (moves.append(a), statuses.append(widget.status.value),
+                                                        threads.add(threading.current_thread())))
     widget.predict_combo.value = "large"
     assert widget.predict()
     assert widget.status.value == "Predicting large…"
@@ -243,6 +244,7 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
     if ses._accepts(Predictor.result, "progress"):  # the engine reports each tile (issue #13)
         assert moves[-1][4] > 1
     assert widget.status.value == "Predicted large"
+    assert threads == {threading.main_thread()}  # sent from the worker, handled on the main thread
 
 
 # -- 9: Load Model restores the post-processing; prediction layers are marked -----------------------------------

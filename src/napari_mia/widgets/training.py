@@ -823,9 +823,11 @@ def _guess_label_mode_here(labels: np.ndarray) -> str | None:
     labels = np.asarray(labels)
     frames = labels.reshape(-1, *labels.shape[-2:]) if labels.ndim >= 2 else labels[None, None]
     most_ids, single, spread, total = 0, 0, 0, 0
-    for frame in frames:
+    # Runs on the main thread when a pair is added: a sample of frames and of objects is enough to tell.
+    for frame in frames[np.unique(np.linspace(0, len(frames) - 1, min(len(frames), 16)).astype(int))]:
         ids = np.unique(frame[frame > 0])
         most_ids = max(most_ids, len(ids))
+        ids = ids[np.unique(np.linspace(0, len(ids) - 1, min(len(ids), 200)).astype(int))] if len(ids) else ids
         boxes = ndimage.find_objects(frame.astype(np.intp, copy=False))
         for v in ids:
             box = boxes[int(v) - 1] if int(v) - 1 < len(boxes) else None
