@@ -26,14 +26,31 @@ def warnings_shown(monkeypatch):
     return shown
 
 
-@pytest.fixture
-def widget(nuclei_viewer, qtbot):
-    """The Train Model dock, docked in the viewer as napari does it."""
+OPENED = ["menu", "plugin"]
+
+
+def open_dock(viewer, how: str):
+    """The Train Model dock opened the two ways napari does it.
+
+    "menu": as Plugins > napari-mia > Train Model does (the widget gets the viewer itself).
+    "plugin": `viewer.window.add_plugin_dock_widget`, as `make demo` and scripts do: the widget then gets
+    napari's PublicOnlyProxy of the viewer, whose layers are proxies too (issue #13, defect 1).
+    """
     from napari_mia.widgets.training import TrainingWidget
 
-    w = TrainingWidget(nuclei_viewer)
-    nuclei_viewer.window.add_dock_widget(w, name="Train Model")
+    if how == "plugin":
+        _, w = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+        assert type(w.viewer).__name__ == "PublicOnlyProxy"
+        return w
+    w = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Train Model")
     return w
+
+
+@pytest.fixture(params=OPENED)
+def widget(nuclei_viewer, qtbot, request):
+    """The Train Model dock, docked in the viewer as napari does it (both ways, see `open_dock`)."""
+    return open_dock(nuclei_viewer, request.param)
 
 
 def snapshot(viewer) -> dict:
@@ -44,6 +61,11 @@ def snapshot(viewer) -> dict:
 def unchanged(viewer, snap) -> bool:
     """The layers of `snap` still in the viewer hold exactly the same data."""
     return all(np.array_equal(viewer.layers[k].data, v) for k, v in snap.items() if k in viewer.layers)
+
+
+def wait_free(qtbot, session, timeout=180_000):
+    """Until a load, GPU search or prediction has finished and its result reached the main thread."""
+    qtbot.waitUntil(lambda: session.state == "idle" and not session._predicting, timeout=timeout)
 
 
 def wait_idle(qtbot, session, timeout=180_000):
@@ -84,12 +106,9 @@ def stop_at(session, button, iteration: int) -> tuple[list, object]:
     return seen, on_event
 
 
-def docked(viewer, application: str, steps: int, patch: int):
+def docked(viewer, application: str, steps: int, patch: int, how: str = "menu"):
     """The Train Model dock on `application`, set through its controls for a short run without validation."""
-    from napari_mia.widgets.training import TrainingWidget
-
-    w = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Train Model")
+    w = open_dock(viewer, how)
     w.application.value = application
     c = w.controls
     c["epochs"].value = 1

@@ -7,7 +7,7 @@ import pytest
 from qtpy.QtCore import Qt
 
 from tests.conftest import DSB
-from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle
+from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle, wait_free
 
 
 def _frames(sparse: bool, n: int, skip: int = 0):
@@ -89,6 +89,7 @@ def test_classify_frames_predict_correct_and_retrain(cls_widget, qtbot, tmp_path
     w.application.value = "Semantic segmentation"
     table.set_class_names(["a", "b", "c"])
     assert w.load_model(path)
+    wait_free(qtbot, w.session)  # the file is read in a worker
     assert w.application.value == "Image classification" and table.class_names() == ["sparse", "dense"]
 
 

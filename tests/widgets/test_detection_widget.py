@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tests.engine.test_detection import MBM, _crop
-from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle
+from tests.widgets.conftest import docked, snapshot, unchanged, wait_idle, wait_free
 
 
 @pytest.fixture
@@ -110,5 +110,19 @@ def test_train_predict_correct_add_retrain_from_points(det_widget, cells_viewer,
     w.session.reset()
     w.application.value = "Semantic segmentation"
     assert w.load_model(path)
+    wait_free(qtbot, w.session)  # the file is read in a worker
     assert w.application.value == "Object detection" and w.controls["loss"].value == "mse"
     assert shown(w.controls["object_size"])
+
+
+@pytest.mark.parametrize("how", ["menu", "plugin"])
+def test_points_are_accepted_however_the_dock_was_opened(cells_viewer, how, warnings_shown):
+    """`make demo` and scripts open the dock with add_plugin_dock_widget, which hands it napari's proxy
+    layers: their Points layers must be accepted as from the Plugins menu (issue #13, defect 1)."""
+    w = docked(cells_viewer, "Object detection", steps=3, patch=128, how=how)
+    assert set(w.labels_combo.choices) == {f"cells {k} points" for k in range(4)}
+    w.image_combo.value, w.labels_combo.value = "cells 0", "cells 0 points"
+    w.add_button.native.click()
+    assert w.pairs == [("cells 0", "cells 0 points")], warnings_shown
+    assert w.add_pair("cells 1", "cells 1 points") and "objects" in w.classes_label.value
+    assert not any("is not a Points layer" in m for m in warnings_shown)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_mia.widgets.training import TrainingWidget
-from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle
+from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle, wait_free
 
 
 def _trained(widget, qtbot, steps=2):
@@ -55,7 +55,8 @@ def test_corrupt_model_file_and_unwritable_folder(widget, nuclei_viewer, qtbot, 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model at all")
     settings = widget.read_settings()
-    assert not widget.load_model(bad)
+    assert widget.load_model(bad)  # read in a worker: the failure comes as a message
+    wait_free(qtbot, widget.session)
     assert "not a napari-mia model file" in warnings_shown[-1] and widget.read_settings() == settings
     _trained(widget, qtbot)
     (tmp_path / "not a folder").write_text("a file where the folder should be")  # unwritable, even for root

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 
 from napari_mia.engine.events import EpochEnd, IterationEnd, TrainingFinished
-from tests.widgets.conftest import quick, snapshot, stop_at, unchanged, wait_idle
+from tests.widgets.conftest import quick, snapshot, stop_at, unchanged, wait_idle, wait_free
 
 
 def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
@@ -82,6 +82,7 @@ def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer,
     widget.controls["optimizer"].value = "sgd"
     widget.controls["architecture"].value = "FPN"
     assert widget.load_model(tmp_path / "m.pt")
+    wait_free(qtbot, session)  # the file is read in a worker
     assert widget.read_settings() == saved
     assert widget.controls["optimizer"].value == "adamax" and widget.controls["rotate"].value == (-15.0, 15.0)
     nuclei_viewer.layers.remove("nuclei prediction")

@@ -107,6 +107,12 @@ class DataSettings:
     # A peak counts as an object above this fraction of object_intensity; set
     # after training from the training images (see Trainer.calibrate_detection).
     detection_threshold: float = 0.5
+    # Post-processing of segmentation predictions (the dock's Post-processing section, see
+    # predictor.PostProcess), kept with the model so that it predicts the same after loading.
+    # Model files from before these fields load with these defaults (the values used then).
+    min_object_size: int = 0
+    fill_holes: bool = False
+    split_touching: bool = True
 
 
 @dataclass
@@ -263,6 +269,8 @@ class Settings:
                                 f"{', '.join(SEGMENTATION_LOSSES)}.")
         if m.task == "detection" and m.label_mode != "classes":
             raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
+        if da.min_object_size < 0:
+            raise SettingsError("Min object size must be 0 (keep every object) or more.")
         if not (da.object_size > 0 and da.object_intensity > 0):
             raise SettingsError("Object size and object intensity must be positive.")
         _choice("metric", t.metric, METRICS)

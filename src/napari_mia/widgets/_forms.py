@@ -199,4 +199,8 @@ def write_settings(controls: dict, s: S.Settings) -> None:
                     w.choices = list(w.choices) + [(f"{value} channels", value)]
                 if f.name == "device" and value not in w.choices:
                     w.choices = list(w.choices) + [value]
+                if f.name == "weights_path" and not value:
+                    # FileEdit turns "" into the current folder's full path: leave the field empty instead.
+                    w.line_edit.value = ""
+                    continue
                 w.value = value

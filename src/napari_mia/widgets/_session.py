@@ -20,7 +20,7 @@ from ..engine.settings import Settings
 
 log = logging.getLogger(__name__)
 
-IDLE, TRAINING, PREDICTING = "idle", "training", "predicting"
+IDLE, TRAINING, PREDICTING, LOADING = "idle", "training", "predicting", "loading"
 
 
 def import_engine_libraries() -> None:
@@ -43,10 +43,33 @@ def explain(error: BaseException) -> str:
     return f"Something went wrong: {text}. Your layers are unchanged; see the log for details."
 
 
+def _accepts(func, name: str) -> bool:
+    """Whether `func` takes the keyword `name` (engine APIs that gained an argument; see Predictor.result)."""
+    import inspect
+
+    try:
+        return name in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _relay():
+    """A Qt signal made on the main thread: emitted from a worker thread, its slots run on the main thread
+    (Qt queues a signal that crosses threads), in order with the worker's own signals."""
+    from qtpy.QtCore import QObject, Signal as QtSignal
+
+    class Relay(QObject):
+        sent = QtSignal(object)
+
+    return Relay()
+
+
 class TrainingSession:
     event = Signal(object)  # each engine event, on the main thread
     state_changed = Signal(str)
     failed = Signal(str)  # a plain-words message
+    # (image name, job k, jobs n, tile done, tiles total), on the main thread, as a prediction goes on
+    predict_progress = Signal(str, int, int, int, int)
 
     def __init__(self):
         self.trainer = None
@@ -60,6 +83,7 @@ class TrainingSession:
         self._stop_requested = False
         self._pending: collections.deque = collections.deque()
         self._dispatching = False
+        self._task_worker = None
 
     # -- state --------------------------------------------------------------
     @property
@@ -150,45 +174,93 @@ class TrainingSession:
     def predict(self, jobs: list, done: Callable, post=None) -> bool:
         """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, result)`
         runs on the main thread as each finishes (see `Predictor.result`). During training it uses a snapshot
-        of the weights."""
+        of the weights. Progress goes to a napari progress bar, tile by tile, and to `predict_progress`."""
         if not self.has_model:
             self._fail("There is no model yet: train or load one first.")
             return False
         if self.state == PREDICTING or self._predicting:
             self._fail("A prediction is already running.")
             return False
-        import copy
+        if self.state == LOADING:
+            self._fail("Please wait: napari-mia is still loading.")
+            return False
+        from .._llvm import keep_triton_out_if_llvm_loaded
 
-        import_engine_libraries()
+        keep_triton_out_if_llvm_loaded()  # on the main thread, before the worker imports torch
         trainer = self.trainer
-        model = copy.deepcopy(trainer.model) if self.state == TRAINING else trainer.model
-        from napari.utils import progress
-
-        from ..engine.predictor import Predictor
-
-        predictor = Predictor(model, trainer.settings.copy(), trainer.device or "cpu")
+        snapshot = self.state == TRAINING
+        settings = trainer.settings.copy()
+        relay = _relay()
 
         def run():
-            for key, image, rgb in jobs:
-                yield key, predictor.result(image, rgb=rgb, post=post)
+            # torch's first import takes seconds: here, not on the main thread, so the viewer stays live.
+            import_engine_libraries()
+            predictor = _predictor(trainer, settings, snapshot)
+            for k, (key, image, rgb) in enumerate(jobs):
+                def tile(i, n, key=key, k=k):
+                    relay.sent.emit((key, k, len(jobs), int(i), int(n)))
 
-        bar = progress(total=len(jobs), desc="napari-mia prediction")
+                relay.sent.emit((key, k, len(jobs), 0, 0))  # "Predicting <name>" before its first tile
+                yield key, _result(predictor, image, rgb, post, tile)
+
+        from napari.utils import progress
+
+        bar = progress(total=0, desc="napari-mia prediction")
+
+        def moved(value):
+            key, k, n, i, total = value
+            if total and bar.total != total:  # the next image: its own count of tiles
+                bar.set_description(f"napari-mia: predicting {key}")
+                bar.total, bar.n = total, 0
+            if i > bar.n:
+                bar.update(i - bar.n)
+            self.predict_progress.emit(str(key), k, n, i, total)
+
+        relay.sent.connect(lambda value: self._in_order(moved, value))
 
         def one_done(result):
             done(*result)  # (key, labels)
-            bar.update(1)
 
         def finished():
             bar.close()
+            relay.deleteLater()
             self._predicting = False
             if self.state == PREDICTING:
                 self._set_state(IDLE)
 
         worker = self._create_worker(run, one_done, finished)
         self._predicting = True
+        self._relay = relay  # kept alive while the worker sends through it
         if self.state == IDLE:
             self._set_state(PREDICTING)
         self._predict_worker = worker
+        worker.start()
+        return True
+
+    # -- work in the background ----------------------------------------------------
+    def run_task(self, work: Callable, done: Callable, state: str = LOADING) -> bool:
+        """`work()` in a worker thread (torch imports, file reads), `done(result)` on the main thread.
+
+        The session is `state` meanwhile, so the dock's buttons lock; errors become messages.
+        """
+        if self.busy:
+            self._fail("Please wait for the training or prediction to finish (or stop it) first.")
+            return False
+        from .._llvm import keep_triton_out_if_llvm_loaded
+
+        keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
+
+        def run():
+            yield work()
+
+        def finished():
+            self._task_worker = None
+            if self.state == state:
+                self._set_state(IDLE)
+
+        worker = self._create_worker(run, done, finished)
+        self._task_worker = worker
+        self._set_state(state)
         worker.start()
         return True
 
@@ -196,17 +268,27 @@ class TrainingSession:
     def save(self, path) -> None:
         self.trainer.save(path)
 
-    def load(self, path) -> Settings:
-        from ..engine.trainer import Trainer
-
+    def load(self, path, done: Callable | None = None) -> bool:
+        """Load a model file in a worker (the first use imports torch: seconds); `done(settings)` on the main
+        thread once it is the session's model. A damaged file becomes a message; the current model stays."""
         if self.busy:
-            raise MiaError("Stop the training before loading a model.")
-        import_engine_libraries()
-        trainer = Trainer.load(path)
-        self.trainer = trainer
-        self.record.clear()
-        self.state_changed.emit(self.state)
-        return trainer.settings
+            self._fail("Stop the training before loading a model.")
+            return False
+
+        def work():
+            import_engine_libraries()
+            from ..engine.trainer import Trainer
+
+            return Trainer.load(path)
+
+        def loaded(trainer):
+            self.trainer = trainer
+            self.record.clear()
+            self.state_changed.emit(self.state)
+            if done is not None:
+                done(trainer.settings)
+
+        return self.run_task(work, loaded)
 
     # -- worker plumbing ------------------------------------------------------
     def _create_worker(self, gen_func, on_yielded: Callable, on_finished: Callable):
@@ -309,6 +391,30 @@ class TrainingSession:
         show_error(f"napari-mia: {message}")
         self.failures += 1
         self.failed.emit(message)
+
+
+def _predictor(trainer, settings, snapshot: bool):
+    """The trainer's predictor; a copy of the weights while training goes on (`snapshot`)."""
+    if _accepts(trainer.predictor, "snapshot"):  # Trainer.predictor(snapshot=...) (engine, issue #13)
+        predictor = trainer.predictor(snapshot=snapshot)
+        predictor.settings = settings
+        return predictor
+    import copy
+
+    from ..engine.predictor import Predictor
+
+    model = copy.deepcopy(trainer.model) if snapshot else trainer.model
+    return Predictor(model, settings, trainer.device or "cpu")
+
+
+def _result(predictor, image, rgb, post, tile: Callable):
+    """`predictor.result`, reporting each tile through `tile(done, total)` where the engine can."""
+    if _accepts(predictor.result, "progress"):
+        return predictor.result(image, rgb=rgb, post=post, progress=tile)
+    # Older engine: progress per frame of a segmentation stack only.
+    if predictor.settings.model.task == "segmentation" and _accepts(predictor.predict, "progress"):
+        return predictor.predict(image, rgb=rgb, post=post, progress=tile)
+    return predictor.result(image, rgb=rgb, post=post)
 
 
 def _calibrated(trainer, events):

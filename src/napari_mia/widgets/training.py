@@ -20,7 +20,7 @@ from ..engine.errors import DataError, MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
 from . import _forms as F
-from ._session import IDLE, TRAINING, explain, session_for
+from ._session import IDLE, LOADING, TRAINING, explain, session_for
 
 if TYPE_CHECKING:
     import napari
@@ -44,6 +44,8 @@ class TrainingWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.pairs: list[tuple[str, str]] = []  # (image layer name, labels layer name)
+        self._guessed: dict[str, str | None] = {}  # labels layer name -> label mode its data suggests
+        self._epoch_text = ""  # the last epoch's result, kept in the status line during the next epoch
         self.controls = {f: F.make_control(f) for f in F.SPECS}
         c = self.controls
 
@@ -160,7 +162,8 @@ class TrainingWidget(QWidget):
             ev.connect(self._refresh_layers)
         self.session.connect_widget(self, [(self.session.state_changed, self._update_buttons),
                                            (self.session.event, self._on_event),
-                                           (self.session.failed, self._show_failure)])
+                                           (self.session.failed, self._show_failure),
+                                           (self.session.predict_progress, self._on_predict_progress)])
         # Closing the viewer (or this dock) stops the training: nothing would show its progress.
         session = self.session
 
@@ -232,13 +235,20 @@ class TrainingWidget(QWidget):
 
     # -- layers ---------------------------------------------------------------------
     def _layer_names(self, kind: str) -> list[str]:
-        return [layer.name for layer in self.viewer.layers if type(layer).__name__ == kind]
+        return [layer.name for layer in self.viewer.layers if _is_kind(layer, kind)]
+
+    def _target_choices(self, kind: str) -> list[tuple[str, str]]:
+        """(shown text, layer name) for the Labels/Points combo: the model's own predictions last and marked,
+        so that a prediction is not taken for the user's labels without notice."""
+        layers = [layer for layer in self.viewer.layers if _is_kind(layer, kind)]
+        drawn = [(layer.name, layer.name) for layer in layers if not _is_prediction(layer)]
+        return drawn + [(f"{layer.name} (prediction)", layer.name) for layer in layers if _is_prediction(layer)]
 
     def _refresh_layers(self, *_):
         for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, TARGET_KINDS.get(self.task, "Labels")),
                             (self.predict_combo, "Image")]:
             current = combo.value
-            combo.choices = self._layer_names(kind)
+            combo.choices = self._target_choices(kind) if combo is self.labels_combo else self._layer_names(kind)
             if current in combo.choices:
                 combo.value = current
         # pairs whose layers were deleted leave the training set
@@ -258,6 +268,9 @@ class TrainingWidget(QWidget):
             if self.task == "detection":
                 self._check_points(image, target)
             else:
+                if not _is_kind(target, "Labels"):
+                    raise DataError(f"'{labels_name}' is not a Labels layer: segmentation learns from labels "
+                                    "painted on the image (0 = background).")
                 check_pair_shape(image.data.shape, target.data.shape, image_name, labels_name, rgb=image.rgb)
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
@@ -267,14 +280,49 @@ class TrainingWidget(QWidget):
         if len(self.pairs) == 1:
             self._take_channels(image)
         self._update_pairs()
+        n = len(self.pairs)
+        # A successful add replaces an older error in the status line.
+        self.status.value = f"'{image_name}' with '{labels_name}' is in the training set ({n} pair" \
+                            f"{'s' if n != 1 else ''})."
+        if self.task == "segmentation":
+            self._label_mode_from_data(labels_name, np.asarray(target.data))
         return True
+
+    def _label_mode_from_data(self, labels_name: str, labels: np.ndarray) -> None:
+        """Set the label mode from the labels where they are unambiguous, or say plainly that they disagree.
+
+        Instance masks (many ids, each one compact blob) trained in 'classes' mode would make a model with one
+        class per object; a few values spread over many blobs are classes.
+        """
+        guessed = _guess_label_mode(labels)
+        self._guessed[labels_name] = guessed
+        control = self.controls["label_mode"]
+        if guessed is None or guessed == control.value:
+            return
+        what = {"instances": "each object has its own number (instances)",
+                "classes": "each number is a kind of object (classes)"}[guessed]
+        if self.session.has_model:
+            self._notify(f"'{labels_name}' looks like labels where {what}, but the model was made for the label "
+                         f"mode '{control.value}'. Press Reset Model to train a new model in the mode "
+                         f"'{guessed}', or keep the mode if you are sure.")
+            return
+        others = {m for name, m in self._guessed.items() if m is not None and name != labels_name
+                  and any(p[1] == name for p in self.pairs)}
+        if others - {guessed}:
+            self._notify(f"'{labels_name}' looks like labels where {what}, but the other labels in the training "
+                         f"set do not. All labels of one model must use the same label mode ('{control.value}' "
+                         "now): check the Label mode, or remove the pair that does not fit.")
+            return
+        control.value = guessed
+        self.status.value += f" Label mode set to '{guessed}': in '{labels_name}' {what}. Change it under " \
+                             "Label mode if that is wrong."
 
     def _take_channels(self, image) -> None:
         channels = image.data.shape[-1] if image.rgb else 1
         F.write_settings({"channels": self.controls["channels"]}, Settings().update(channels=channels))
 
     def _check_points(self, image, points) -> None:
-        if type(points).__name__ != "Points":
+        if not _is_kind(points, "Points"):
             raise DataError(f"'{points.name}' is not a Points layer: detection learns from points, one per object.")
         spatial = image.data.ndim - (1 if image.rgb else 0)
         if spatial != 2:
@@ -307,7 +355,21 @@ class TrainingWidget(QWidget):
         if self.image_combo.value is None or self.labels_combo.value is None:
             self._notify(f"Choose an image layer and the {kind} layer drawn on it.")
             return
-        self.add_pair(self.image_combo.value, self.labels_combo.value)
+        name = self.labels_combo.value
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        prediction = layer is not None and _is_prediction(layer)
+        if not self.add_pair(self.image_combo.value, name):
+            return
+        if prediction:
+            # From now on these are training labels: no prediction writes over them.
+            layer.metadata["napari_mia"] = "training labels"
+            self._refresh_layers()
+            message = (f"'{name}' is the model's prediction, now used as training labels. Correct its mistakes "
+                       "first: the model learns from it as it is.")
+            from napari.utils.notifications import show_info
+
+            show_info(f"napari-mia: {message}")
+            self.status.value = message
 
     def add_class_image(self, name: str | None) -> bool:
         """Classification: an image layer's frames join the class table (their classes come next)."""
@@ -329,6 +391,7 @@ class TrainingWidget(QWidget):
         chosen = set(self.pair_list.value)
         self.pairs = [p for p in self.pairs if self._pair_text(p) not in chosen]
         self._update_pairs()
+        self.status.value = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''} in the training set."
 
     @staticmethod
     def _pair_text(p) -> str:
@@ -383,24 +446,50 @@ class TrainingWidget(QWidget):
             extra["label_mode"] = "classes"
         elif self.task == "detection":
             extra["label_mode"] = "classes"
-        return F.read_settings(self.controls, **extra)
+        return F.read_settings(self.controls, **extra, **self._post_settings())
+
+    def _post_settings(self) -> dict:
+        """The Post-processing section as settings, so that a saved model predicts the same after loading."""
+        if not _has_post_settings():
+            return {}
+        return {"min_object_size": int(self.min_size.value), "fill_holes": bool(self.fill_holes.value),
+                "split_touching": bool(self.split_touching.value)}
 
     def write_settings(self, settings: Settings) -> None:
         self.application.value = TASK_NAMES[settings.model.task]
         F.write_settings(self.controls, settings)
         if settings.model.task == "classification":
             self.class_table.set_class_names(settings.model.class_names)
+        d = settings.data
+        if _has_post_settings():  # a model file older than these settings holds their defaults
+            self.min_size.value, self.fill_holes.value = d.min_object_size, d.fill_holes
+            self.split_touching.value = d.split_touching
 
-    def find_devices(self, *_):
-        from ..engine.models import available_devices
-        from ._session import import_engine_libraries
+    def find_devices(self, *_) -> bool:
+        """Look for GPUs in a worker: the first look imports torch (seconds), the viewer stays live."""
+        def work():
+            from ..engine.models import available_devices
+            from ._session import import_engine_libraries
 
-        import_engine_libraries()
-        found = available_devices()
-        dev = self.controls["device"]
-        dev.choices = found
-        gpus = [d for d in found if d not in ("auto", "cpu")]
-        self.device_label.value = f"Found: {', '.join(gpus)}" if gpus else "No GPU found: training runs on the CPU."
+            import_engine_libraries()
+            return available_devices()
+
+        def found(devices):
+            dev = self.controls["device"]
+            current = dev.value
+            dev.choices = devices
+            if current in devices:
+                dev.value = current
+            gpus = [d for d in devices if d not in ("auto", "cpu")]
+            self.device_label.value = f"Found: {', '.join(gpus)}" if gpus else \
+                "No GPU found: training runs on the CPU."
+            self.status.value = self.device_label.value
+
+        if not self.session.run_task(work, found):
+            return False
+        self.device_label.value = "Looking for GPUs…"
+        self.status.value = "Looking for GPUs (the first time takes a few seconds)…"
+        return True
 
     # -- actions --------------------------------------------------------------------
     def training_items(self) -> list:
@@ -439,7 +528,11 @@ class TrainingWidget(QWidget):
         preview = None
         if settings.train.preview_every and self.predict_combo.value:
             preview = (self.predict_combo.value, np.array(self.viewer.layers[self.predict_combo.value].data))
-        return self.session.start(settings, self.training_items(), preview)
+        if not self.session.start(settings, self.training_items(), preview):
+            return False
+        self._epoch_text = ""
+        self.status.value = "Starting training…"  # the first start loads the libraries: seconds
+        return True
 
     def _on_reset(self, *_):
         if self.session.has_model:
@@ -464,6 +557,8 @@ class TrainingWidget(QWidget):
             self._notify("There is no model to save yet: train or load one first.")
             return False
         try:
+            if _has_post_settings():  # the Post-processing shown now, even if changed after training
+                self.session.trainer.settings.update(**self._post_settings())
             self.session.save(path)
         except MiaError as e:
             self._notify(explain(e))
@@ -472,14 +567,16 @@ class TrainingWidget(QWidget):
         return True
 
     def load_model(self, path) -> bool:
-        try:
-            settings = self.session.load(path)
-        except MiaError as e:
-            self._notify(explain(e))
+        """Load a model file in a worker (the first load imports torch: seconds); True if the load started.
+        The settings reach the window when it is done; a bad file becomes a message and nothing changes."""
+        def loaded(settings):
+            self.write_settings(settings)
+            self._update_buttons()
+            self.status.value = f"Model loaded from {path}"
+
+        if not self.session.load(path, loaded):
             return False
-        self.write_settings(settings)
-        self._update_buttons()
-        self.status.value = f"Model loaded from {path}"
+        self.status.value = f"Loading model {path}…"
         return True
 
     def post_process(self):
@@ -497,7 +594,18 @@ class TrainingWidget(QWidget):
             return False
         # copies: the user may paint or delete layers while the worker runs
         jobs = [(n, np.array(self.viewer.layers[n].data), self.viewer.layers[n].rgb) for n in names]
-        return self.session.predict(jobs, self._on_prediction, post=self.post_process())
+        if not self.session.predict(jobs, self._on_prediction, post=self.post_process()):
+            return False
+        if self.session.state != TRAINING:  # while training, the status line follows the training
+            self.status.value = f"Predicting {names[0]}…"
+        return True
+
+    def _on_predict_progress(self, name: str, k: int, n: int, done: int, total: int) -> None:
+        if self.session.state == TRAINING:
+            return
+        which = f" ({k + 1} of {n})" if n > 1 else ""
+        self.status.value = f"Predicting {name}{which}: tile {done} of {total}" if total else \
+            f"Predicting {name}{which}…"
 
     def predict_all(self, *_) -> bool:
         return self.predict(names=self._layer_names("Image"))
@@ -538,6 +646,7 @@ class TrainingWidget(QWidget):
             if source and self.controls["label_mode"].value == "classes":  # the classes' colours, as drawn
                 layer.colormap = self.viewer.layers[source[0]].colormap
         self._mark(layer, image_layer, labels)
+        self._refresh_layers()  # the new layer is a prediction: marked in the Labels list
 
     def _add_detections(self, image_layer, found):
         """'<image> detections' points (y, x, or frame, y, x for a stack) with their class and score."""
@@ -558,6 +667,7 @@ class TrainingWidget(QWidget):
                                            border_width=0.15, scale=scale, translate=translate, ndim=ndim)
             layer.feature_defaults = {"class": 1, "score": 1.0}  # points the user adds are objects of class 1
         self._mark(layer, image_layer, coords)
+        self._refresh_layers()
         self.status.value = f"Found {len(coords)} objects in {image_layer.name}"
 
     def _mark(self, layer, image_layer, data):
@@ -591,6 +701,7 @@ class TrainingWidget(QWidget):
             return False
         # From now on these are the user's training labels: no prediction writes over them.
         layer.metadata["napari_mia"] = "training labels"
+        self._refresh_layers()
         self.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
                             "current weights."
         return True
@@ -623,13 +734,22 @@ class TrainingWidget(QWidget):
         return plot
 
     def _on_event(self, ev):
-        from ..engine.events import EpochEnd, Preview, TrainingFinished, TrainingStarted
+        from ..engine.events import EpochEnd, IterationEnd, Preview, TrainingFinished, TrainingStarted
 
         if isinstance(ev, TrainingStarted):
             self.open_plot_dock()
+            self._run_size = (ev.epochs, ev.steps_per_epoch)
+            self.status.value = f"Training: epoch {ev.start_epoch + 1} of {ev.epochs} starting…"
+            self._update_buttons()  # the model exists from now on: Predict works during the first run too
+        elif isinstance(ev, IterationEnd):
+            epochs, steps = getattr(self, "_run_size", (0, 0))
+            of = f" of {steps}" if steps else ""
+            self.status.value = f"Training: step {ev.step}{of}, epoch {ev.epoch} of {epochs}, loss {ev.loss:.4f}" \
+                                + (f". {self._epoch_text}" if self._epoch_text else "")
         elif isinstance(ev, EpochEnd):
             val = "" if ev.val_metric is None else f", validation {ev.val_metric:.3f}"
-            self.status.value = f"Epoch {ev.epoch}: loss {ev.train_loss:.4f}{val}"
+            self._epoch_text = f"Epoch {ev.epoch}: loss {ev.train_loss:.4f}{val}"
+            self.status.value = self._epoch_text
         elif isinstance(ev, Preview):
             self._on_prediction(ev.name, ev.prediction)
         elif isinstance(ev, TrainingFinished):
@@ -637,15 +757,19 @@ class TrainingWidget(QWidget):
                                  "time_limit": "Time limit reached."}[ev.reason] + f" ({ev.iteration} steps)"
 
     def _update_buttons(self, *_):
+        """Called on every state change and when the first run has built its model (TrainingStarted)."""
         running = self.session.state == TRAINING
+        loading = self.session.state == LOADING
         for w in self._locked:
             w.enabled = not running and self.session.state == IDLE
         self.class_table.setEnabled(not running and self.session.state == IDLE)
         self.stop_button.enabled = running
         self.resume_button.enabled = self.session.can_resume
-        self.save_button.enabled = self.session.has_model and not running
+        self.save_button.enabled = self.session.has_model and not running and not loading
         for w in (self.predict_button, self.predict_all_button):
-            w.enabled = self.session.has_model
+            w.enabled = self.session.has_model and not loading
+        # A prediction to add needs a model; the training set stays as it is while a training reads it.
+        self.add_prediction_button.enabled = self.session.has_model and not running and not loading
         # the network's shape can only change through Reset Model
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
@@ -659,6 +783,67 @@ class TrainingWidget(QWidget):
 
         show_warning(f"napari-mia: {message}")
         self.status.value = message
+
+
+def _is_kind(layer, kind: str) -> bool:
+    """Whether a layer is an Image / Labels / Points layer. isinstance, not the type's name: a dock opened by
+    `add_plugin_dock_widget` gets napari's PublicOnlyProxy layers, whose type is the proxy."""
+    import napari.layers
+
+    return isinstance(layer, getattr(napari.layers, kind))
+
+
+def _is_prediction(layer) -> bool:
+    """One of our prediction layers the user has not turned into training labels."""
+    return layer.metadata.get("napari_mia") == "prediction"
+
+
+def _has_post_settings() -> bool:
+    """Whether the engine's settings keep the post-processing (min size, fill holes, split touching)."""
+    import dataclasses
+
+    return "min_object_size" in {f.name for f in dataclasses.fields(S.DataSettings)}
+
+
+def _guess_label_mode(labels: np.ndarray) -> str | None:
+    """'instances', 'classes' or None (ambiguous), from the engine (`data.guess_label_mode`) where it has it."""
+    from ..engine import data
+
+    guess = getattr(data, "guess_label_mode", None)
+    if guess is not None:
+        return guess(labels)
+    return _guess_label_mode_here(labels)
+
+
+def _guess_label_mode_here(labels: np.ndarray) -> str | None:
+    """Stand-in until the engine's `guess_label_mode` arrives (issue #13): many ids that are each one compact
+    blob are instances; a few values that each cover several separate blobs are classes."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    frames = labels.reshape(-1, *labels.shape[-2:]) if labels.ndim >= 2 else labels[None, None]
+    most_ids, single, spread, total = 0, 0, 0, 0
+    # Runs on the main thread when a pair is added: a sample of frames and of objects is enough to tell.
+    for frame in frames[np.unique(np.linspace(0, len(frames) - 1, min(len(frames), 16)).astype(int))]:
+        ids = np.unique(frame[frame > 0])
+        most_ids = max(most_ids, len(ids))
+        ids = ids[np.unique(np.linspace(0, len(ids) - 1, min(len(ids), 200)).astype(int))] if len(ids) else ids
+        boxes = ndimage.find_objects(frame.astype(np.intp, copy=False))
+        for v in ids:
+            box = boxes[int(v) - 1] if int(v) - 1 < len(boxes) else None
+            if box is None:
+                continue
+            n = ndimage.label(frame[box] == v)[1]
+            total += 1
+            single += n == 1
+            spread += n >= 2
+    if total == 0:
+        return None
+    if most_ids >= 10 and single >= 0.9 * total:
+        return "instances"
+    if most_ids < 10 and spread >= 0.5 * total:
+        return "classes"
+    return None
 
 
 def _digest(data) -> str:
