@@ -47,10 +47,16 @@ def open_dock(viewer, how: str):
     return w
 
 
-@pytest.fixture(params=OPENED)
+@pytest.fixture
 def widget(nuclei_viewer, qtbot, request):
-    """The Train Model dock, docked in the viewer as napari does it (both ways, see `open_dock`)."""
-    return open_dock(nuclei_viewer, request.param)
+    """The Train Model dock, docked in the viewer as `make demo` does it (the proxy way, see `open_dock`).
+
+    Tests that must hold both ways take `@both_ways`: every test twice would cost minutes of suite time.
+    """
+    return open_dock(nuclei_viewer, getattr(request, "param", "plugin"))
+
+
+both_ways = pytest.mark.parametrize("widget", OPENED, indirect=True)
 
 
 def snapshot(viewer) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_mia.engine.events import IterationEnd
-from tests.widgets.conftest import quick, snapshot, unchanged, wait_free, wait_idle
+from tests.widgets.conftest import both_ways, quick, snapshot, unchanged, wait_free, wait_idle
 
 
 def _engine():
@@ -29,6 +29,7 @@ def _train(widget, qtbot, epochs=1, steps=2):
 
 
 # -- 3 and 8: buttons and status line from the first step of the first run ----------------------------------
+@both_ways
 def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nuclei_viewer, qtbot):
     session = widget.session
     assert not widget.predict_button.enabled and not widget.add_prediction_button.enabled  # no model yet
@@ -59,6 +60,7 @@ def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nu
 
 
 # -- 5: instance masks are not silently trained as one class per object -------------------------------------
+@both_ways
 def test_instance_labels_set_the_label_mode_when_added(widget, nuclei_viewer, warnings_shown):
     mode = widget.controls["label_mode"]
     assert mode.value == "classes"  # the default
@@ -80,6 +82,7 @@ def test_instance_labels_set_the_label_mode_when_added(widget, nuclei_viewer, wa
     assert widget.add_pair("nuclei", "two classes") and mode.value == "classes"
 
 
+@both_ways
 def test_instance_labels_for_a_classes_model_are_named_plainly(widget, nuclei_viewer, warnings_shown):
     _engine()
     from napari_mia.engine.settings import Settings
@@ -149,6 +152,7 @@ def test_the_first_load_model_does_not_freeze_a_new_napari(tmp_path):
     assert ticks >= 5 and gap < max(1.5, took / 2), out.stdout
 
 
+@both_ways
 def test_find_gpus_runs_in_the_background(widget, qtbot):
     assert widget.find_devices()
     assert widget.device_label.value == "Looking for GPUs…"  # returned before the search is done
@@ -158,6 +162,7 @@ def test_find_gpus_runs_in_the_background(widget, qtbot):
     assert widget.find_devices_button.enabled and widget.controls["device"].value == "auto"
 
 
+@both_ways
 def test_prediction_imports_torch_in_its_worker(widget, qtbot, monkeypatch):
     import threading
 
@@ -181,6 +186,7 @@ def _refusal_reaches_the_user(widget, warnings_shown, failures, shown):
     return refused
 
 
+@both_ways
 def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, warnings_shown):
     frame = np.asarray(nuclei_viewer.layers["nuclei"].data)[0]
     labels = np.asarray(nuclei_viewer.layers["nuclei labels"].data)[0]
@@ -217,6 +223,7 @@ def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, war
 
 
 # -- 8: prediction progress, and successes clear old errors ---------------------------------------------------
+@both_ways
 def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, nuclei_viewer, qtbot):
     import napari_mia.widgets._session as ses
     from napari_mia.engine.predictor import Predictor
@@ -248,6 +255,7 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
 
 
 # -- 9: Load Model restores the post-processing; prediction layers are marked -----------------------------------
+@both_ways
 def test_load_restores_post_processing_and_leaves_the_weights_field_empty(widget, nuclei_viewer, qtbot, tmp_path):
     _train(widget, qtbot)
     widget.min_size.value, widget.fill_holes.value, widget.split_touching.value = 30, True, False
@@ -275,6 +283,7 @@ def test_model_files_without_post_processing_settings_load_with_the_old_behaviou
         (PostProcess().min_size, PostProcess().fill_holes, PostProcess().split_touching)
 
 
+@both_ways
 def test_prediction_layers_are_marked_in_the_labels_list(widget, nuclei_viewer, qtbot, warnings_shown):
     _train(widget, qtbot)
     widget.predict_combo.value = "nuclei"
