@@ -121,6 +121,57 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels
 
 
+# guess_label_mode: at least this many ids, nearly all single blobs, read as one id per object.
+INSTANCE_MIN_IDS = 8
+INSTANCE_BLOB_SHARE = 0.8
+
+
+def _blobs_per_id(frame: np.ndarray) -> np.ndarray:
+    """(H, W) labels -> for each nonzero id present, how many separate blobs (8-connected) it forms."""
+    from skimage.measure import label
+
+    comps = label(frame, background=0, connectivity=2)  # touching regions of different ids stay apart
+    value_of = np.zeros(int(comps.max()) + 1, frame.dtype)
+    value_of[comps.ravel()] = frame.ravel()
+    counts = np.bincount(value_of[1:].astype(np.int64))
+    return counts[counts > 0]
+
+
+def guess_label_mode(labels: np.ndarray) -> str | None:
+    """Whether a labels array looks like instance ids or class ids: "instances", "classes" or None.
+
+    The rule, per 2D frame (a stack's frames are looked at one by one and must agree):
+
+    - no labelled pixel, or 2 to 7 ids that each form a single blob (e.g. two touching
+      nuclei with ids 1 and 2, or three classes painted as one stroke each): None,
+      the data cannot tell, keep the user's choice;
+    - one id (a binary mask), or ids of which more than 20% form several separate blobs
+      (a class is painted in many places): "classes";
+    - at least ``INSTANCE_MIN_IDS`` (8) ids of which at least 80% each form one blob
+      (8-connected, touching objects of different ids count apart): "instances".
+
+    Floats and negative values give None (they are refused elsewhere with their own message).
+    """
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        labels = labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3) or (labels.size and labels.min() < 0):
+        return None
+    votes = set()
+    for frame in labels.reshape((-1,) + labels.shape[-2:]):
+        if not frame.any():
+            continue
+        blobs = _blobs_per_id(frame)
+        single = float(np.mean(blobs == 1))
+        if len(blobs) == 1 or single < INSTANCE_BLOB_SHARE:
+            votes.add("classes")
+        elif len(blobs) >= INSTANCE_MIN_IDS:
+            votes.add("instances")
+        else:
+            votes.add(None)
+    return votes.pop() if len(votes) == 1 else None
+
+
 def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image", labels_name: str = "labels",
                      rgb: bool | None = None) -> bool:
     """Raise unless the labels cover the image exactly; returns whether the image's last axis is channels."""
@@ -248,8 +299,10 @@ class SampleSource:
     """One labelled frame, prepared now (in memory) or on each use (from disk)."""
 
     def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
-                 max_label: int):
+                 max_label: int, label_mode_guess: str | None = None):
         self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
+        # What the raw labels look like (guess_label_mode), for the check at Start.
+        self.label_mode_guess = label_mode_guess
         self._sample = loader() if keep else None
 
     def get(self) -> Sample:
@@ -276,9 +329,16 @@ def sources_from_arrays(
                 SampleSource(
                     (lambda img=img, lab=lab, fname=fname: make_sample(img, lab, settings, fname)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
+                    label_mode_guess=_guess_for_check(lab, settings),
                 )
             )
     return sources
+
+
+def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
+    # Only a segmentation in classes mode asks (Trainer._check_classes); dots and instance ids need not.
+    m = settings.model
+    return guess_label_mode(labels) if m.task == "segmentation" and m.label_mode == "classes" else None
 
 
 def sources_from_points(pairs: Sequence[tuple], settings: Settings) -> list[SampleSource]:
@@ -426,9 +486,9 @@ def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -
                                           img_path.name, mask_path.name)[0]
             return make_sample(img, lab, settings, img_path.name)
 
-        top = int(labels.max())
+        top, guess = int(labels.max()), _guess_for_check(labels, settings)
         del image, labels  # the loader reads the files again: memory is only kept if load_full
-        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top))
+        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess))
     return sources
 
 
