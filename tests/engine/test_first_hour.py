@@ -38,3 +38,32 @@ def test_start_refuses_instance_looking_labels_in_classes_mode(dsb_pairs, frozen
     named = Trainer(small_settings(steps_per_epoch=1, val_split=0, label_mode="classes",
                                    class_names=["background"] + [f"c{k}" for k in range(1, top + 1)]))
     assert list(named.train([(img, inst)]))[-1].reason == "completed"
+
+
+# -- defect 7: multi-channel shapes ------------------------------------------------------------
+def test_channel_like_axes_are_explained(dsb_pairs, frozen):
+    from napari_mia.engine.data import sources_from_arrays
+
+    img, inst, _ = dsb_pairs[0]
+    mask = (inst > 0).astype(np.uint8)
+    two = np.stack([img, img[::-1]])  # (2, 256, 256): two channels, or two frames?
+    frozen(img, mask, two)
+    s = small_settings(label_mode="classes")
+    with pytest.raises(DataError, match=r"shape \(2, 256, 256\): napari-mia reads this as 2 frames of 256x256.*"
+                                        r"If the first axis is 2 channels"):
+        check_pair_shape(two.shape, mask.shape, "two", "mask")
+    with pytest.raises(DataError, match="identical labels in 'mask'"):
+        sources_from_arrays([(two, np.stack([mask, mask]), "two", "mask")], s)
+    # Real frames with labels of their own stay a stack.
+    other = (dsb_pairs[1][1] > 0).astype(np.uint8)
+    assert len(sources_from_arrays([(two, np.stack([mask, other]), "two", "mask")], s)) == 2
+    last = np.moveaxis(two, 0, -1)  # (256, 256, 2)
+    with pytest.raises(DataError, match=r"\(256, 256, 2\): napari-mia would read this as 256 frames of 256x2"):
+        image_frames(last, 1, "last")
+    t = Trainer(small_settings())
+    t._ensure_model()  # untrained weights: the input check comes first
+    with pytest.raises(DataError, match="looks like 2 channels"):
+        t.predictor().predict(last)
+    # Mono, stacks and RGB keep working.
+    assert image_frames(img, 1).shape == (1, 256, 256, 1) and image_frames(two, 1).shape == (2, 256, 256, 1)
+    assert image_frames(np.stack([img] * 3, -1), 3).shape == (1, 256, 256, 3)

@@ -76,6 +76,36 @@ def is_stack(image: np.ndarray, channels: int, rgb: bool | None = None) -> bool:
     return _layout(np.asarray(image), channels, rgb)[1] == 3
 
 
+# A short axis of this many entries beside two long ones may be channels rather than frames or rows.
+_CHANNEL_AXIS = (2, 3, 4)
+_LONG = 16  # pixels: a side of an image, not a count of channels
+
+
+def _small_last_axis(shape: tuple) -> bool:
+    """(H, W, 2..4) not read as colour: e.g. two fluorescence channels."""
+    return len(shape) == 3 and shape[-1] in _CHANNEL_AXIS and min(shape[:2]) >= _LONG
+
+
+def _small_first_axis(shape: tuple) -> bool:
+    return len(shape) == 3 and shape[0] in _CHANNEL_AXIS and min(shape[1:]) >= _LONG
+
+
+def _channels_last_message(name: str, shape: tuple) -> str:
+    c, (h, w) = shape[-1], shape[:2]
+    return (f"'{name}' has shape {tuple(shape)}: napari-mia would read this as {h} frames of {w}x{c} pixels, "
+            f"but the last axis looks like {c} channels of one {h}x{w} image. napari-mia trains on one channel "
+            "(Mono) or colour (Color, 3 channels) for now: keep one channel (e.g. numpy image[..., 0], or "
+            "in napari split the channels), or save the image as RGB to use Color.")
+
+
+def _channels_first_hint(name: str, shape: tuple) -> str:
+    n, h, w = shape
+    return (f"Image '{name}' has shape {tuple(shape)}: napari-mia reads this as {n} frames of {h}x{w}. If the first "
+            f"axis is {n} channels of one image, napari-mia cannot train on multi-channel images yet: keep one "
+            "channel (napari: right-click the layer, Split Stack, and add that layer as the image), or save the "
+            "image as RGB to use Color.")
+
+
 def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: bool | None = None) -> np.ndarray:
     """Any supported image -> (N, H, W, C) view, checking the channel count.
 
@@ -85,6 +115,8 @@ def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: boo
     """
     image = np.asarray(image)
     rgb, spatial = _layout(image, channels, rgb)
+    if not rgb and _small_last_axis(image.shape):
+        raise DataError(_channels_last_message(name, image.shape))
     if spatial not in (2, 3) or image.ndim > 4:
         raise DataError(
             f"'{name}' has shape {image.shape}: expected a 2D image (height, width[, channels]) "
@@ -179,6 +211,11 @@ def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image
     if rgb is None:
         rgb = len(image_shape) == len(labels_shape) + 1
     spatial = image_shape[:-1] if rgb else image_shape
+    if _small_first_axis(image_shape) and image_shape[1:] == labels_shape:
+        raise DataError(
+            _channels_first_hint(name, image_shape) + f" If they are frames, labels '{labels_name}' "
+            f"{labels_shape} cover one frame: draw labels of shape {image_shape}, one frame per frame."
+        )
     if spatial != labels_shape:
         raise DataError(
             f"Image '{name}' {spatial} and labels '{labels_name}' {labels_shape} do not have the same size. "
@@ -197,6 +234,14 @@ def labelled_frames(
     rgb = check_pair_shape(image.shape, labels.shape, name, labels_name, rgb)
     frames = image_frames(image, channels, name, rgb=rgb)
     lab = labels[None] if labels.ndim == 2 else labels
+    if (not rgb and _small_first_axis(image.shape) and lab[0].any()
+            and all(np.array_equal(lab[0], lab[i]) for i in range(1, len(lab)))):
+        # Frames of a time series or a z-stack hardly all carry the very same labels; channels of one image do.
+        raise DataError(
+            _channels_first_hint(name, image.shape) + f" Its {len(lab)} frames have identical labels in "
+            f"'{labels_name}', as channels would: napari-mia would train on them as {len(lab)} separate grayscale "
+            "images. If they really are frames, label each one where it differs."
+        )
     out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any()]
     if not out:
         raise DataError(
