@@ -67,3 +67,17 @@ def test_channel_like_axes_are_explained(dsb_pairs, frozen):
     # Mono, stacks and RGB keep working.
     assert image_frames(img, 1).shape == (1, 256, 256, 1) and image_frames(two, 1).shape == (2, 256, 256, 1)
     assert image_frames(np.stack([img] * 3, -1), 3).shape == (1, 256, 256, 3)
+
+
+# -- defect 8: progress over tiles and frames ---------------------------------------------------
+def test_progress_counts_every_tile_of_an_image_and_a_stack(dsb_pairs):
+    img = dsb_pairs[0][0]
+    t = Trainer(small_settings())
+    t._ensure_model()
+    p = t.predictor(tile=64, overlap=16)  # 256x256 in 64-px tiles, 48 px apart: 5 x 5 tiles
+    seen = []
+    p.result(img, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 25) for k in range(1, 26)]
+    seen.clear()
+    p.predict(np.stack([img, img]), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(k, 50) for k in range(1, 51)]
