@@ -228,6 +228,8 @@ def train(a) -> int:
             if isinstance(ev, TrainingStarted):
                 print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
                       f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                if ev.note:
+                    print(ev.note, file=sys.stderr)
                 bar = _bar(ev.epochs * ev.steps_per_epoch, a.quiet)
             elif isinstance(ev, IterationEnd) and bar is not None:
                 bar.update(1)

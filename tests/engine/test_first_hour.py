@@ -81,3 +81,18 @@ def test_progress_counts_every_tile_of_an_image_and_a_stack(dsb_pairs):
     seen.clear()
     p.predict(np.stack([img, img]), progress=lambda done, total: seen.append((done, total)))
     assert seen == [(k, 50) for k in range(1, 51)]
+
+
+# -- defect 10: a single labelled image with the default validation split ---------------------
+def test_one_labelled_image_trains_without_validation_and_says_so(dsb_pairs):
+    img, inst, _ = dsb_pairs[0]
+    t = Trainer(small_settings(val_split=0.1, steps_per_epoch=1, patch_width=64, patch_height=64))
+    events = list(t.train([(img, inst, "nuclei")]))
+    started, epoch = events[0], [e for e in events if type(e).__name__ == "EpochEnd"][0]
+    assert started.num_train == 1 and started.num_val == 0 and events[-1].reason == "completed"
+    assert started.note.startswith("Only 1 labelled image: training without validation (a validation split of "
+                                   "10% needs at least 2)")
+    assert epoch.val_metric is None and not t.has_validation
+    two = list(Trainer(small_settings(val_split=0.5, steps_per_epoch=1, patch_width=64, patch_height=64))
+               .train(dsb_pairs[:2]))
+    assert two[0].num_val == 1 and two[0].note == ""

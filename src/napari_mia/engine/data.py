@@ -537,17 +537,31 @@ def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -
     return sources
 
 
-def split_train_val(sources: list[SampleSource], val_split: float, seed: int) -> tuple[list, list]:
-    """Hold out whole images for validation."""
-    n = len(sources)
+def too_few_for_validation(n: int, val_split: float) -> str | None:
+    """Why `n` labelled images (or frames) cannot be split for validation, in plain words; None if they can."""
     if val_split <= 0:
+        return None
+    n_val = max(1, round(n * val_split))
+    if n - n_val >= 1:
+        return None
+    return (f"Only {n} labelled image{'s' if n != 1 else ''}: training without validation (a validation split of "
+            f"{val_split:.0%} needs at least {n_val + 1}), so there is no validation curve. Label another image "
+            "(or frame) to see how the model does on images it does not train on.")
+
+
+def split_train_val(sources: list[SampleSource], val_split: float, seed: int) -> tuple[list, list]:
+    """Hold out whole images for validation.
+
+    Too few images to hold one out (e.g. a single labelled image with the
+    default split of 10%): every image trains and none validates, rather than a
+    refusal; ``too_few_for_validation`` gives the note the trainer sends with
+    ``TrainingStarted``. A region of the image is not held out instead: a
+    first training on one image needs all of its few labelled objects.
+    """
+    n = len(sources)
+    if val_split <= 0 or too_few_for_validation(n, val_split):
         return list(sources), []
     n_val = max(1, round(n * val_split))
-    if n - n_val < 1:
-        raise DataError(
-            f"Only {n} labelled image{'s' if n != 1 else ''}: a validation split of {val_split:.0%} needs at least "
-            f"{n_val + 1}. Label more images (or frames), or set the validation split to 0."
-        )
     order = np.random.default_rng(seed).permutation(n)
     val = sorted(order[:n_val])
     return [sources[i] for i in range(n) if i not in set(val)], [sources[i] for i in val]

@@ -32,6 +32,7 @@ from .data import (
     class_frequencies,
     sources_for_task,
     split_train_val,
+    too_few_for_validation,
     validation_items,
 )
 from .errors import DataError, OutOfMemoryError, SettingsError
@@ -163,6 +164,7 @@ class Trainer:
         # (momentum 0.1: after 5 steps they are still 60% their initial values), so the
         # eval-mode network predicts something else than the training curve shows.
         self._norm_stale = False
+        self._note = ""  # TrainingStarted.note of the current run
         # Held during a training step and while copying the model, so a snapshot
         # taken from another thread never sees a half-updated model.
         self._weights_lock = threading.Lock()
@@ -328,8 +330,10 @@ class Trainer:
         of starting a new one.
         """
         sources = self._sources(data)
+        self._note = ""
         if val is None:
             train, val_sources = split_train_val(sources, self.settings.train.val_split, self.settings.train.seed)
+            self._note = too_few_for_validation(len(sources), self.settings.train.val_split) or ""
         else:
             train, val_sources = sources, self._sources(val) if len(val) else []
         self._check_classes(train + val_sources)
@@ -365,7 +369,8 @@ class Trainer:
         self._stop.clear()
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         steps = len(self._dataset(run.epoch)) // t.batch_size
-        yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed)
+        yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
+                              note=self._note)
         head = _head(self.settings)
         n_cls = head.n_cm
         while run.epoch < run.epochs:
