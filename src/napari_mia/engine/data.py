@@ -36,6 +36,33 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"Cannot read image {path.name}: {e}") from e
 
 
+def _full_value(dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def fit_channels(image: np.ndarray, channels: int, name: str = "image") -> tuple[np.ndarray, list[str]]:
+    """A file's image as the model reads it, and what was changed, in plain words.
+
+    An RGBA image (H, W, 4) whose alpha is fully opaque loses its alpha (it
+    carries nothing); for a Mono model, a colour image whose three channels are
+    equal (gray saved as RGB or RGBA) becomes one channel. Anything else is
+    returned as it is (the channel checks explain what does not fit). The
+    input is never modified.
+    """
+    image, notes = np.asarray(image), []
+    if image.ndim == 3 and image.shape[-1] == 4 and min(image.shape[:2]) >= _LONG:
+        alpha = image[..., 3]
+        if (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)) \
+                and alpha.size and alpha.min() >= _full_value(image.dtype):
+            image = image[..., :3]
+            notes.append(f"{name}: its alpha (transparency) channel is fully opaque and was dropped.")
+    if (channels == 1 and image.ndim == 3 and image.shape[-1] == 3 and min(image.shape[:2]) >= _LONG
+            and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
+        image = image[..., 0]
+        notes.append(f"{name}: a gray image saved as colour, read as one channel for the Mono model.")
+    return image, notes
+
+
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -514,20 +541,27 @@ def sources_for_task(items: Sequence[tuple], settings: Settings,
     return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb)
 
 
-def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:
-    """Image/mask files -> sources; read once now, or per use if not load_full."""
+def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
+                       notes: list[str] | None = None) -> list[SampleSource]:
+    """Image/mask files -> sources; read once now, or per use if not load_full.
+
+    Images pass through ``fit_channels`` (opaque alpha dropped); what it changed
+    is added to `notes`."""
     sources = []
     keep = settings.data.load_full
+    channels = settings.model.channels
     for img_path, mask_path in pairs:
         labels = check_labels(read_image(mask_path), mask_path.name)
-        image = read_image(img_path)
+        image, found = fit_channels(read_image(img_path), channels, img_path.name)
+        if notes is not None:
+            notes += found
         frames = labelled_frames(image, labels, settings.model.channels, img_path.name, mask_path.name)
         if len(frames) != 1 or labels.ndim != 2:
             raise DataError(f"{img_path.name}: the command line takes 2D images; split stacks into one file per frame.")
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
         def load(img_path=img_path, mask_path=mask_path):
-            _, img, lab = labelled_frames(read_image(img_path), read_image(mask_path), settings.model.channels,
+            _, img, lab = labelled_frames(fit_channels(read_image(img_path), channels)[0], read_image(mask_path), channels,
                                           img_path.name, mask_path.name)[0]
             return make_sample(img, lab, settings, img_path.name)
 

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .data import image_frames, is_stack, prepare_image, prepare_whole, resize_to
-from .errors import OutOfMemoryError, SettingsError
+from .errors import DataError, OutOfMemoryError, SettingsError
 from .settings import Settings
 from .targets import decode_instances, remove_small
 
@@ -63,6 +63,15 @@ class _Progress:
         self.done = min(self.done + n, self.total)
         if self.callback is not None:
             self.callback(self.done, self.total)
+
+
+def _frames(image, channels: int, rgb, name: str) -> np.ndarray:
+    """image_frames, and a refusal of NaN or infinite values that names the image."""
+    frames = image_frames(image, channels, name, rgb=rgb)
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        raise DataError(f"'{name}' contains NaN or infinite values, so it cannot be predicted. Replace them "
+                        "(e.g. with 0) and predict it again.")
+    return frames
 
 
 class Predictor:
@@ -192,7 +201,8 @@ class Predictor:
         return find_points(self.probabilities(frame), d.object_size, d.object_intensity, threshold)
 
     def classify(self, image: np.ndarray, rgb: bool | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[tuple[int, np.ndarray]]:
+                 progress: Callable[[int, int], None] | None = None,
+                 name: str = "image") -> list[tuple[int, np.ndarray]]:
         """Classification: one (class index, probabilities over the classes) per frame.
 
         A 2D or colour image gives a one-element list. Frames are prepared as in
@@ -201,7 +211,7 @@ class Predictor:
         if self.settings.model.task != "classification":
             raise SettingsError("This model does not classify images: it was trained for "
                                 f"{self.settings.model.task}.")
-        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+        frames = _frames(image, self.settings.model.channels, rgb, name)
         self._start_progress(progress, frames, per_frame_tiles=False)
         self.model.eval()
         out = []
@@ -213,13 +223,13 @@ class Predictor:
         return out
 
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
-                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+                progress: Callable[[int, int], None] | None = None, name: str = "image") -> np.ndarray:
         """Label image for a 2D image, or a stack of them (same spatial shape).
 
         `progress(done, total)` is called after each tile, counted over the whole
         image or stack (total = frames x tiles per frame).
         """
-        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+        frames = _frames(image, self.settings.model.channels, rgb, name)
         self._start_progress(progress, frames)
         out = []
         for frame in frames:
@@ -228,7 +238,7 @@ class Predictor:
         return stack if is_stack(image, self.settings.model.channels, rgb) else stack[0]
 
     def result(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
-               progress: Callable[[int, int], None] | None = None):
+               progress: Callable[[int, int], None] | None = None, name: str = "image"):
         """What the model's task gives for an image or a stack.
 
         `progress(done, total)`: called after each tile (classification: each frame),
@@ -239,16 +249,16 @@ class Predictor:
         """
         task = self.settings.model.task
         if task == "classification":
-            return self.classify(image, rgb=rgb, progress=progress)
+            return self.classify(image, rgb=rgb, progress=progress, name=name)
         if task == "detection":
             channels = self.settings.model.channels
-            frames = image_frames(image, channels, rgb=rgb)
+            frames = _frames(image, channels, rgb, name)
             self._start_progress(progress, frames)
             found = [self.detect(f) for f in frames]
             if not is_stack(image, channels, rgb):
                 return found[0]
             return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
-        return self.predict(image, rgb=rgb, post=post, progress=progress)
+        return self.predict(image, rgb=rgb, post=post, progress=progress, name=name)
 
 
 def _fill_holes(labels: np.ndarray) -> np.ndarray:
