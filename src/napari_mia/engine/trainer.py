@@ -433,6 +433,10 @@ class Trainer:
 
         x, y, w = (v.to(self.device, non_blocking=True) for v in (x, y, w))
         run.optimizer.zero_grad(set_to_none=True)
+        # From here the running statistics move (train-mode forward) and then the weights: a snapshot taken
+        # meanwhile re-estimates its statistics rather than copy half-updated ones.
+        with self._weights_lock:
+            self._norm_stale = True
         try:
             logits = self.model(x)
             loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
@@ -442,7 +446,6 @@ class Trainer:
             loss.backward()
             with self._weights_lock:
                 run.optimizer.step()
-                self._norm_stale = True
         except (RuntimeError, MemoryError) as e:
             run.optimizer.zero_grad(set_to_none=True)
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
