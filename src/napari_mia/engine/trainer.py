@@ -126,9 +126,9 @@ def _head(settings: Settings):
 MAX_CLASSES = 50
 
 # Patches whose batch statistics become the BatchNorm running statistics before
-# the model predicts (see Trainer.settle_normalization). 32 patches settle a
-# 5-step Unet on DSB nuclei to within 0.01 IoU of its train-mode output
-# (measured, docs/reliability.md) for the cost of 8 forward passes of 4 patches.
+# the model predicts (see Trainer.settle_normalization). Measured on a 5-step Unet
+# on DSB nuclei (256 px patches): eval-mode IoU on a training image 0.62 stale,
+# 0.73 with 16 patches, 0.72 with 32, train-mode 0.68; 16 cost 4 forward passes of 4.
 SETTLE_PATCHES = 16
 # The patches are drawn with their own seed: the training's own draws are untouched.
 _SETTLE_EPOCH = 2**31 - 1
