@@ -173,7 +173,7 @@ def _class_sources(pairs, s):
         if cls not in ids:
             raise MiaError(f"{f.name} has the class '{cls}', which the model does not know "
                            f"({', '.join(s.model.class_names)}).")
-        sources += sources_from_classes([(_colour(read_image(f), s), ids[cls], f.name)], s)
+        sources += sources_from_classes([(_read_fit(f, s), ids[cls], f.name)], s)
     return sources
 
 
@@ -182,12 +182,22 @@ def _colour(image, s):
     return image[..., :3] if s.model.channels == 3 and image.ndim == 3 and image.shape[-1] == 4 else image
 
 
+def _read_fit(f, s):
+    """A training image as the model reads it (opaque alpha dropped, said on stderr)."""
+    from .engine.data import fit_channels, read_image
+
+    image, notes = fit_channels(read_image(f), s.model.channels, f.name)
+    for note in notes:
+        print(note, file=sys.stderr)
+    return _colour(image, s)
+
+
 def _guess_channels(image) -> int:
     return image.shape[-1] if image.ndim == 3 and image.shape[-1] in (3, 4) else 1
 
 
 def train(a) -> int:
-    from .engine.data import pair_files, read_image, sources_from_files
+    from .engine.data import fit_channels, read_image, sources_from_files
     from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
@@ -206,7 +216,8 @@ def train(a) -> int:
     else:
         s = _settings_from_args(a)
         if not a.config:
-            s.model.channels = _guess_channels(read_image(pairs[0][0]))
+            # An opaque alpha carries nothing: an RGBA file is a colour image.
+            s.model.channels = _guess_channels(fit_channels(read_image(pairs[0][0]), 3)[0])
         if s.model.task == "classification":
             _class_names_from_csv(s, [c for _, c in pairs], given=bool(a.config))
         trainer = Trainer(s)
@@ -216,10 +227,13 @@ def train(a) -> int:
         from .engine.data import sources_from_points
 
         # Read once: the images also serve the counts on the validation images at the end.
-        images = {f.name: _colour(read_image(f), s) for f, _ in pairs}
+        images = {f.name: _read_fit(f, s) for f, _ in pairs}
         sources = sources_from_points([(images[f.name], pts, f.name) for f, pts in pairs], s)
     else:
-        sources = sources_from_files(pairs, s)
+        notes: list[str] = []
+        sources = sources_from_files(pairs, s, notes)
+        for note in notes:
+            print(note, file=sys.stderr)
     trainer.autosave_path = a.out
     record = TrainingRecord()
     bar = None
@@ -232,6 +246,8 @@ def train(a) -> int:
             if isinstance(ev, TrainingStarted):
                 print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
                       f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                if ev.note:
+                    print(ev.note, file=sys.stderr)
                 bar = _bar(ev.epochs * ev.steps_per_epoch, a.quiet)
             elif isinstance(ev, IterationEnd) and bar is not None:
                 bar.update(1)
@@ -283,7 +299,7 @@ def predict(a) -> int:
     import numpy as np
     import tifffile
 
-    from .engine.data import list_images, read_image
+    from .engine.data import list_images
     from .engine.predictor import PostProcess
     from .engine.trainer import Trainer
 
@@ -303,23 +319,71 @@ def predict(a) -> int:
         return _predict_points(predictor, files, a)
     if trainer.settings.model.task == "classification":
         return _predict_classes(predictor, files, a)
-    bar = _bar(len(files), a.quiet)
     instances = trainer.settings.model.label_mode == "instances"
-    for f in files:
-        labels = predictor.predict(read_image(f), post=PostProcess(min_size=a.min_size, fill_holes=a.fill_holes,
-                                                                  split_touching=not a.no_split))
+    post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
+    written = []
+
+    def one(f, image):
+        labels = predictor.predict(image, post=post, name=f.name)
         labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
         name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
         try:
             tifffile.imwrite(a.out / name, labels, compression="zlib")
         except OSError as e:
             raise MiaError(f"Cannot write {a.out / name}: {e.strerror}.") from e
+        written.append(name)
+
+    _predict_each(files, predictor, a, one)
+    print(f"Wrote {len(written)} label image(s) to {a.out}")
+    return _skipped_exit(a)
+
+
+def _predict_each(files, predictor, a, work) -> None:
+    """work(file, image) for each file; one that cannot be read or predicted is skipped, not fatal.
+
+    An empty or damaged file, or an image the model refuses (NaN, wrong channels)
+    must not cost the rest of the folder. The skipped files and why are kept in
+    ``a.skipped`` for ``_skipped_exit``. Errors writing the output stay fatal
+    (every later file would fail the same way).
+    """
+    from .engine.data import fit_channels, read_image
+
+    a.skipped = []
+    bar = _bar(len(files), a.quiet)
+    try:
+        for f in files:
+            try:
+                image, notes = fit_channels(read_image(f), predictor.settings.model.channels, f.name)
+                for note in notes:
+                    _write(bar, note)
+                image = _colour(image, predictor.settings)
+            except MiaError as e:
+                image = None
+                a.skipped.append((f.name, str(e)))
+                _write(bar, f"Skipped {f.name}: {e}")
+            if image is not None:
+                try:
+                    work(f, image)
+                except MiaError as e:
+                    if str(e).startswith("Cannot write"):
+                        raise
+                    a.skipped.append((f.name, str(e)))
+                    _write(bar, f"Skipped {f.name}: {e}")
+            if bar is not None:
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    print(f"Wrote {len(files)} label image(s) to {a.out}")
-    return 0
+            bar.close()
+
+
+def _skipped_exit(a) -> int:
+    """0 if every image was predicted; otherwise list the skipped ones and return 2 (the error code)."""
+    if not a.skipped:
+        return 0
+    print(f"napari-mia: error: {len(a.skipped)} image(s) were skipped, the others were predicted:", file=sys.stderr)
+    for name, why in a.skipped:
+        print(f"  {name}: {why}", file=sys.stderr)
+    return 2
 
 
 def _write_csv(out: Path, header: list, rows: list) -> Path:
@@ -336,39 +400,36 @@ def _write_csv(out: Path, header: list, rows: list) -> Path:
 
 
 def _predict_points(predictor, files, a) -> int:
-    from .engine.data import read_image
+    rows, done = [], []
 
-    bar, rows = _bar(len(files), a.quiet), []
-    for f in files:
-        for y, x, cls, score in predictor.detect(_colour(read_image(f), predictor.settings)):
-            rows.append((f.name, int(y), int(x), int(cls), round(float(score), 4)))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    def one(f, image):
+        found = predictor.result(image, name=f.name)
+        if found.shape[1] != 4:
+            raise MiaError(f"{f.name} is a stack: detection predicts 2D images. Save one file per frame.")
+        rows.extend((f.name, int(y), int(x), int(cls), round(float(score), 4)) for y, x, cls, score in found)
+        done.append(f.name)
+
+    _predict_each(files, predictor, a, one)
     out = _write_csv(a.out / "points.csv", ["name", "y", "x", "class", "score"], rows)
-    print(f"Wrote {len(rows)} point(s) of {len(files)} image(s) to {out}")
-    return 0
+    print(f"Wrote {len(rows)} point(s) of {len(done)} image(s) to {out}")
+    return _skipped_exit(a)
 
 
 def _predict_classes(predictor, files, a) -> int:
-    from .engine.data import read_image
-
     names = predictor.settings.model.class_names
-    bar, rows = _bar(len(files), a.quiet), []
-    for f in files:
-        found = predictor.classify(_colour(read_image(f), predictor.settings))
+    rows = []
+
+    def one(f, image):
+        found = predictor.classify(image, name=f.name)
         for i, (cls, probs) in enumerate(found):
             # A stack gets one row per frame: name[frame].
             rows.append([f.name if len(found) == 1 else f"{f.name}[{i}]", names[cls], round(float(probs[cls]), 4),
                          *(round(float(p), 4) for p in probs)])
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+
+    _predict_each(files, predictor, a, one)
     out = _write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
     print(f"Wrote the classes of {len(rows)} image(s) to {out}")
-    return 0
+    return _skipped_exit(a)
 
 
 def _bar(total: int, quiet: bool):

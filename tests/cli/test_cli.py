@@ -244,3 +244,44 @@ def test_classification_config_names_the_classes(classified, tmp_path, capsys):
         main(["train", "--help"])
     help_text = capsys.readouterr().out
     assert "--classes" in help_text and "--task classification" in help_text
+
+
+def test_predict_folder_skips_bad_files_names_them_and_exits_2(folders, tmp_path, capsys):
+    """Issue #13, defect 12: one empty TIFF or NaN image no longer costs the rest of the folder."""
+    import imageio.v3 as iio
+
+    from napari_mia.engine.data import fit_channels
+    from napari_mia.engine.trainer import Trainer
+    from tests.conftest import small_settings
+
+    names = sorted(p.name for p in (folders / "images").iterdir())[:2]
+    t = Trainer(small_settings(steps_per_epoch=1, val_split=0, patch_width=64, patch_height=64))
+    list(t.train([(tifffile.imread(folders / "images" / n), tifffile.imread(folders / "masks" / n)) for n in names]))
+    model = t.save(tmp_path / "m.pt")
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for n in names:
+        shutil.copy(folders / "images" / n, imgs)
+    gray = tifffile.imread(folders / "images" / names[0])
+    (imgs / "empty.tif").write_bytes(b"")
+    nan = gray.astype(np.float32)
+    nan[5, 5] = np.nan
+    tifffile.imwrite(imgs / "nan.tif", nan)
+    g8 = (gray / max(gray.max(), 1) * 255).astype(np.uint8)
+    iio.imwrite(imgs / "rgba.png", np.dstack([g8, g8, g8, np.full_like(g8, 255)]))
+    rgba = iio.imread(imgs / "rgba.png")
+    assert fit_channels(rgba, 1, "rgba.png")[0].shape == gray.shape
+    semi = rgba.copy()
+    semi[0, 0, 3] = 10  # a transparent pixel: the alpha is kept, and so is the refusal
+    assert fit_channels(semi, 1)[0].shape == rgba.shape
+    before = {p.name: p.read_bytes() for p in imgs.iterdir()}
+    out = tmp_path / "pred"
+    capsys.readouterr()
+    rc = main(["predict", "--model", str(model), "--images", str(imgs), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(names + ["rgba.tif"])
+    assert "2 image(s) were skipped" in err and "empty.tif: Cannot read image empty.tif" in err
+    assert "nan.tif: 'nan.tif' contains NaN or infinite values, so it cannot be predicted" in err
+    assert "before training" not in err and "rgba.png: its alpha (transparency) channel is fully opaque" in err
+    assert before == {p.name: p.read_bytes() for p in imgs.iterdir()}

@@ -36,6 +36,33 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(f"Cannot read image {path.name}: {e}") from e
 
 
+def _full_value(dtype) -> float:
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
+
+
+def fit_channels(image: np.ndarray, channels: int, name: str = "image") -> tuple[np.ndarray, list[str]]:
+    """A file's image as the model reads it, and what was changed, in plain words.
+
+    An RGBA image (H, W, 4) whose alpha is fully opaque loses its alpha (it
+    carries nothing); for a Mono model, a colour image whose three channels are
+    equal (gray saved as RGB or RGBA) becomes one channel. Anything else is
+    returned as it is (the channel checks explain what does not fit). The
+    input is never modified.
+    """
+    image, notes = np.asarray(image), []
+    if image.ndim == 3 and image.shape[-1] == 4 and min(image.shape[:2]) >= _LONG:
+        alpha = image[..., 3]
+        if (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)) \
+                and alpha.size and alpha.min() >= _full_value(image.dtype):
+            image = image[..., :3]
+            notes.append(f"{name}: its alpha (transparency) channel is fully opaque and was dropped.")
+    if (channels == 1 and image.ndim == 3 and image.shape[-1] == 3 and min(image.shape[:2]) >= _LONG
+            and np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
+        image = image[..., 0]
+        notes.append(f"{name}: a gray image saved as colour, read as one channel for the Mono model.")
+    return image, notes
+
+
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
@@ -76,6 +103,36 @@ def is_stack(image: np.ndarray, channels: int, rgb: bool | None = None) -> bool:
     return _layout(np.asarray(image), channels, rgb)[1] == 3
 
 
+# A short axis of this many entries beside two long ones may be channels rather than frames or rows.
+_CHANNEL_AXIS = (2, 3, 4)
+_LONG = 16  # pixels: a side of an image, not a count of channels
+
+
+def _small_last_axis(shape: tuple) -> bool:
+    """(H, W, 2..4) not read as colour: e.g. two fluorescence channels."""
+    return len(shape) == 3 and shape[-1] in _CHANNEL_AXIS and min(shape[:2]) >= _LONG
+
+
+def _small_first_axis(shape: tuple) -> bool:
+    return len(shape) == 3 and shape[0] in _CHANNEL_AXIS and min(shape[1:]) >= _LONG
+
+
+def _channels_last_message(name: str, shape: tuple) -> str:
+    c, (h, w) = shape[-1], shape[:2]
+    return (f"'{name}' has shape {tuple(shape)}: napari-mia would read this as {h} frames of {w}x{c} pixels, "
+            f"but the last axis looks like {c} channels of one {h}x{w} image. napari-mia trains on one channel "
+            "(Mono) or colour (Color, 3 channels) for now: keep one channel (e.g. numpy image[..., 0], or "
+            "in napari split the channels), or save the image as RGB to use Color.")
+
+
+def _channels_first_hint(name: str, shape: tuple) -> str:
+    n, h, w = shape
+    return (f"Image '{name}' has shape {tuple(shape)}: napari-mia reads this as {n} frames of {h}x{w}. If the first "
+            f"axis is {n} channels of one image, napari-mia cannot train on multi-channel images yet: keep one "
+            "channel (napari: right-click the layer, Split Stack, and add that layer as the image), or save the "
+            "image as RGB to use Color.")
+
+
 def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: bool | None = None) -> np.ndarray:
     """Any supported image -> (N, H, W, C) view, checking the channel count.
 
@@ -85,6 +142,8 @@ def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: boo
     """
     image = np.asarray(image)
     rgb, spatial = _layout(image, channels, rgb)
+    if not rgb and _small_last_axis(image.shape):
+        raise DataError(_channels_last_message(name, image.shape))
     if spatial not in (2, 3) or image.ndim > 4:
         raise DataError(
             f"'{name}' has shape {image.shape}: expected a 2D image (height, width[, channels]) "
@@ -121,6 +180,57 @@ def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     return labels
 
 
+# guess_label_mode: at least this many ids, nearly all single blobs, read as one id per object.
+INSTANCE_MIN_IDS = 8
+INSTANCE_BLOB_SHARE = 0.8
+
+
+def _blobs_per_id(frame: np.ndarray) -> np.ndarray:
+    """(H, W) labels -> for each nonzero id present, how many separate blobs (8-connected) it forms."""
+    from skimage.measure import label
+
+    comps = label(frame, background=0, connectivity=2)  # touching regions of different ids stay apart
+    value_of = np.zeros(int(comps.max()) + 1, frame.dtype)
+    value_of[comps.ravel()] = frame.ravel()
+    counts = np.bincount(value_of[1:].astype(np.int64))
+    return counts[counts > 0]
+
+
+def guess_label_mode(labels: np.ndarray) -> str | None:
+    """Whether a labels array looks like instance ids or class ids: "instances", "classes" or None.
+
+    The rule, per 2D frame (a stack's frames are looked at one by one and must agree):
+
+    - no labelled pixel, or 2 to 7 ids that each form a single blob (e.g. two touching
+      nuclei with ids 1 and 2, or three classes painted as one stroke each): None,
+      the data cannot tell, keep the user's choice;
+    - one id (a binary mask), or ids of which more than 20% form several separate blobs
+      (a class is painted in many places): "classes";
+    - at least ``INSTANCE_MIN_IDS`` (8) ids of which at least 80% each form one blob
+      (8-connected, touching objects of different ids count apart): "instances".
+
+    Floats and negative values give None (they are refused elsewhere with their own message).
+    """
+    labels = np.asarray(labels)
+    if labels.dtype == bool:
+        labels = labels.astype(np.uint8)
+    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3) or (labels.size and labels.min() < 0):
+        return None
+    votes = set()
+    for frame in labels.reshape((-1,) + labels.shape[-2:]):
+        if not frame.any():
+            continue
+        blobs = _blobs_per_id(frame)
+        single = float(np.mean(blobs == 1))
+        if len(blobs) == 1 or single < INSTANCE_BLOB_SHARE:
+            votes.add("classes")
+        elif len(blobs) >= INSTANCE_MIN_IDS:
+            votes.add("instances")
+        else:
+            votes.add(None)
+    return votes.pop() if len(votes) == 1 else None
+
+
 def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image", labels_name: str = "labels",
                      rgb: bool | None = None) -> bool:
     """Raise unless the labels cover the image exactly; returns whether the image's last axis is channels."""
@@ -128,6 +238,11 @@ def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image
     if rgb is None:
         rgb = len(image_shape) == len(labels_shape) + 1
     spatial = image_shape[:-1] if rgb else image_shape
+    if _small_first_axis(image_shape) and image_shape[1:] == labels_shape:
+        raise DataError(
+            _channels_first_hint(name, image_shape) + f" If they are frames, labels '{labels_name}' "
+            f"{labels_shape} cover one frame: draw labels of shape {image_shape}, one frame per frame."
+        )
     if spatial != labels_shape:
         raise DataError(
             f"Image '{name}' {spatial} and labels '{labels_name}' {labels_shape} do not have the same size. "
@@ -146,6 +261,14 @@ def labelled_frames(
     rgb = check_pair_shape(image.shape, labels.shape, name, labels_name, rgb)
     frames = image_frames(image, channels, name, rgb=rgb)
     lab = labels[None] if labels.ndim == 2 else labels
+    if (not rgb and _small_first_axis(image.shape) and lab[0].any()
+            and all(np.array_equal(lab[0], lab[i]) for i in range(1, len(lab)))):
+        # Frames of a time series or a z-stack hardly all carry the very same labels; channels of one image do.
+        raise DataError(
+            _channels_first_hint(name, image.shape) + f" Its {len(lab)} frames have identical labels in "
+            f"'{labels_name}', as channels would: napari-mia would train on them as {len(lab)} separate grayscale "
+            "images. If they really are frames, label each one where it differs."
+        )
     out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any()]
     if not out:
         raise DataError(
@@ -248,8 +371,10 @@ class SampleSource:
     """One labelled frame, prepared now (in memory) or on each use (from disk)."""
 
     def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
-                 max_label: int):
+                 max_label: int, label_mode_guess: str | None = None):
         self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
+        # What the raw labels look like (guess_label_mode), for the check at Start.
+        self.label_mode_guess = label_mode_guess
         self._sample = loader() if keep else None
 
     def get(self) -> Sample:
@@ -276,9 +401,16 @@ def sources_from_arrays(
                 SampleSource(
                     (lambda img=img, lab=lab, fname=fname: make_sample(img, lab, settings, fname)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
+                    label_mode_guess=_guess_for_check(lab, settings),
                 )
             )
     return sources
+
+
+def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
+    # Only a segmentation in classes mode asks (Trainer._check_classes); dots and instance ids need not.
+    m = settings.model
+    return guess_label_mode(labels) if m.task == "segmentation" and m.label_mode == "classes" else None
 
 
 def sources_from_points(pairs: Sequence[tuple], settings: Settings) -> list[SampleSource]:
@@ -409,40 +541,61 @@ def sources_for_task(items: Sequence[tuple], settings: Settings,
     return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb)
 
 
-def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings) -> list[SampleSource]:
-    """Image/mask files -> sources; read once now, or per use if not load_full."""
+def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
+                       notes: list[str] | None = None) -> list[SampleSource]:
+    """Image/mask files -> sources; read once now, or per use if not load_full.
+
+    Images pass through ``fit_channels`` (opaque alpha dropped); what it changed
+    is added to `notes`."""
     sources = []
     keep = settings.data.load_full
+    channels = settings.model.channels
     for img_path, mask_path in pairs:
         labels = check_labels(read_image(mask_path), mask_path.name)
-        image = read_image(img_path)
+        image, found = fit_channels(read_image(img_path), channels, img_path.name)
+        if notes is not None:
+            notes += found
         frames = labelled_frames(image, labels, settings.model.channels, img_path.name, mask_path.name)
         if len(frames) != 1 or labels.ndim != 2:
             raise DataError(f"{img_path.name}: the command line takes 2D images; split stacks into one file per frame.")
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
         def load(img_path=img_path, mask_path=mask_path):
-            _, img, lab = labelled_frames(read_image(img_path), read_image(mask_path), settings.model.channels,
+            _, img, lab = labelled_frames(fit_channels(read_image(img_path), channels)[0], read_image(mask_path), channels,
                                           img_path.name, mask_path.name)[0]
             return make_sample(img, lab, settings, img_path.name)
 
-        top = int(labels.max())
+        top, guess = int(labels.max()), _guess_for_check(labels, settings)
         del image, labels  # the loader reads the files again: memory is only kept if load_full
-        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top))
+        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess))
     return sources
 
 
-def split_train_val(sources: list[SampleSource], val_split: float, seed: int) -> tuple[list, list]:
-    """Hold out whole images for validation."""
-    n = len(sources)
+def too_few_for_validation(n: int, val_split: float) -> str | None:
+    """Why `n` labelled images (or frames) cannot be split for validation, in plain words; None if they can."""
     if val_split <= 0:
+        return None
+    n_val = max(1, round(n * val_split))
+    if n - n_val >= 1:
+        return None
+    return (f"Only {n} labelled image{'s' if n != 1 else ''}: training without validation (a validation split of "
+            f"{val_split:.0%} needs at least {n_val + 1}), so there is no validation curve. Label another image "
+            "(or frame) to see how the model does on images it does not train on.")
+
+
+def split_train_val(sources: list[SampleSource], val_split: float, seed: int) -> tuple[list, list]:
+    """Hold out whole images for validation.
+
+    Too few images to hold one out (e.g. a single labelled image with the
+    default split of 10%): every image trains and none validates, rather than a
+    refusal; ``too_few_for_validation`` gives the note the trainer sends with
+    ``TrainingStarted``. A region of the image is not held out instead: a
+    first training on one image needs all of its few labelled objects.
+    """
+    n = len(sources)
+    if val_split <= 0 or too_few_for_validation(n, val_split):
         return list(sources), []
     n_val = max(1, round(n * val_split))
-    if n - n_val < 1:
-        raise DataError(
-            f"Only {n} labelled image{'s' if n != 1 else ''}: a validation split of {val_split:.0%} needs at least "
-            f"{n_val + 1}. Label more images (or frames), or set the validation split to 0."
-        )
     order = np.random.default_rng(seed).permutation(n)
     val = sorted(order[:n_val])
     return [sources[i] for i in range(n) if i not in set(val)], [sources[i] for i in val]

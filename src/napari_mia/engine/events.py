@@ -18,6 +18,8 @@ class TrainingStarted:
     num_val: int
     start_epoch: int = 0
     resumed: bool = False
+    # A plain-words note to show the user, e.g. why there is no validation curve ("" if none).
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ context. Probabilities are scaled back to the frame's size before decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .data import image_frames, is_stack, prepare_image, prepare_whole, resize_to
-from .errors import OutOfMemoryError, SettingsError
+from .errors import DataError, OutOfMemoryError, SettingsError
 from .settings import Settings
 from .targets import decode_instances, remove_small
 
@@ -52,6 +53,27 @@ def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
     return r
 
 
+class _Progress:
+    """(done, total) over a whole image or stack, told to `callback` after each tile."""
+
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int):
+        self.callback, self.total, self.done = callback, max(int(total), 1), 0
+
+    def step(self, n: int = 1) -> None:
+        self.done = min(self.done + n, self.total)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+
+def _frames(image, channels: int, rgb, name: str) -> np.ndarray:
+    """image_frames, and a refusal of NaN or infinite values that names the image."""
+    frames = image_frames(image, channels, name, rgb=rgb)
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        raise DataError(f"'{name}' contains NaN or infinite values, so it cannot be predicted. Replace them "
+                        "(e.g. with 0) and predict it again.")
+    return frames
+
+
 class Predictor:
     def __init__(self, model, settings: Settings, device, tile: int | None = 512, overlap: int = 128,
                  batch_size: int | None = None):
@@ -59,6 +81,25 @@ class Predictor:
         self.tile = None if tile is None else max(_ceil_to(tile, STRIDE), STRIDE)
         self.overlap = overlap if self.tile is None else min(overlap, self.tile // 2)
         self.batch_size = batch_size or max(1, settings.train.batch_size)
+        self._progress: _Progress | None = None
+
+    def tiles_per_frame(self, shape: tuple[int, int]) -> int:
+        """How many tiles a (H, W) frame of the image (before down scaling) is cut into."""
+        from .data import scaled_shape
+
+        if self.tile is None:
+            return 1
+        h, w = scaled_shape(tuple(shape[:2]), self.settings.data.downscale)
+        th, tw = min(self.tile, _ceil_to(h, STRIDE)), min(self.tile, _ceil_to(w, STRIDE))
+        return len(tile_starts(max(h, th), th, self.overlap)) * len(tile_starts(max(w, tw), tw, self.overlap))
+
+    def _start_progress(self, callback, frames: np.ndarray, per_frame_tiles: bool = True) -> None:
+        per = self.tiles_per_frame(frames.shape[1:3]) if per_frame_tiles else 1
+        self._progress = None if callback is None else _Progress(callback, len(frames) * per)
+
+    def _tick(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.step(n)
 
     # -- probabilities ----------------------------------------------------
     def probabilities(self, frame: np.ndarray) -> np.ndarray:
@@ -93,7 +134,9 @@ class Predictor:
         ph, pw = _ceil_to(h, STRIDE), _ceil_to(w, STRIDE)
         padded = np.pad(x, ((0, ph - h), (0, pw - w), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
         self.model.eval()
-        return self._forward(padded.transpose(2, 0, 1)[None])[0, :, :h, :w]
+        out = self._forward(padded.transpose(2, 0, 1)[None])[0, :, :h, :w]
+        self._tick()
+        return out
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:
         h, w, c = x.shape
@@ -118,6 +161,7 @@ class Predictor:
                 wgt = wy[:, None] * wx[None, :]
                 acc[:, y:y + th, x0:x0 + tw] += p * wgt
                 norm[y:y + th, x0:x0 + tw] += wgt
+                self._tick()
         acc /= norm
         return acc[:, :h, :w]
 
@@ -144,16 +188,21 @@ class Predictor:
             labels = _fill_holes(labels)
         return labels
 
-    def detect(self, frame: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    def detect(self, frame: np.ndarray, threshold: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Detection: (H, W[, C]) image -> (N, 4) y, x, class, score of the objects found."""
         from .detection import find_points
 
         frame = frame[..., None] if frame.ndim == 2 else frame
+        if progress is not None:
+            self._start_progress(progress, frame[None])
         d = self.settings.data
         threshold = d.detection_threshold if threshold is None else threshold
         return find_points(self.probabilities(frame), d.object_size, d.object_intensity, threshold)
 
-    def classify(self, image: np.ndarray, rgb: bool | None = None) -> list[tuple[int, np.ndarray]]:
+    def classify(self, image: np.ndarray, rgb: bool | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 name: str = "image") -> list[tuple[int, np.ndarray]]:
         """Classification: one (class index, probabilities over the classes) per frame.
 
         A 2D or colour image gives a one-element list. Frames are prepared as in
@@ -162,43 +211,54 @@ class Predictor:
         if self.settings.model.task != "classification":
             raise SettingsError("This model does not classify images: it was trained for "
                                 f"{self.settings.model.task}.")
-        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+        frames = _frames(image, self.settings.model.channels, rgb, name)
+        self._start_progress(progress, frames, per_frame_tiles=False)
         self.model.eval()
         out = []
         for i in range(0, len(frames), self.batch_size):
             chunk = frames[i:i + self.batch_size]
             batch = np.stack([prepare_whole(f, self.settings).transpose(2, 0, 1) for f in chunk])
             out += [(int(p.argmax()), p) for p in self._forward(np.ascontiguousarray(batch))]
+            self._tick(len(chunk))
         return out
 
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
-                progress=None) -> np.ndarray:
-        """Label image for a 2D image, or a stack of them (same spatial shape)."""
-        frames = image_frames(image, self.settings.model.channels, rgb=rgb)
+                progress: Callable[[int, int], None] | None = None, name: str = "image") -> np.ndarray:
+        """Label image for a 2D image, or a stack of them (same spatial shape).
+
+        `progress(done, total)` is called after each tile, counted over the whole
+        image or stack (total = frames x tiles per frame).
+        """
+        frames = _frames(image, self.settings.model.channels, rgb, name)
+        self._start_progress(progress, frames)
         out = []
-        for i, frame in enumerate(frames):
+        for frame in frames:
             out.append(self.decode(self.probabilities(frame), post))
-            if progress is not None:
-                progress(i + 1, len(frames))
         stack = np.stack(out)
         return stack if is_stack(image, self.settings.model.channels, rgb) else stack[0]
 
-    def result(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None):
+    def result(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
+               progress: Callable[[int, int], None] | None = None, name: str = "image"):
         """What the model's task gives for an image or a stack.
+
+        `progress(done, total)`: called after each tile (classification: each frame),
+        counted over the whole image or stack.
 
         Segmentation: a label image like `image`. Detection: (N, 4) y, x, class, score, or (N, 5)
         frame, y, x, class, score for a stack. Classification: [(class id, probabilities)] per frame.
         """
         task = self.settings.model.task
         if task == "classification":
-            return self.classify(image, rgb=rgb)
+            return self.classify(image, rgb=rgb, progress=progress, name=name)
         if task == "detection":
             channels = self.settings.model.channels
-            found = [self.detect(f) for f in image_frames(image, channels, rgb=rgb)]
+            frames = _frames(image, channels, rgb, name)
+            self._start_progress(progress, frames)
+            found = [self.detect(f) for f in frames]
             if not is_stack(image, channels, rgb):
                 return found[0]
             return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
-        return self.predict(image, rgb=rgb, post=post)
+        return self.predict(image, rgb=rgb, post=post, progress=progress, name=name)
 
 
 def _fill_holes(labels: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ here knows about Qt or napari.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .data import (
     class_frequencies,
     sources_for_task,
     split_train_val,
+    too_few_for_validation,
     validation_items,
 )
 from .errors import DataError, OutOfMemoryError, SettingsError
@@ -123,6 +125,20 @@ def _head(settings: Settings):
 # More values than this in 'classes' mode almost surely are instance ids.
 MAX_CLASSES = 50
 
+# Patches whose batch statistics become the BatchNorm running statistics before
+# the model predicts (see Trainer.settle_normalization). Measured on a 5-step Unet
+# on DSB nuclei (256 px patches): eval-mode IoU on a training image 0.62 stale,
+# 0.73 with 16 patches, 0.72 with 32, train-mode 0.68; 16 cost 4 forward passes of 4.
+SETTLE_PATCHES = 16
+# The patches are drawn with their own seed: the training's own draws are untouched.
+_SETTLE_EPOCH = 2**31 - 1
+
+
+def _norm_layers(model) -> list:
+    import torch
+
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
 
 def _model_key(s: Settings) -> tuple:
     m = s.model
@@ -144,6 +160,14 @@ class Trainer:
         self._saved_run: dict | None = None  # an autosaved run's state, after `load`
         # (name, image) predicted every `preview_every` epochs.
         self.preview_image: tuple[str, np.ndarray] | None = None
+        # BatchNorm running statistics lag behind the weights after optimizer steps
+        # (momentum 0.1: after 5 steps they are still 60% their initial values), so the
+        # eval-mode network predicts something else than the training curve shows.
+        self._norm_stale = False
+        self._note = ""  # TrainingStarted.note of the current run
+        # Held during a training step and while copying the model, so a snapshot
+        # taken from another thread never sees a half-updated model.
+        self._weights_lock = threading.Lock()
 
     # -- state ------------------------------------------------------------
     @property
@@ -166,6 +190,7 @@ class Trainer:
         scaled.data.object_size = self.settings.data.object_size * self.settings.data.downscale
         from .predictor import Predictor
 
+        self.settle_normalization()
         thr = calibrate_threshold(Predictor(self.model, scaled, self.device), pairs, scaled.data.object_size / 2)
         self.settings.data.detection_threshold = thr
         return thr
@@ -186,6 +211,7 @@ class Trainer:
     def reset(self) -> None:
         """Forget the weights and any stopped run: the next train starts over."""
         self.model, self._key, self._run, self.history = None, None, None, []
+        self._norm_stale = False
 
     def _ensure_model(self) -> None:
         import torch
@@ -229,6 +255,16 @@ class Trainer:
                 raise DataError(
                     f"The labels hold values up to {top}. In 'classes' label mode every value is a class; if each "
                     "object has its own value (instance labels), choose the label mode 'instances'."
+                )
+            # Classes the user has not named, taken from labels that look like one id per object: almost
+            # surely instance labels. Naming the classes first (class_names) says they are intended.
+            guesses = [s.label_mode_guess for s in sources if s.label_mode_guess is not None]
+            if guesses and guesses.count("instances") * 2 > len(guesses):
+                name = next(s.name for s in sources if s.label_mode_guess == "instances")
+                raise DataError(
+                    f"The labels of '{name}' look like one value per object ({top} values, each a separate "
+                    f"blob), not classes: in 'classes' label mode this would train a model of {top + 1} "
+                    "classes. Choose the label mode 'instances' to learn to find and separate the objects."
                 )
             # A new model takes its classes from the data.
             m.class_names = m.class_names + [f"class {k}" for k in range(len(m.class_names), top + 1)]
@@ -294,8 +330,10 @@ class Trainer:
         of starting a new one.
         """
         sources = self._sources(data)
+        self._note = ""
         if val is None:
             train, val_sources = split_train_val(sources, self.settings.train.val_split, self.settings.train.seed)
+            self._note = too_few_for_validation(len(sources), self.settings.train.val_split) or ""
         else:
             train, val_sources = sources, self._sources(val) if len(val) else []
         self._check_classes(train + val_sources)
@@ -331,7 +369,8 @@ class Trainer:
         self._stop.clear()
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         steps = len(self._dataset(run.epoch)) // t.batch_size
-        yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed)
+        yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
+                              note=self._note)
         head = _head(self.settings)
         n_cls = head.n_cm
         while run.epoch < run.epochs:
@@ -356,6 +395,8 @@ class Trainer:
                         return
                 run.in_validation = True
             t0 = time.perf_counter()
+            if run.val:
+                self.settle_normalization()  # the validation curve scores what Predict will give
             val = self._validate(run, head)
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
@@ -392,6 +433,10 @@ class Trainer:
 
         x, y, w = (v.to(self.device, non_blocking=True) for v in (x, y, w))
         run.optimizer.zero_grad(set_to_none=True)
+        # From here the running statistics move (train-mode forward) and then the weights: a snapshot taken
+        # meanwhile re-estimates its statistics rather than copy half-updated ones.
+        with self._weights_lock:
+            self._norm_stale = True
         try:
             logits = self.model(x)
             loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
@@ -399,7 +444,8 @@ class Trainer:
                 raise DataError("The loss became NaN or infinite: lower the learning rate, or check the images "
                                 "for NaN values.")
             loss.backward()
-            run.optimizer.step()
+            with self._weights_lock:
+                run.optimizer.step()
         except (RuntimeError, MemoryError) as e:
             run.optimizer.zero_grad(set_to_none=True)
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
@@ -488,11 +534,79 @@ class Trainer:
             raise DataError("There is no validation data to evaluate on.")
         run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
                    class_weights=self._run.class_weights if self._run else None, epochs=0)
+        self.settle_normalization()
         loss, cm = self._validate(run, _head(self.settings))
         return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric,
                 "accuracy": score(cm, "accuracy")}
 
-    def predictor(self, tile: int | None = 512, overlap: int = 128):
+    def settle_normalization(self, model=None, sources: Sequence[SampleSource] | None = None) -> bool:
+        """Re-estimate the BatchNorm running statistics from training patches, if stale.
+
+        Training normalises each batch with its own statistics; prediction (eval
+        mode) uses running averages that follow the weights only slowly
+        (momentum 0.1), so after a short training the predicted labels differ from
+        what the training curve shows (an empty slide at training IoU 0.75). Here the
+        averages are reset and recomputed as a cumulative average over
+        ``SETTLE_PATCHES`` training patches, unaugmented, drawn with a seed of their
+        own, with the current weights: no gradient, no weight changes, and no use of
+        torch's random generator (dropout stays off). Does nothing when no optimizer
+        step happened since the last settling, when the model has no BatchNorm, or
+        when there are no training patches (a loaded model keeps the statistics
+        saved with it, which were settled before saving).
+
+        `model`: another model than the live one (a snapshot: always settled);
+        `sources`: training sources (default: the current run's). Returns whether
+        the statistics were re-estimated.
+        """
+        import torch
+
+        live = model is None
+        model = self.model if live else model
+        if model is None or (live and not self._norm_stale):
+            return False
+        sources = list(self._run.train) if sources is None and self._run is not None else list(sources or [])
+        layers = _norm_layers(model)
+        if not layers or not sources:
+            return False
+        t = self.settings.train
+        kind = ClassificationDataset if self.settings.model.task == "classification" else PatchDataset
+        dataset = kind(sources, self.settings, augment=None, epoch_seed=_SETTLE_EPOCH)
+        # Batches of at least 2: a BatchNorm after global pooling cannot normalise a single value.
+        batch = max(2, t.batch_size)
+        # Patches are indexed past the dataset's length freely: each index seeds its own draw.
+        batches = [[dataset[i + k][0] for k in range(batch)] for i in range(0, max(SETTLE_PATCHES, batch), batch)]
+        device = next(model.parameters()).device
+        with self._weights_lock if live else contextlib.nullcontext():
+            was_training = model.training
+            momenta = [m.momentum for m in layers]
+            model.eval()
+            for m in layers:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches below
+                m.train()
+            try:
+                with torch.no_grad():
+                    for x in batches:
+                        model(torch.stack(x).to(device))
+            finally:
+                for m, mom in zip(layers, momenta):
+                    m.momentum = mom
+                model.train(was_training)
+            if live:
+                self._norm_stale = False
+        return True
+
+    def predictor(self, tile: int | None = 512, overlap: int = 128, snapshot: bool = False):
+        """A Predictor of the current weights, with settled normalisation statistics.
+
+        ``snapshot=False``: predicts with the live model (call it between
+        trainings, or from the training thread). ``snapshot=True``: predicts with
+        a deep copy taken between two training steps, settled on its own, so it
+        may be called from another thread while training runs: the live model,
+        its statistics and the training's random draws are left as they are.
+        """
+        import copy
+
         from .predictor import Predictor
 
         if self.model is None:
@@ -500,12 +614,23 @@ class Trainer:
         if self.device is None:
             self.device = pick_device(self.settings.train.device)
             self.model.to(self.device)
-        return Predictor(self.model, self.settings, self.device, tile=tile, overlap=overlap)
+        if not snapshot:
+            self.settle_normalization()
+            return Predictor(self.model, self.settings, self.device, tile=tile, overlap=overlap)
+        with self._weights_lock:
+            model, stale = copy.deepcopy(self.model), self._norm_stale
+            settings = self.settings.copy()
+            sources = list(self._run.train) if self._run is not None else []
+        if stale:
+            self.settle_normalization(model, sources)
+        return Predictor(model, settings, self.device, tile=tile, overlap=overlap)
 
     # -- files --------------------------------------------------------------
     def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
         if self.model is None:
             raise SettingsError("There is no model to save yet: train or load a model first.")
+        # The file's statistics are what every later prediction (CLI, another session) uses.
+        self.settle_normalization()
         extra = {"history": self.history}
         if include_optimizer and self._run is not None and self._run.optimizer is not None:
             extra["optimizer"] = self._run.optimizer.state_dict()
