@@ -199,8 +199,7 @@ def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, war
     assert not widget.add_pair("two channels", "one mask")
     assert "two channels" in warnings_shown[-1] and "one mask" in warnings_shown[-1]
     assert widget.status.value in warnings_shown[-1] and widget.pairs == []
-    # (2, H, W) image with (2, H, W) labels: whatever the engine decides (refused at Add or at Start, or
-    # trained as two frames), a refusal is said in the notification and the status line.
+    # (2, H, W) image with the same labels on both: likely channels, refused (at Add or at Start) in plain words.
     widget.controls["epochs"].value, widget.controls["steps_per_epoch"].value = 1, 1
     widget.controls["patch_width"].value = widget.controls["patch_height"].value = 64
     widget.controls["val_split"].value = 0.0
@@ -208,8 +207,9 @@ def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, war
     if widget.add_pair("two channels", "two masks"):
         assert widget.start()
         wait_idle(qtbot, widget.session)
-    _refusal_reaches_the_user(widget, warnings_shown, failures, shown)
-    # An (H, W, 2) image predicted: the engine's message (if it refuses) reaches the user; no layer is made.
+    assert _refusal_reaches_the_user(widget, warnings_shown, failures, shown)
+    assert "2 frames" in warnings_shown[-1]
+    # An (H, W, 2) image predicted: the engine's refusal reaches the user; no layer is made.
     if not widget.session.has_model:
         widget.pairs = []
         _train(widget, qtbot)
@@ -217,17 +217,14 @@ def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, war
     failures, shown = widget.session.failures, len(warnings_shown)
     assert widget.predict()
     wait_free(qtbot, widget.session)
-    if _refusal_reaches_the_user(widget, warnings_shown, failures, shown):
-        assert "channels last prediction" not in nuclei_viewer.layers
+    assert _refusal_reaches_the_user(widget, warnings_shown, failures, shown)
+    assert "channels" in warnings_shown[-1] and "channels last prediction" not in nuclei_viewer.layers
     assert unchanged(nuclei_viewer, snap) and widget.start_button.enabled
 
 
 # -- 8: prediction progress, and successes clear old errors ---------------------------------------------------
 @both_ways
 def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, nuclei_viewer, qtbot):
-    import napari_mia.widgets._session as ses
-    from napari_mia.engine.predictor import Predictor
-
     nuclei_viewer.add_labels(np.zeros((100, 120), np.uint8), name="wrong labels")
     assert not widget.add_pair("nuclei", "wrong labels")
     assert "do not have the same size" in widget.status.value
@@ -248,8 +245,7 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
     assert moves and moves[-1][0] == "large" and moves[-1][3] == moves[-1][4] >= 1
     assert [m[3] for m in moves] == sorted(m[3] for m in moves)
     assert f"Predicting large: tile {moves[-1][4]} of {moves[-1][4]}" in statuses
-    if ses._accepts(Predictor.result, "progress"):  # the engine reports each tile (issue #13)
-        assert moves[-1][4] > 1
+    assert moves[-1][4] > 1  # each tile, not the whole image at once
     assert widget.status.value == "Predicted large"
     assert threads == {threading.main_thread()}  # sent from the worker, handled on the main thread
 

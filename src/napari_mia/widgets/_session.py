@@ -43,16 +43,6 @@ def explain(error: BaseException) -> str:
     return f"Something went wrong: {text}. Your layers are unchanged; see the log for details."
 
 
-def _accepts(func, name: str) -> bool:
-    """Whether `func` takes the keyword `name` (engine APIs that gained an argument; see Predictor.result)."""
-    import inspect
-
-    try:
-        return name in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _relay():
     """A Qt signal made on the main thread: emitted from a worker thread, its slots run on the main thread
     (Qt queues a signal that crosses threads), in order with the worker's own signals."""
@@ -394,27 +384,15 @@ class TrainingSession:
 
 
 def _predictor(trainer, settings, snapshot: bool):
-    """The trainer's predictor; a copy of the weights while training goes on (`snapshot`)."""
-    if _accepts(trainer.predictor, "snapshot"):  # Trainer.predictor(snapshot=...) (engine, issue #13)
-        predictor = trainer.predictor(snapshot=snapshot)
-        predictor.settings = settings
-        return predictor
-    import copy
-
-    from ..engine.predictor import Predictor
-
-    model = copy.deepcopy(trainer.model) if snapshot else trainer.model
-    return Predictor(model, settings, trainer.device or "cpu")
+    """The trainer's predictor (normalisation settled); a copy of the weights while training goes on."""
+    predictor = trainer.predictor(snapshot=snapshot)
+    predictor.settings = settings
+    return predictor
 
 
 def _result(predictor, image, rgb, post, tile: Callable):
-    """`predictor.result`, reporting each tile through `tile(done, total)` where the engine can."""
-    if _accepts(predictor.result, "progress"):
-        return predictor.result(image, rgb=rgb, post=post, progress=tile)
-    # Older engine: progress per frame of a segmentation stack only.
-    if predictor.settings.model.task == "segmentation" and _accepts(predictor.predict, "progress"):
-        return predictor.predict(image, rgb=rgb, post=post, progress=tile)
-    return predictor.result(image, rgb=rgb, post=post)
+    """`predictor.result`, reporting each tile through `tile(done, total)`."""
+    return predictor.result(image, rgb=rgb, post=post, progress=tile)
 
 
 def _calibrated(trainer, events):

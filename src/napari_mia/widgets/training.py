@@ -450,8 +450,6 @@ class TrainingWidget(QWidget):
 
     def _post_settings(self) -> dict:
         """The Post-processing section as settings, so that a saved model predicts the same after loading."""
-        if not _has_post_settings():
-            return {}
         return {"min_object_size": int(self.min_size.value), "fill_holes": bool(self.fill_holes.value),
                 "split_touching": bool(self.split_touching.value)}
 
@@ -460,10 +458,9 @@ class TrainingWidget(QWidget):
         F.write_settings(self.controls, settings)
         if settings.model.task == "classification":
             self.class_table.set_class_names(settings.model.class_names)
-        d = settings.data
-        if _has_post_settings():  # a model file older than these settings holds their defaults
-            self.min_size.value, self.fill_holes.value = d.min_object_size, d.fill_holes
-            self.split_touching.value = d.split_touching
+        d = settings.data  # a model file older than these settings holds their defaults
+        self.min_size.value, self.fill_holes.value = d.min_object_size, d.fill_holes
+        self.split_touching.value = d.split_touching
 
     def find_devices(self, *_) -> bool:
         """Look for GPUs in a worker: the first look imports torch (seconds), the viewer stays live."""
@@ -557,8 +554,8 @@ class TrainingWidget(QWidget):
             self._notify("There is no model to save yet: train or load one first.")
             return False
         try:
-            if _has_post_settings():  # the Post-processing shown now, even if changed after training
-                self.session.trainer.settings.update(**self._post_settings())
+            # the Post-processing shown now, even if changed after training
+            self.session.trainer.settings.update(**self._post_settings())
             self.session.save(path)
         except MiaError as e:
             self._notify(explain(e))
@@ -739,7 +736,8 @@ class TrainingWidget(QWidget):
         if isinstance(ev, TrainingStarted):
             self.open_plot_dock()
             self._run_size = (ev.epochs, ev.steps_per_epoch)
-            self.status.value = f"Training: epoch {ev.start_epoch + 1} of {ev.epochs} starting…"
+            self.status.value = f"Training: epoch {ev.start_epoch + 1} of {ev.epochs} starting…" + \
+                (f" {ev.note}" if ev.note else "")
             self._update_buttons()  # the model exists from now on: Predict works during the first run too
         elif isinstance(ev, IterationEnd):
             epochs, steps = getattr(self, "_run_size", (0, 0))
@@ -798,52 +796,17 @@ def _is_prediction(layer) -> bool:
     return layer.metadata.get("napari_mia") == "prediction"
 
 
-def _has_post_settings() -> bool:
-    """Whether the engine's settings keep the post-processing (min size, fill holes, split touching)."""
-    import dataclasses
-
-    return "min_object_size" in {f.name for f in dataclasses.fields(S.DataSettings)}
-
-
 def _guess_label_mode(labels: np.ndarray) -> str | None:
-    """'instances', 'classes' or None (ambiguous), from the engine (`data.guess_label_mode`) where it has it."""
-    from ..engine import data
+    """'instances', 'classes' or None (ambiguous): the engine's rule (`data.guess_label_mode`).
 
-    guess = getattr(data, "guess_label_mode", None)
-    if guess is not None:
-        return guess(labels)
-    return _guess_label_mode_here(labels)
-
-
-def _guess_label_mode_here(labels: np.ndarray) -> str | None:
-    """Stand-in until the engine's `guess_label_mode` arrives (issue #13): many ids that are each one compact
-    blob are instances; a few values that each cover several separate blobs are classes."""
-    from scipy import ndimage
+    It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
+    """
+    from ..engine.data import guess_label_mode
 
     labels = np.asarray(labels)
-    frames = labels.reshape(-1, *labels.shape[-2:]) if labels.ndim >= 2 else labels[None, None]
-    most_ids, single, spread, total = 0, 0, 0, 0
-    # Runs on the main thread when a pair is added: a sample of frames and of objects is enough to tell.
-    for frame in frames[np.unique(np.linspace(0, len(frames) - 1, min(len(frames), 16)).astype(int))]:
-        ids = np.unique(frame[frame > 0])
-        most_ids = max(most_ids, len(ids))
-        ids = ids[np.unique(np.linspace(0, len(ids) - 1, min(len(ids), 200)).astype(int))] if len(ids) else ids
-        boxes = ndimage.find_objects(frame.astype(np.intp, copy=False))
-        for v in ids:
-            box = boxes[int(v) - 1] if int(v) - 1 < len(boxes) else None
-            if box is None:
-                continue
-            n = ndimage.label(frame[box] == v)[1]
-            total += 1
-            single += n == 1
-            spread += n >= 2
-    if total == 0:
-        return None
-    if most_ids >= 10 and single >= 0.9 * total:
-        return "instances"
-    if most_ids < 10 and spread >= 0.5 * total:
-        return "classes"
-    return None
+    if labels.ndim == 3 and len(labels) > 16:
+        labels = labels[np.linspace(0, len(labels) - 1, 16).astype(int)]
+    return guess_label_mode(labels)
 
 
 def _digest(data) -> str:
