@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import (QComboBox, QFrame, QLayout, QListView, QScrollArea, QSizePolicy, QVBoxLayout,
+from qtpy.QtCore import QEvent, QObject, Qt
+from qtpy.QtWidgets import (QComboBox, QFrame, QLabel, QLayout, QListView, QScrollArea, QSizePolicy, QVBoxLayout,
                             QWidget)
 from superqt import QCollapsible
 
@@ -96,8 +96,17 @@ def wrap(label) -> None:
     native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     native.setMinimumWidth(0)
     native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # messages can be copied
-    if hasattr(label, "changed"):  # magicgui Label: the whole text as tooltip
-        label.changed.connect(lambda value, _n=native: _n.setToolTip(str(value) if len(str(value)) > 40 else ""))
+    native.installEventFilter(_WholeTextTip(native))
+
+
+class _WholeTextTip(QObject):
+    """Hovering a wrapped label shows its whole text (magicgui sets the text without a signal, so the
+    tooltip is taken when asked for)."""
+
+    def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ToolTip and isinstance(obj, QLabel):
+            obj.setToolTip(obj.text() if len(obj.text()) > 40 else "")
+        return False
 
 
 def keep_narrow(root: QWidget) -> None:
