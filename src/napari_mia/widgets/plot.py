@@ -209,6 +209,8 @@ class TrainingPlotWidget(QWidget):
             ax.set_visible(len(x) > 0)  # no empty +-0.05 axes before the first values
             ax.relim()
             ax.autoscale_view()
+            if len(x) and max(x) - min(x) < 2:  # one or two values: whole-number ticks, not 0.95 ... 1.05
+                ax.set_xlim(min(x) - 1, max(x) + 1)
         self.placeholder.set_visible(not any(len(x) for x, _ in shown.values()))
         w, h, ratio = size
         self.figure.set_dpi(DPI * ratio)
