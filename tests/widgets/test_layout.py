@@ -112,3 +112,19 @@ def test_the_viewer_runs_on_pyqt6_without_napari_deprecation_notices(nuclei_view
 
     assert qtpy.API_NAME == "PyQt6"
     assert not any("PyQt5" in str(n.message) for n in notification_manager.records)
+
+
+def test_a_short_plot_shows_one_readable_row(nuclei_viewer, widget):
+    from napari_mia.engine.events import EpochEnd, IterationEnd
+
+    plot = widget.open_plot_dock()
+    for i in range(1, 9):
+        widget.session._on_event(IterationEnd(1 + (i - 1) // 4, i, i, 1 / i, 0.1 * i, 1e-3))
+    plot._render(plot._snapshot(), (380, 240, 1.0))
+    assert [ax.get_visible() for ax in plot.figure.axes] == [True, True, False, False]
+    for e in (1, 2):
+        widget.session._on_event(EpochEnd(e, 0.5 / e, 0.3 * e, 0.6 / e, 0.25 * e, 1e-3, 10.0))
+    plot._render(plot._snapshot(), (380, 240, 1.0))
+    assert [ax.get_visible() for ax in plot.figure.axes] == [False, False, True, True]
+    plot._render(plot._snapshot(), (380, 500, 1.0))
+    assert all(ax.get_visible() for ax in plot.figure.axes)

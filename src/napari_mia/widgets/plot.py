@@ -29,6 +29,7 @@ from ..engine.errors import MiaError
 from ._session import TRAINING, session_for
 
 REDRAW_MS = 300
+SHORT_PX = 300  # a plot lower than this shows one row of curves
 DPI = 100
 
 
@@ -48,6 +49,8 @@ class TrainingPlotWidget(QWidget):
         self._rendering: Future | None = None
         self._rendered.connect(self._show)
         axes = self.figure.subplots(2, 2)
+        self._grid_2x2 = [ax.get_subplotspec() for ax in axes.ravel()]
+        self._grid_1x2 = list(self.figure.add_gridspec(1, 2))
         self.ax_loss, self.ax_metric = axes[0]
         self.ax_val_loss, self.ax_val_metric = axes[1]
         self.lines = {
@@ -205,8 +208,14 @@ class TrainingPlotWidget(QWidget):
             self._apply_theme(data["theme"])
         shown = {self.ax_loss: data["loss"], self.ax_metric: data["metric"],
                  self.ax_val_loss: data["train_loss"], self.ax_val_metric: data["train_metric"]}
+        # A short dock (napari's default window: the Train Model dock above keeps its buttons) shows one
+        # row, readable: the per-epoch curves once there are any, the per-iteration ones before.
+        one_row = size[1] < SHORT_PX
+        epochs = len(data["train_loss"][0]) > 0
+        self._arrange(one_row, epochs)
         for ax, (x, _) in shown.items():
-            ax.set_visible(len(x) > 0)  # no empty +-0.05 axes before the first values
+            hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
+            ax.set_visible(len(x) > 0 and not hidden_row)  # no empty +-0.05 axes before the first values
             ax.relim()
             ax.autoscale_view()
             if len(x) and max(x) - min(x) < 2:  # one or two values: whole-number ticks, not 0.95 ... 1.05
@@ -217,6 +226,17 @@ class TrainingPlotWidget(QWidget):
         self.figure.set_size_inches(w / DPI, h / DPI)
         self.canvas.draw()
         return np.array(self.canvas.buffer_rgba()), ratio
+
+    def _arrange(self, one_row: bool, epochs: bool) -> None:
+        """2 x 2 axes, or the shown row alone across the figure."""
+        axes = (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric)
+        if one_row:
+            row = axes[2:] if epochs else axes[:2]
+            for ax, spec in zip(row, self._grid_1x2):
+                ax.set_subplotspec(spec)
+        else:
+            for ax, spec in zip(axes, self._grid_2x2):
+                ax.set_subplotspec(spec)
 
     def _hand_over(self, future: Future) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -261,6 +281,8 @@ class TrainingPlotWidget(QWidget):
         try:
             csv = self.session.record.write_csv(path)
             self.redraw()  # also waits for the render thread, which owns the figure meanwhile
+            self._render(self._snapshot(), (600, 450, 1.0))  # the file gets all four plots, however short the dock
+            self._dirty = True
             png = path.with_suffix(".png")
             self.figure.savefig(png, dpi=120)
         except (MiaError, OSError) as e:
