@@ -45,6 +45,7 @@ class TrainingPlotWidget(QWidget):
         self.view = QLabel()
         self.view.setMinimumSize(280, 120)  # the Train Model dock above keeps its actions in sight
         self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # no growing to the picture
+        self.view.setScaledContents(True)  # a picture drawn for the previous size fills the view until the next
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mia-plot")
         self._rendering: Future | None = None
         self._rendered.connect(self._show)
