@@ -118,7 +118,9 @@ def test_a_short_plot_shows_one_readable_row(nuclei_viewer, widget):
     from napari_mia.engine.events import EpochEnd, IterationEnd
 
     plot = widget.open_plot_dock()
-    for i in range(1, 9):
+    widget.session._on_event(IterationEnd(1, 1, 1, 1.0, 0.1, 1e-3))
+    plot._render(plot._snapshot(), (380, 240, 1.0))  # one value: a narrow axis
+    for i in range(2, 9):
         widget.session._on_event(IterationEnd(1 + (i - 1) // 4, i, i, 1 / i, 0.1 * i, 1e-3))
     plot._render(plot._snapshot(), (380, 240, 1.0))
     assert [ax.get_visible() for ax in plot.figure.axes] == [True, True, False, False]
@@ -128,3 +130,4 @@ def test_a_short_plot_shows_one_readable_row(nuclei_viewer, widget):
     assert [ax.get_visible() for ax in plot.figure.axes] == [False, False, True, True]
     plot._render(plot._snapshot(), (380, 500, 1.0))
     assert all(ax.get_visible() for ax in plot.figure.axes)
+    assert plot.ax_loss.get_xlim()[1] >= 8  # the axis grew with the values after the first, narrow, ones

@@ -217,6 +217,7 @@ class TrainingPlotWidget(QWidget):
         for ax, (x, _) in shown.items():
             hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
             ax.set_visible(len(x) > 0 and not hidden_row)  # no empty +-0.05 axes before the first values
+            ax.set_autoscale_on(True)  # set_xlim below (one or two values) switched it off
             ax.relim()
             ax.autoscale_view()
             if len(x) and max(x) - min(x) < 2:  # one or two values: whole-number ticks, not 0.95 ... 1.05
