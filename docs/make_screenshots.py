@@ -86,6 +86,9 @@ def _window(a, pump) -> None:
         for key, png in names.items():
             window.resize(*(WINDOW_SIZES[key] or default))
             pump(0.6)
+            plot = getattr(widget.session, "plot_widget", None)
+            if plot is not None:  # drawn now at the new size (the timer's render may lag on a busy machine)
+                plot.redraw()
             viewer.reset_view()
             if not toasts:
                 _close_toasts(viewer)
