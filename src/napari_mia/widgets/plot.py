@@ -195,7 +195,8 @@ class TrainingPlotWidget(QWidget):
 
     def _pixel_size(self) -> tuple[int, int, float]:
         ratio = float(self.view.devicePixelRatioF())
-        return max(self.view.width(), 300), max(self.view.height(), 220), ratio
+        # the view's own size: a bigger picture would be squeezed into it (scaled contents), blurred
+        return max(self.view.width(), 100), max(self.view.height(), 80), ratio
 
     def _render(self, data: dict, size: tuple[int, int, float]):
         """Draw the figure into an RGBA array: runs in the render thread (or in `redraw`)."""
