@@ -1,8 +1,12 @@
 """Screenshots of the real widgets for the docs, after a real short training.
 
-    .venv/bin/python docs/make_screenshots.py [--seconds 60]
+    .venv/bin/python docs/make_screenshots.py [--seconds 60] [--only window]
 
-Runs under a virtual X display when there is none; writes docs/images/*.png.
+Runs under a virtual X display when there is none; writes docs/images/*.png. `--only window`: the
+whole napari window as `make demo` opens it, training with the plot, and an error message, each at
+1600x1000 and at napari's default window size (issue #13).
+Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
+the user's napari settings, and a size saved there does not change the pictures.
 """
 
 from __future__ import annotations
@@ -21,21 +25,24 @@ OUT = ROOT / "docs" / "images"
 def _close_toasts(viewer) -> None:
     from napari._qt.dialogs.qt_notification import NapariQtNotification
 
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # e.g. PyQt5's deprecation
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):  # e.g. a warning shown meanwhile
         toast.close()
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
-    p.add_argument("--only", choices=["segmentation", "detection", "classification", "results"],
+    p.add_argument("--only", choices=["window", "segmentation", "detection", "classification", "results"],
                    help="make one application's screenshots only")
     a = p.parse_args()
+    import tempfile
+
+    os.environ["NAPARI_CONFIG"] = str(Path(tempfile.mkdtemp(prefix="napari-mia-shots-")) / "settings.yaml")
     display = None
     if not os.environ.get("DISPLAY"):
         from pyvirtualdisplay import Display
 
-        display = Display(visible=False, size=(1600, 1000))
+        display = Display(visible=False, size=(1920, 1200))
         display.start()
     import napari
 
@@ -48,6 +55,8 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.01)
 
+    if a.only in (None, "window"):
+        _window(a, pump)
     if a.only in (None, "segmentation"):
         _segmentation(a, pump)
     if a.only in (None, "detection"):
@@ -59,6 +68,53 @@ def main() -> None:
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
+
+
+# napari's window as it opens with no saved geometry (under Xvfb), and a common laptop screen's worth
+WINDOW_SIZES = {"default": None, "1600": (1600, 1000)}
+
+
+def _window(a, pump) -> None:
+    """`make demo`'s window as it opens, an error message, and training with the plot, at both sizes."""
+    import numpy as np
+
+    from napari_mia.demo import open_demo_viewer
+
+    viewer, widget = open_demo_viewer(show=True)
+    window = viewer.window._qt_window
+    default = window.size().width(), window.size().height()
+
+    def shots(names: dict, toasts: bool = False) -> None:
+        for key, png in names.items():
+            window.resize(*(WINDOW_SIZES[key] or default))
+            pump(0.6)
+            plot = getattr(widget.session, "plot_widget", None)
+            if plot is not None:  # drawn now at the new size (the timer's render may lag on a busy machine)
+                plot.redraw()
+            viewer.reset_view()
+            if not toasts:
+                _close_toasts(viewer)
+            pump(0.3)
+            viewer.screenshot(str(OUT / png), canvas_only=False)
+
+    pump(1)
+    shots({"default": "window_demo_default.png", "1600": "window_demo_1600.png"})
+    # a mistake a new user makes: labels drawn on a cut-out, added with the whole image
+    viewer.add_labels(np.zeros((128, 128), np.uint16), name="my labels")
+    widget.labels_combo.value = "my labels"
+    widget.add_button.changed.emit(True)
+    shots({"1600": "window_error_1600.png", "default": "window_error_default.png"}, toasts=True)
+    viewer.layers.remove("my labels")
+    widget.start()
+    end = time.perf_counter() + 4 * a.seconds  # a few epochs on the plot (the first start loads torch)
+    while len(widget.session.record.epochs) < 4 and time.perf_counter() < end:
+        pump(0.5)
+    widget.session.plot_widget.redraw()
+    shots({"1600": "window_training_1600.png", "default": "window_training_default.png"})
+    widget.session.stop()
+    while widget.session.busy:
+        pump(0.1)
+    viewer.close()
 
 
 def _segmentation(a, pump) -> None:

@@ -71,3 +71,17 @@ def test_the_manual_builds_without_warnings(tmp_path):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "WARNING" not in out.stderr, out.stderr[-2000:]
     assert (tmp_path / "site" / "prediction" / "index.html").is_file()
+
+
+def test_gui_demo_sets_the_measured_defaults(qtbot):
+    """The settings benchmarks/demo_defaults.py measured (docs/benchmarks.md) reach the dock's controls."""
+    from napari_mia.demo import DEMO_SETTINGS, open_demo_viewer
+
+    viewer, widget = open_demo_viewer(show=False)
+    try:
+        settings = widget.read_settings()
+        flat = {**vars(settings.model), **vars(settings.data), **vars(settings.train)}
+        assert \
+            all(flat[k] == pytest.approx(v) if isinstance(v, float) else flat[k] == v for k, v in DEMO_SETTINGS.items())
+    finally:
+        viewer.close()

@@ -6,6 +6,9 @@ a few times a second, whatever the iteration rate, and renders the figure in
 a thread of its own: one matplotlib draw of the four axes takes 200-400 ms on
 a busy 2-core machine, which on the main thread froze the viewer that long
 (docs/benchmarks.md). The main thread only shows the finished picture.
+
+The figure wears the viewer's theme (and follows a change of it); an axes with
+nothing to show yet is hidden, and tick labels never use an offset ("1e-17").
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
@@ -25,6 +29,7 @@ from ..engine.errors import MiaError
 from ._session import TRAINING, session_for
 
 REDRAW_MS = 300
+SHORT_PX = 300  # a plot lower than this shows one row of curves
 DPI = 100
 
 
@@ -38,12 +43,15 @@ class TrainingPlotWidget(QWidget):
         self.figure = Figure(figsize=(6, 4.5), dpi=DPI, tight_layout=True)
         self.canvas = FigureCanvasAgg(self.figure)  # off screen; `view` shows its pictures
         self.view = QLabel()
-        self.view.setMinimumSize(300, 220)
+        self.view.setMinimumSize(280, 120)  # the Train Model dock above keeps its actions in sight
         self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # no growing to the picture
+        self.view.setScaledContents(True)  # a picture drawn for the previous size fills the view until the next
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mia-plot")
         self._rendering: Future | None = None
         self._rendered.connect(self._show)
         axes = self.figure.subplots(2, 2)
+        self._grid_2x2 = [ax.get_subplotspec() for ax in axes.ravel()]
+        self._grid_1x2 = list(self.figure.add_gridspec(1, 2))
         self.ax_loss, self.ax_metric = axes[0]
         self.ax_val_loss, self.ax_val_metric = axes[1]
         self.lines = {
@@ -56,7 +64,13 @@ class TrainingPlotWidget(QWidget):
         }
         self.best_markers = [ax.axvline(0, color="tab:green", lw=1, alpha=0.6, visible=False)
                              for ax in (self.ax_val_loss, self.ax_val_metric)]
-        self.ax_val_loss.legend(loc="upper right", fontsize=7)
+        self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7)
+        for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
+            ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-17" offset above a flat curve
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and epochs are whole numbers
+        self.placeholder = self.figure.text(0.5, 0.5, "The curves appear here when the training starts.",
+                                            ha="center", va="center", fontsize=9)
+        self._theme = None
         self._label_axes()
 
         self.info = Label(value="Waiting for training to start.")
@@ -75,6 +89,10 @@ class TrainingPlotWidget(QWidget):
         self.save_button.changed.connect(self._on_save)
         self.session.connect_widget(self, [(self.session.event, self._on_event),
                                            (self.session.state_changed, self._update_buttons)])
+        # Follow the viewer's theme (napari's Preferences, or viewer.theme = ...).
+        theme_event, on_theme = napari_viewer.events.theme, self._on_theme
+        theme_event.connect(on_theme)
+        self.destroyed.connect(lambda *_: theme_event.disconnect(on_theme))
         self._dirty = True
         self.timer = QTimer(self)
         self.timer.setInterval(REDRAW_MS)
@@ -95,6 +113,42 @@ class TrainingPlotWidget(QWidget):
         self.ax_metric.set_xlabel("iteration", fontsize=8)
         self.ax_val_loss.set_xlabel("epoch", fontsize=8)
         self.ax_val_metric.set_xlabel("epoch", fontsize=8)
+        self._theme = None  # new titles and labels: the next render colours them
+
+    def _on_theme(self, *_):
+        self._dirty = True  # the next render puts the new colours on
+
+    def theme_colours(self) -> dict:
+        """The figure's colours from the viewer's theme: the dock's background, its text, and line colours
+        that read on it (matplotlib's defaults on a light theme, lighter ones on a dark one)."""
+        from napari.utils.theme import get_theme
+
+        theme = get_theme(self.viewer.theme)
+        bg = theme.background.as_hex()
+        r, g, b = (int(bg[i:i + 2], 16) for i in (1, 3, 5))
+        dark = 0.299 * r + 0.587 * g + 0.114 * b < 128
+        lines = {"train": "#5aa9f0", "val": "#ff7a6e", "best": "#7bd88f"} if dark else \
+            {"train": "tab:blue", "val": "tab:red", "best": "tab:green"}
+        return {"background": bg, "text": theme.text.as_hex(), "frame": theme.secondary.as_hex(), **lines}
+
+    def _apply_theme(self, colours: dict) -> None:
+        """Put `colours` on the figure (in the thread that renders it)."""
+        self.figure.set_facecolor(colours["background"])
+        self.placeholder.set_color(colours["text"])
+        for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
+            ax.set_facecolor(colours["background"])
+            ax.title.set_color(colours["text"])
+            ax.xaxis.label.set_color(colours["text"])
+            ax.tick_params(colors=colours["text"], which="both")
+            for spine in ax.spines.values():
+                spine.set_color(colours["frame"])
+        for name, line in self.lines.items():
+            line.set_color(colours["val" if name.startswith("val") else "train"])
+        for m in self.best_markers:
+            m.set_color(colours["best"])
+        self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7, facecolor=colours["background"],
+                                              edgecolor=colours["frame"], labelcolor=colours["text"])
+        self._theme = colours
 
     def _on_event(self, ev):
         from ..engine.events import IterationEnd, TrainingStarted
@@ -136,11 +190,13 @@ class TrainingPlotWidget(QWidget):
             "val_loss": ([e.epoch for e in val], [e.val_loss for e in val]),
             "val_metric": ([e.epoch for e in val], [e.val_metric for e in val]),
             "best": None if best is None else best.epoch,
+            "theme": self.theme_colours(),
         }
 
     def _pixel_size(self) -> tuple[int, int, float]:
         ratio = float(self.view.devicePixelRatioF())
-        return max(self.view.width(), 300), max(self.view.height(), 220), ratio
+        # the view's own size: a bigger picture would be squeezed into it (scaled contents), blurred
+        return max(self.view.width(), 100), max(self.view.height(), 80), ratio
 
     def _render(self, data: dict, size: tuple[int, int, float]):
         """Draw the figure into an RGBA array: runs in the render thread (or in `redraw`)."""
@@ -150,14 +206,40 @@ class TrainingPlotWidget(QWidget):
             m.set_visible(data["best"] is not None)
             if data["best"] is not None:
                 m.set_xdata([data["best"], data["best"]])
-        for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
+        if data["theme"] != self._theme:
+            self._apply_theme(data["theme"])
+        shown = {self.ax_loss: data["loss"], self.ax_metric: data["metric"],
+                 self.ax_val_loss: data["train_loss"], self.ax_val_metric: data["train_metric"]}
+        # A short dock (napari's default window: the Train Model dock above keeps its buttons) shows one
+        # row, readable: the per-epoch curves once there are any, the per-iteration ones before.
+        one_row = size[1] < SHORT_PX
+        epochs = len(data["train_loss"][0]) > 0
+        self._arrange(one_row, epochs)
+        for ax, (x, _) in shown.items():
+            hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
+            ax.set_visible(len(x) > 0 and not hidden_row)  # no empty +-0.05 axes before the first values
+            ax.set_autoscale_on(True)  # set_xlim below (one or two values) switched it off
             ax.relim()
             ax.autoscale_view()
+            if len(x) and max(x) - min(x) < 2:  # one or two values: whole-number ticks, not 0.95 ... 1.05
+                ax.set_xlim(min(x) - 1, max(x) + 1)
+        self.placeholder.set_visible(not any(len(x) for x, _ in shown.values()))
         w, h, ratio = size
         self.figure.set_dpi(DPI * ratio)
         self.figure.set_size_inches(w / DPI, h / DPI)
         self.canvas.draw()
         return np.array(self.canvas.buffer_rgba()), ratio
+
+    def _arrange(self, one_row: bool, epochs: bool) -> None:
+        """2 x 2 axes, or the shown row alone across the figure."""
+        axes = (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric)
+        if one_row:
+            row = axes[2:] if epochs else axes[:2]
+            for ax, spec in zip(row, self._grid_1x2):
+                ax.set_subplotspec(spec)
+        else:
+            for ax, spec in zip(axes, self._grid_2x2):
+                ax.set_subplotspec(spec)
 
     def _hand_over(self, future: Future) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -202,6 +284,8 @@ class TrainingPlotWidget(QWidget):
         try:
             csv = self.session.record.write_csv(path)
             self.redraw()  # also waits for the render thread, which owns the figure meanwhile
+            self._render(self._snapshot(), (600, 450, 1.0))  # the file gets all four plots, however short the dock
+            self._dirty = True
             png = path.with_suffix(".png")
             self.figure.savefig(png, dpi=120)
         except (MiaError, OSError) as e:

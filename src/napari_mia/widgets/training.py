@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, Select, SpinBox
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFileDialog, QMessageBox, QScrollArea, QVBoxLayout, QWidget
-from superqt import QCollapsible
+from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ..engine.data import check_pair_shape
 from ..engine import settings as S
@@ -111,29 +109,16 @@ class TrainingWidget(QWidget):
             Container(widgets=[self.predict_button, self.predict_all_button], layout="horizontal", labels=False),
             self.add_prediction_button, self.status])
 
-        inner = QWidget()
-        lay = QVBoxLayout(inner)
-        for title, box, expanded in [("Data", data, True), ("Classes", self.class_table, True),
-                                     ("Deep learning model", model, True),
-                                     ("Training parameters", params, True), ("Device", device, False),
-                                     ("Settings", settings, False), ("Augmentations", augment, False),
-                                     ("Post-processing", post, False)]:
-            section = QCollapsible(title)
-            section.addWidget(getattr(box, "native", box))
-            (section.expand if expanded else section.collapse)(animate=False)
-            lay.addWidget(section)
-            setattr(self, f"section_{title.split()[0].lower().replace('-', '_')}", section)
-        lay.addWidget(actions.native)
-        lay.addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(inner)
-        # Scroll up and down only: the dock opens as wide as its controls need.
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(inner.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        # Layout (widgets/_layout.py, issue #13): the sections scroll, the actions stay pinned below them
+        # (in reach also when the Training Data dock halves the column), long texts are elided or wrapped.
+        from ._layout import build_dock, caption_out_of_the_toasts
+
+        self.scroll = build_dock(self, [("Data", data, True), ("Classes", self.class_table, True),
+                                        ("Deep learning model", model, True), ("Training parameters", params, True),
+                                        ("Device", device, False), ("Settings", settings, False),
+                                        ("Augmentations", augment, False), ("Post-processing", post, False)],
+                                 actions, wrapped=[self.status, self.classes_label, self.device_label])
+        caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
         self._locked = [self.application, self.add_button, self.remove_button, self.pair_list, self.reset_button,
                         self.load_button, self.start_button, *c.values(), self.find_devices_button]
@@ -725,8 +710,10 @@ class TrainingWidget(QWidget):
         plot = getattr(self.session, "plot_widget", None)
         if plot is not None:  # reset to None when the user closes the dock
             return plot
+        from ._layout import dock_beside
+
         plot = TrainingPlotWidget(self.viewer)
-        self.viewer.window.add_dock_widget(plot, name="Training Data", area="right")
+        dock_beside(self.viewer, self, plot)  # below Train Model, which keeps its actions in sight
         self.session.plot_widget = plot
         return plot
 
