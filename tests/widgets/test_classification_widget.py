@@ -66,7 +66,8 @@ def test_classify_frames_predict_correct_and_retrain(cls_widget, qtbot, tmp_path
     assert table.table.item(rows[0], 3).text() in ("sparse", "dense") and table.table.item(rows[0], 4).text()
     viewer.layers.selection.active = viewer.layers["new stack"]
     viewer.dims.set_current_step(0, 1)
-    assert viewer.text_overlay.visible and viewer.text_overlay.text.startswith("new stack: ")
+    overlay = viewer.canvas.overlays.text
+    assert overlay.visible and overlay.text.startswith("new stack: ")
     assert unchanged(viewer, snap)
 
     # Correct the first frame by hand, accept the prediction of the other, retrain with both.

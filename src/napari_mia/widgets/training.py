@@ -692,7 +692,7 @@ class TrainingWidget(QWidget):
         """Classification: the predicted class of the frame on screen, over the canvas."""
         if self._closed:
             return
-        overlay = self.viewer.text_overlay
+        overlay = self.viewer.canvas.overlays.text  # napari 0.9 deprecates viewer.text_overlay
         active = self.viewer.layers.selection.active
         text = ""
         if active is not None and active.name in self.class_table.predicted:
