@@ -1,4 +1,4 @@
-"""Command line: ``napari-mia train | predict | demo``.
+"""Command line: ``napari-mia train | predict | export | demo``.
 
 The ``train`` and ``predict`` options are a contract that scripts rely on:
 add options, never change or remove one.
@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="instance mode: keep touching objects together (one object per connected blob)")
     pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from ._export_cli import add_export_parser
+
+    add_export_parser(sub)
 
     d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
     d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
@@ -389,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
             return train(a)
         if a.command == "predict":
             return predict(a)
+        if a.command == "export":
+            from ._export_cli import export
+
+            return export(a)
         from .demo import run_demo
 
         return run_demo(headless=a.headless, minutes=a.minutes, out=a.out)
