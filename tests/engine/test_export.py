@@ -197,9 +197,9 @@ def test_plain_errors(monkeypatch, seg, tmp_path, dsb3):
         E.export_package(seg, tmp_path / "x.zip", dsb3[0][0])
     monkeypatch.undo()
     # A failing model test is a failed export, with the reason, and no package left behind.
-    monkeypatch.setattr(E, "test_package", lambda path, formats: ["onnx: outputs differ"])
-    with pytest.raises(E.ExportError, match="failed bioimage.io's model test.*onnx: outputs differ"):
-        E.export_package(seg, tmp_path / "x.zip", dsb3[0][0][:64, :64], formats=["onnx"])
+    monkeypatch.setattr(E, "test_package", lambda path, formats: ["pytorch_state_dict: outputs differ"])
+    with pytest.raises(E.ExportError, match="failed bioimage.io's model test.*pytorch_state_dict: outputs differ"):
+        E.export_package(seg, tmp_path / "x.zip", dsb3[0][0][:64, :64], formats=["pytorch_state_dict"])
     assert not list(tmp_path.glob("*.zip"))
     with pytest.raises(E.ExportError, match="at least 32 x 32"):
         E.export_package(seg, tmp_path / "x.zip", dsb3[0][0][:20, :20], test=False)
