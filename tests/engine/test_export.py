@@ -176,7 +176,7 @@ def test_classification_package_torchscript(dsb3, tmp_path):
     np.testing.assert_allclose(back.predictor().classify(images[2])[0][1], own, atol=1e-6)
 
 
-def test_down_scaling_is_baked_in_or_refused(dsb3):
+def test_down_scaling_is_baked_in_or_refused(tmp_path):
     s = small_settings(downscale=0.5, patch_width=64, patch_height=64)
     assert E.size_step(s) == 64  # 64 px become 32 after down scaling
     assert E.size_step(small_settings(downscale=0.75)) == 128
@@ -187,6 +187,17 @@ def test_down_scaling_is_baked_in_or_refused(dsb3):
     net = E.exported_network(t.model, s)
     with torch.inference_mode():
         assert net(torch.zeros(1, 1, 128, 192)).shape == (1, 3, 128, 192)  # the output has the input's size
+    # Traced at one size, TorchScript and ONNX scale other tiles and batches by their own size.
+    files = E._write_weights(net, np.random.rand(1, 1, 128, 128).astype(np.float32), ["torchscript", "onnx"],
+                             tmp_path)
+    y = np.random.default_rng(0).random((2, 1, 192, 64), dtype=np.float32)
+    with torch.inference_mode():
+        ref = net(torch.from_numpy(y)).numpy()
+        ts = torch.jit.load(str(files["torchscript"]))(torch.from_numpy(y)).numpy()
+    on = ort.InferenceSession(str(files["onnx"]), providers=["CPUExecutionProvider"]).run(None, {"input0": y})[0]
+    assert ts.shape == on.shape == (2, 3, 192, 64)
+    np.testing.assert_allclose(ts, ref, atol=ATOL)
+    np.testing.assert_allclose(on, ref, atol=ATOL)
 
 
 def test_plain_errors(monkeypatch, seg, tmp_path, dsb3):
