@@ -196,7 +196,7 @@ def _readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step:
              "## Input", "",
              f"- {m.channels} channel(s), 2D images; axes batch, channel, y, x; float32 (raw values).",
              f"- Normalisation (done by the package's preprocessing): {d.normalization}"
-             + (f" ({PERCENTILES[0]:g}th to {PERCENTILES[1]:g}th percentile to 0-1, per image and channel)"
+             + (" (1st to 99.8th percentile to 0-1, per image and channel)"
                 if d.normalization == "percentile" else "") + "."]
     if m.task == "classification":
         lines.append(f"- Any size: the network resizes each whole image to {d.patch_height} x {d.patch_width} "
