@@ -328,7 +328,8 @@ def export_package(
         # The cover and README: napari-mia's own prediction of the test image.
         from .predictor import Predictor
 
-        pred = Predictor(trainer.model, s, trainer.device or torch.device("cpu"), tile=None)
+        # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
+        pred = Predictor(trainer.model, s, next(trainer.model.parameters()).device, tile=None)
         if s.model.task == "classification":
             result = pred.classify(crop)[0]
             shown = None
