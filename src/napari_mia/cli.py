@@ -1,4 +1,4 @@
-"""Command line: ``napari-mia train | predict | measure | demo``.
+"""Command line: ``napari-mia train | predict | measure | export | demo``.
 
 The ``train`` and ``predict`` options are a contract that scripts rely on:
 add options, never change or remove one.
@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_predict_flag(pr)
     add_measure_parser(sub)
+
+    from ._export_cli import add_export_parser
+
+    add_export_parser(sub)
 
     d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
     d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
@@ -454,15 +458,19 @@ def main(argv: list[str] | None = None) -> int:
             return train(a)
         if a.command == "predict":
             rc = predict(a)
-            if rc == 0 and a.measure:
+            if a.measure:  # also when some images were skipped (rc 2): the others are measured
                 from ._results_cli import measure_predictions
 
-                rc = measure_predictions(a)
+                rc = max(rc, measure_predictions(a))
             return rc
         if a.command == "measure":
             from ._results_cli import measure
 
             return measure(a)
+        if a.command == "export":
+            from ._export_cli import export
+
+            return export(a)
         from .demo import run_demo
 
         return run_demo(headless=a.headless, minutes=a.minutes, out=a.out)

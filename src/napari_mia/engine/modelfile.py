@@ -43,12 +43,21 @@ def save(path: str | Path, state_dict: dict, settings: Settings, **extra: Any) -
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a model file; settings come back as a ``Settings``."""
+    """Read a model file, or a bioimage.io package exported by napari-mia; settings come back as a ``Settings``."""
+    import zipfile
+
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
+    if zipfile.is_zipfile(path):  # torch.save files are zips too, but hold no rdf.yaml
+        with zipfile.ZipFile(path) as z:
+            package = any(n in ("rdf.yaml", "bioimageio.yaml") for n in z.namelist())
+        if package:
+            from .export import read_package
+
+            return read_package(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: same advice

@@ -171,6 +171,13 @@ class Trainer:
 
     # -- state ------------------------------------------------------------
     @property
+    def data_size(self) -> dict | None:
+        """How many images the weights were trained and validated on (the last run's, else the loaded file's)."""
+        if self._run is not None and self._run.train:
+            return {"train_images": len(self._run.train), "validation_images": len(self._run.val)}
+        return getattr(self, "_loaded_data_size", None)
+
+    @property
     def can_resume(self) -> bool:
         return self._run is not None and self._run.epoch < self._run.epochs
 
@@ -632,6 +639,8 @@ class Trainer:
         # The file's statistics are what every later prediction (CLI, another session) uses.
         self.settle_normalization()
         extra = {"history": self.history}
+        if self.data_size:  # the export's README reports it
+            extra["data"] = self.data_size
         if include_optimizer and self._run is not None and self._run.optimizer is not None:
             extra["optimizer"] = self._run.optimizer.state_dict()
             extra["epoch"] = self._run.epoch
@@ -654,6 +663,7 @@ class Trainer:
                                  "(the file is damaged).") from e
         trainer._key = _model_key(trainer.settings)
         trainer.history = list(content.get("history", []))
+        trainer._loaded_data_size = content.get("data")
         trainer._saved_run = {k: content[k] for k in ("optimizer", "scheduler", "epoch", "iteration") if k in content}
         try:
             trainer.device = pick_device(trainer.settings.train.device)

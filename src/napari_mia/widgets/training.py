@@ -19,6 +19,7 @@ from ..engine.models import valid_encoders
 from ..engine.settings import Settings
 from . import _forms as F
 from ._session import IDLE, LOADING, TRAINING, explain, session_for
+from .export import export_dialog
 
 if TYPE_CHECKING:
     import napari
@@ -81,6 +82,8 @@ class TrainingWidget(QWidget):
         self.reset_button = PushButton(text="Reset Model", tooltip="Forget the trained weights and start over.")
         self.save_button = PushButton(text="Save Model", tooltip="Save weights and settings in one file.")
         self.load_button = PushButton(text="Load Model", tooltip="Load a model file and its settings.")
+        self.export_button = PushButton(text="Export (bioimage.io)", tooltip="Save the model as a bioimage.io "
+                                        "package for Fiji, QuPath, ilastik and BiaPy (tested before it is saved).")
         self.predict_combo = ComboBox(label="Predict image", choices=self._layer_names("Image"),
                                       tooltip="The image to predict (a new labels layer appears).")
         self.predict_button = PushButton(text="Predict", tooltip="Predict the chosen image with the current model.")
@@ -105,7 +108,7 @@ class TrainingWidget(QWidget):
                       labels=False),
             Container(widgets=[self.reset_button, self.save_button, self.load_button], layout="horizontal",
                       labels=False),
-            self.predict_combo,
+            self.export_button, self.predict_combo,
             Container(widgets=[self.predict_button, self.predict_all_button], layout="horizontal", labels=False),
             self.add_prediction_button, self.status])
 
@@ -132,6 +135,7 @@ class TrainingWidget(QWidget):
         self.reset_button.changed.connect(self._on_reset)
         self.save_button.changed.connect(self._on_save)
         self.load_button.changed.connect(self._on_load)
+        self.export_button.changed.connect(lambda *_: export_dialog(self))
         self.predict_button.changed.connect(self.predict)
         self.predict_all_button.changed.connect(self.predict_all)
         self.add_prediction_button.changed.connect(self.add_prediction)
@@ -530,7 +534,7 @@ class TrainingWidget(QWidget):
             self.save_model(path)
 
     def _on_load(self, *_):
-        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-mia model (*.pt);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-mia model (*.pt *.zip);;All files (*)")
         if path:
             self.load_model(path)
 
@@ -750,7 +754,8 @@ class TrainingWidget(QWidget):
         self.class_table.setEnabled(not running and self.session.state == IDLE)
         self.stop_button.enabled = running
         self.resume_button.enabled = self.session.can_resume
-        self.save_button.enabled = self.session.has_model and not running and not loading
+        self.save_button.enabled = self.export_button.enabled = self.session.has_model and not running \
+            and not loading
         for w in (self.predict_button, self.predict_all_button):
             w.enabled = self.session.has_model and not loading
         # A prediction to add needs a model; the training set stays as it is while a training reads it.

@@ -1,0 +1,538 @@
+"""Export a trained model as a bioimage.io package (model spec 0.5), for Fiji, QuPath, ilastik, BiaPy, the zoo.
+
+    from napari_mia.engine.export import export_package
+    export_package(trainer, "nuclei.zip", image, formats=("pytorch_state_dict", "torchscript", "onnx"))
+
+The package holds the weights in each format, the input's normalisation as the
+spec's own preprocessing, softmax as postprocessing where it fits, test tensors
+cut from a real image, a cover, a README from the training record, and every
+napari-mia setting under ``config.napari_mia`` so that napari-mia can load the
+package back (``read_package``, used by ``modelfile.load``). Down scaling and
+the classifier's input size are baked into the network (``bioimageio_network``).
+
+bioimageio.core and .spec are an optional extra, imported only here, when
+exporting. An export is only reported as done after bioimageio.core's own
+model test has passed on every weight format written, offline, on the CPU.
+Reading a package back needs neither.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import MiaError, ModelFileError
+from .settings import Settings
+
+WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
+FORMAT = "napari-mia-bioimageio"
+FILE_VERSION = 1
+ONNX_OPSET = 17
+STRIDE = 32  # every smp encoder halves the size five times
+MAX_TEST_SIZE = 256  # test tensors are cut to at most this many pixels a side
+STATE_DICT_PREFIX = "net."  # MiaNetwork holds napari-mia's network as .net
+MIA_CITATION = ("Koerber N. MIA is an open-source standalone deep learning application for microscopic image "
+                "analysis. Cell Reports Methods 3(7):100517 (2023)", "10.1016/j.crmeth.2023.100517")
+PERCENTILES = (1.0, 99.8)  # napari-mia's percentile normalisation (data.normalize)
+
+
+class ExportError(MiaError):
+    """A model that cannot be exported, or a package that failed its test."""
+
+
+def _require():
+    try:
+        import bioimageio.core  # noqa: F401
+        import bioimageio.spec  # noqa: F401
+    except ImportError as e:
+        raise ExportError(
+            "Exporting to bioimage.io needs the optional packages bioimageio.core and bioimageio.spec, which are "
+            "not installed. Install them with:  pip install 'napari-mia[bioimageio]'"
+        ) from e
+
+
+# -- sizes ------------------------------------------------------------------
+def size_step(settings: Settings) -> int:
+    """Input sizes are multiples of this: after down scaling, a multiple of 32 (what smp's networks need)."""
+    d = settings.data.downscale
+    for k in range(1, 17):
+        s = STRIDE * k / d
+        if abs(s - round(s)) < 1e-6:
+            return int(round(s))
+    raise ExportError(
+        f"Down scaling {d:g} cannot be exported: bioimage.io tools cut images into tiles of fixed steps, and no "
+        f"step of a reasonable size becomes a multiple of {STRIDE} pixels when scaled by {d:g}. Train with a "
+        "down scaling such as 1, 0.75, 0.5 or 0.25 to export."
+    )
+
+
+def _test_crop(frame: np.ndarray, settings: Settings) -> np.ndarray:
+    """(H, W, C) -> the top-left crop the package's test tensors show: sizes min + k * step."""
+    if settings.model.task == "classification":
+        return frame  # the class belongs to the whole image
+    step = size_step(settings)
+    h, w = frame.shape[:2]
+    if min(h, w) < step:
+        raise ExportError(f"The image for the package's test is {h} x {w} pixels: it must be at least "
+                          f"{step} x {step}. Choose a larger image.")
+    th = step * (min(h, max(MAX_TEST_SIZE, step)) // step)
+    tw = step * (min(w, max(MAX_TEST_SIZE, step)) // step)
+    return frame[:th, :tw]
+
+
+# -- the network --------------------------------------------------------------
+def _network_kwargs(s: Settings) -> dict:
+    m, d = s.model, s.data
+    return {"task": m.task, "architecture": m.architecture, "encoder": m.encoder, "in_channels": m.channels,
+            "classes": m.num_classes, "downscale": float(d.downscale),
+            "input_size": [d.patch_height, d.patch_width] if m.task == "classification" else None}
+
+
+def exported_network(model, settings: Settings):
+    """napari-mia's model inside MiaNetwork (CPU, eval): what every weight format of the package runs."""
+    from .bioimageio_network import MiaNetwork
+
+    net = MiaNetwork(**_network_kwargs(settings))
+    state = {STATE_DICT_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+    net.load_state_dict(state)
+    return net.eval()
+
+
+# -- preprocessing, as the spec writes it and as numpy computes it -------------------
+def _preprocessing(settings: Settings, dtype: np.dtype) -> list:
+    from bioimageio.spec.model.v0_5 import (
+        AxisId, EnsureDtypeDescr, EnsureDtypeKwargs, ScaleLinearDescr, ScaleLinearKwargs, ScaleRangeDescr,
+        ScaleRangeKwargs, ZeroMeanUnitVarianceDescr, ZeroMeanUnitVarianceKwargs,
+    )
+
+    # Per image and channel: reduce over y and x only (batch and channel kept apart).
+    yx = [AxisId("y"), AxisId("x")]
+    steps: list = [EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32"))]
+    mode = settings.data.normalization
+    if mode == "percentile":
+        steps.append(ScaleRangeDescr(kwargs=ScaleRangeKwargs(axes=yx, min_percentile=PERCENTILES[0],
+                                                             max_percentile=PERCENTILES[1])))
+    elif mode == "minmax":
+        steps.append(ScaleRangeDescr(kwargs=ScaleRangeKwargs(axes=yx, min_percentile=0.0, max_percentile=100.0)))
+    elif mode == "standardize":
+        steps.append(ZeroMeanUnitVarianceDescr(kwargs=ZeroMeanUnitVarianceKwargs(axes=yx)))
+    elif np.issubdtype(dtype, np.integer):  # "none": integer images are divided by their type's maximum
+        steps.append(ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / float(np.iinfo(dtype).max))))
+    return steps
+
+
+def _preprocess(x: np.ndarray, settings: Settings, dtype: np.dtype) -> np.ndarray:
+    """(N, C, H, W) float32 -> what the spec's preprocessing above gives (eps as in bioimageio.core)."""
+    mode, eps = settings.data.normalization, 1e-6
+    if mode in ("percentile", "minmax"):
+        qs = PERCENTILES if mode == "percentile" else (0.0, 100.0)
+        lo, hi = np.percentile(x, qs, axis=(2, 3), keepdims=True)
+        return ((x - lo) / (hi - lo + eps)).astype(np.float32)
+    if mode == "standardize":
+        mean, std = x.mean(axis=(2, 3), keepdims=True), x.std(axis=(2, 3), keepdims=True)
+        return ((x - mean) / (std + eps)).astype(np.float32)
+    if np.issubdtype(dtype, np.integer):
+        return (x * np.float32(1.0 / float(np.iinfo(dtype).max))).astype(np.float32)
+    return x
+
+
+def _postprocess(out: np.ndarray, settings: Settings) -> np.ndarray:
+    import torch
+
+    if settings.model.task == "detection":
+        return (out / np.float32(settings.data.object_intensity)).astype(np.float32)
+    return torch.softmax(torch.from_numpy(out), 1).numpy()
+
+
+def _identifiers(names: Sequence[str]) -> list[str]:
+    """Class names as the spec's channel names (letters, digits, underscores), unique."""
+    out: list[str] = []
+    for n in names:
+        ident = re.sub(r"\W+", "_", str(n)).strip("_") or "class"
+        ident = ident if ident[0].isalpha() else f"c_{ident}"
+        base, k = ident, 2
+        while ident in out:
+            ident, k = f"{base}_{k}", k + 1
+        out.append(ident)
+    return out
+
+
+def _output_channel_names(s: Settings) -> list[str]:
+    m = s.model
+    if m.task == "detection":
+        return list(m.class_names[1:])
+    if m.task == "segmentation" and m.label_mode == "instances":
+        return ["background", "interior", "boundary"]
+    return list(m.class_names)
+
+
+# -- record, README, cover ------------------------------------------------------
+def _record_summary(history: list[dict], data_size: dict | None) -> dict:
+    scored = [h for h in history if h.get("val_metric") is not None]
+    best = max(scored, key=lambda h: h["val_metric"]) if scored else None
+    last = history[-1] if history else None
+    return {"epochs": len(history), "data": data_size or {}, "last_epoch": last, "best_epoch": best}
+
+
+def _readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: int) -> str:
+    m, d, t = s.model, s.data, s.train
+    what = {
+        "segmentation": ("a class for every pixel" if m.label_mode == "classes" else
+                         "objects (instances): each pixel's probability of background, object interior and object "
+                         "boundary; napari-mia cuts touching objects apart along the boundaries"),
+        "detection": "objects as points: a map with a bump on each object, 1.0 at its centre",
+        "classification": "one class for each image",
+    }[m.task]
+    lines = [f"# {name}", "", f"A napari-mia model ({m.task}) trained in napari-mia: it finds {what}.", "",
+             "## Input", "",
+             f"- {m.channels} channel(s), 2D images; axes batch, channel, y, x; float32 (raw values).",
+             f"- Normalisation (done by the package's preprocessing): {d.normalization}"
+             + (" (1st to 99.8th percentile to 0-1, per image and channel)"
+                if d.normalization == "percentile" else "") + "."]
+    if m.task == "classification":
+        lines.append(f"- Any size: the network resizes each whole image to {d.patch_height} x {d.patch_width} "
+                     "pixels, as in training.")
+    else:
+        lines.append(f"- Height and width: multiples of {step} pixels (tiles of any such size).")
+        if d.downscale != 1:
+            lines.append(f"- Down scaling {d.downscale:g} is built into the network: give images at their original "
+                         "resolution; the output has the input's size.")
+    lines += ["", "## Output", ""]
+    names = _output_channel_names(s)
+    if m.task == "classification":
+        lines.append(f"Class probabilities (softmax), one per class: {', '.join(names)}.")
+    elif m.task == "detection":
+        lines += [f"One object map per kind of object ({', '.join(names)}), the network's map divided by the object "
+                  f"intensity ({d.object_intensity:g}) so that an object's centre is near 1.0.",
+                  f"napari-mia takes the map's local maxima above {d.detection_threshold:.2f} that lie at least "
+                  f"{max(1, round(d.object_size / 2))} pixels apart (object size {d.object_size:g} pixels) as the "
+                  "objects; other tools can do the same (e.g. Fiji's Find Maxima). That peak finding is not part "
+                  "of the package: the bioimage.io format has no step for it."]
+    else:
+        lines.append(f"Probabilities (softmax over the channel axis), one channel each: {', '.join(names)}.")
+        if m.label_mode == "instances":
+            lines.append("Objects are made from these by napari-mia (watershed from the interiors); other tools "
+                         "can threshold the interior channel.")
+    lines += ["", "## Training", "",
+              f"- Network: {m.architecture if m.task != 'classification' else 'classifier'} with encoder {m.encoder}"
+              f"{' (ImageNet start)' if m.pretrained else ''}, segmentation-models-pytorch.",
+              f"- {summary['epochs']} epoch(s) recorded; batch size {t.batch_size}, learning rate {t.learning_rate:g}, "
+              f"optimizer {t.optimizer}, loss {t.loss}, patch {d.patch_width} x {d.patch_height}."]
+    data = summary["data"]
+    if data:
+        lines.append(f"- Data: {data.get('train_images', '?')} training image(s), "
+                     f"{data.get('validation_images', '?')} held out for validation.")
+    best, last = summary["best_epoch"], summary["last_epoch"]
+    if best:
+        lines.append(f"- Validation {t.metric}: {best['val_metric']:.4f} at epoch {best['epoch']} (best); "
+                     f"last epoch {last['epoch']}: {last['val_metric'] if last['val_metric'] is None else round(last['val_metric'], 4)}.")
+    elif last:
+        lines.append(f"- No validation images; last training {t.metric}: {last.get('train_metric', float('nan')):.4f}.")
+    lines += ["", "## Weights", "", f"Formats: {', '.join(formats)}. Each was tested with bioimageio.core's model "
+              "test (on the CPU) before the package was written.", "",
+              "## napari-mia", "",
+              "Load this package in napari-mia (Load Model, or `napari-mia predict --model THIS.zip`) to predict "
+              "with its own post-processing, or to continue training. All its settings are in `config.napari_mia` "
+              "of rdf.yaml.", ""]
+    return "\n".join(lines)
+
+
+def _cover(path: Path, image: np.ndarray, shown: np.ndarray, s: Settings, result) -> None:
+    """Image and prediction side by side (PNG, 2:1)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4), dpi=80)
+    a, b = fig.subplots(1, 2)
+    img = image[..., 0] if image.shape[-1] == 1 else np.clip(image[..., :3], 0, 1)
+    for ax in (a, b):
+        ax.imshow(img, cmap="gray")
+        ax.set_axis_off()
+    a.set_title("image")
+    task = s.model.task
+    if task == "classification":
+        cls, probs = result
+        b.set_title(f"{s.model.class_names[cls]} ({probs[cls]:.0%})")
+    elif task == "detection":
+        b.plot(result[:, 1], result[:, 0], "o", mfc="none", mec="yellow", ms=6)
+        b.set_title(f"{len(result)} objects")
+    else:
+        masked = np.ma.masked_equal(shown, 0)
+        b.imshow(masked % 20 if s.model.label_mode == "instances" else masked, cmap="tab20", alpha=0.6,
+                 interpolation="nearest")
+        b.set_title("prediction")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+# -- export ---------------------------------------------------------------------
+def export_package(
+    trainer, out: str | Path, image: np.ndarray, formats: Sequence[str] = WEIGHT_FORMATS, *,
+    name: str | None = None, authors: Sequence[str] = ("napari-mia user",), license: str = "CC-BY-4.0",
+    cite: Sequence[tuple[str, str]] = (), description: str | None = None, rgb: bool | None = None,
+    test: bool = True,
+) -> Path:
+    """Write `trainer`'s model as a bioimage.io package `out` (.zip) and test it; returns the path.
+
+    `image`: a real image like the training images (raw, as loaded), cut into the test tensors and the
+    cover. `cite`: (text, DOI or URL) pairs besides MIA's paper. The ``pytorch_state_dict`` weights are
+    always written (napari-mia loads the package back from them). Raises ``ExportError`` with the reason
+    when a format cannot be written or the model test fails; nothing is left at `out` then.
+    """
+    _require()
+    import torch
+
+    from .data import image_frames
+    from .errors import SettingsError
+
+    if trainer.model is None:
+        raise SettingsError("There is no trained model to export yet: train or load a model first.")
+    unknown = [f for f in formats if f not in WEIGHT_FORMATS]
+    if unknown:
+        raise ExportError(f"Unknown weight format '{unknown[0]}': choose from {', '.join(WEIGHT_FORMATS)}.")
+    formats = ["pytorch_state_dict"] + [f for f in WEIGHT_FORMATS[1:] if f in formats]
+    out = Path(out)
+    if out.suffix.lower() != ".zip":
+        out = out.with_suffix(".zip")
+    s = trainer.settings.copy()
+    step = size_step(s) if s.model.task != "classification" else 1
+    frame = image_frames(image, s.model.channels, "image", rgb=rgb)[0]
+    crop = np.ascontiguousarray(_test_crop(frame, s))
+    name = (name or out.stem.replace("_", " ")).strip()
+    if len(name) < 5:  # the spec's minimum
+        name = f"napari-mia {name}".strip()
+
+    with tempfile.TemporaryDirectory(prefix="napari-mia-export-") as tmp:
+        tmp = Path(tmp)
+        net = exported_network(trainer.model, s)
+        x_raw = crop.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
+        x = _preprocess(x_raw, s, crop.dtype)
+        with torch.inference_mode():
+            y = _postprocess(net(torch.from_numpy(x)).numpy(), s)
+        np.save(tmp / "test_input.npy", x_raw)
+        np.save(tmp / "test_output.npy", y)
+        files = _write_weights(net, x, formats, tmp)
+        shutil.copy(Path(__file__).with_name("bioimageio_network.py"), tmp / "napari_mia_network.py")
+
+        # The cover and README: napari-mia's own prediction of the test image.
+        from .predictor import Predictor
+
+        # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
+        pred = Predictor(trainer.model, s, next(trainer.model.parameters()).device, tile=None)
+        if s.model.task == "classification":
+            result = pred.classify(crop)[0]
+            shown = None
+        elif s.model.task == "detection":
+            result, shown = pred.detect(crop), None
+        else:
+            shown = pred.predict(crop)
+            result = shown
+        from .data import normalize
+
+        _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
+        summary = _record_summary(trainer.history, getattr(trainer, "data_size", None))
+        (tmp / "README.md").write_text(_readme(name, s, summary, formats, step))
+
+        descr = _description(s, tmp, files, name, authors, license, cite, description, step, crop.dtype, summary,
+                             trainer.history)
+        from bioimageio.spec import save_bioimageio_package
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(f".{out.name}.partial.zip")
+        try:
+            save_bioimageio_package(descr, output_path=partial)
+        except Exception as e:  # noqa: BLE001 - any failure to write means the same to the user
+            partial.unlink(missing_ok=True)
+            raise ExportError(f"Cannot write the package {out}: {e}") from e
+    if test:
+        failures = test_package(partial, formats)
+        if failures:
+            partial.unlink(missing_ok=True)
+            raise ExportError("The exported package failed bioimage.io's model test, so it was not saved: "
+                              + "; ".join(failures))
+    partial.replace(out)
+    return out
+
+
+def _write_weights(net, x: np.ndarray, formats: Sequence[str], tmp: Path) -> dict[str, Path]:
+    import torch
+
+    files = {"pytorch_state_dict": tmp / "weights.pt"}
+    torch.save(net.state_dict(), files["pytorch_state_dict"])
+    example = torch.from_numpy(x)
+    if "torchscript" in formats:
+        files["torchscript"] = tmp / "weights_torchscript.pt"
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(net, example, check_trace=False)
+            traced.save(str(files["torchscript"]))
+        except Exception as e:  # noqa: BLE001
+            raise ExportError(f"This network cannot be written as TorchScript: {str(e).splitlines()[0]}. "
+                              "Export without torchscript (--formats pytorch_state_dict,onnx).") from e
+    if "onnx" in formats:
+        files["onnx"] = tmp / "weights.onnx"
+        try:
+            import onnx  # noqa: F401 - torch's exporter needs it
+        except ImportError as e:
+            raise ExportError("ONNX weights need the package onnx: pip install 'napari-mia[bioimageio]'.") from e
+        dims = {0: "batch"} if net.task == "classification" else {0: "batch", 2: "y", 3: "x"}
+        try:
+            # The legacy (TorchScript-based) exporter: the default one of torch 2.14 needs onnxscript. One file,
+            # no external data: these networks are far below ONNX's 2 GB limit.
+            torch.onnx.export(net, (example,), str(files["onnx"]), dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["input0"], output_names=["output0"],
+                              dynamic_axes={"input0": {0: "batch", 2: "y", 3: "x"}, "output0": dims},
+                              external_data=False)
+        except Exception as e:  # noqa: BLE001
+            raise ExportError(f"This network cannot be written as ONNX: {str(e).splitlines()[0]}. Export "
+                              "without onnx (--formats pytorch_state_dict,torchscript).") from e
+    return files
+
+
+def _description(s: Settings, tmp: Path, files: dict, name, authors, license, cite, description, step, dtype,
+                 summary, history):
+    import torch
+    from bioimageio.spec.model.v0_5 import (
+        ArchitectureFromFileDescr, Author, AxisId, BatchAxis, ChannelAxis, CiteEntry, Config, FileDescr,
+        Identifier, InputTensorDescr, IntervalOrRatioDataDescr, ModelDescr, OnnxWeightsDescr, OutputTensorDescr,
+        ParameterizedSize, PytorchStateDictWeightsDescr, ScaleLinearDescr, ScaleLinearKwargs, SizeReference,
+        SoftmaxDescr, SoftmaxKwargs, SpaceInputAxis, SpaceOutputAxis, TensorId, TorchscriptWeightsDescr,
+        Version, WeightsDescr,
+    )
+
+    m, d = s.model, s.data
+    inp = TensorId("input0")
+    in_names = ["gray"] if m.channels == 1 else (["red", "green", "blue"] if m.channels == 3 else
+                                                 [f"channel{i}" for i in range(m.channels)])
+    size = ParameterizedSize(min=STRIDE, step=1) if m.task == "classification" else ParameterizedSize(min=step,
+                                                                                                       step=step)
+    inputs = [InputTensorDescr(
+        id=inp, description="raw image (any intensity range; normalised by the preprocessing)",
+        axes=[BatchAxis(), ChannelAxis(channel_names=[Identifier(c) for c in in_names]),
+              SpaceInputAxis(id=AxisId("y"), size=size), SpaceInputAxis(id=AxisId("x"), size=size)],
+        test_tensor=FileDescr(source=tmp / "test_input.npy"),
+        data=IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=_preprocessing(s, dtype))]
+    channels = ChannelAxis(channel_names=[Identifier(c) for c in _identifiers(_output_channel_names(s))])
+    if m.task == "classification":
+        axes = [BatchAxis(), channels]
+    else:
+        axes = [BatchAxis(), channels,
+                SpaceOutputAxis(id=AxisId("y"), size=SizeReference(tensor_id=inp, axis_id=AxisId("y"))),
+                SpaceOutputAxis(id=AxisId("x"), size=SizeReference(tensor_id=inp, axis_id=AxisId("x")))]
+    post = ([ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / d.object_intensity))] if m.task == "detection"
+            else [SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))])
+    outputs = [OutputTensorDescr(
+        id=TensorId("output0"),
+        description={"detection": "object maps (1.0 at an object's centre)"}.get(m.task, "probabilities"),
+        axes=axes, test_tensor=FileDescr(source=tmp / "test_output.npy"), postprocessing=post)]
+    version = Version(torch.__version__.split("+")[0])
+    weights = {"pytorch_state_dict": PytorchStateDictWeightsDescr(
+        source=files["pytorch_state_dict"], pytorch_version=version,
+        architecture=ArchitectureFromFileDescr(source=tmp / "napari_mia_network.py",
+                                               callable=Identifier("MiaNetwork"), kwargs=_network_kwargs(s)),
+        comment="napari-mia's network in MiaNetwork (napari_mia_network.py: needs torch and "
+                "segmentation-models-pytorch only)")}
+    if "torchscript" in files:
+        weights["torchscript"] = TorchscriptWeightsDescr(source=files["torchscript"], pytorch_version=version,
+                                                         parent="pytorch_state_dict", comment="torch.jit.trace")
+    if "onnx" in files:
+        weights["onnx"] = OnnxWeightsDescr(source=files["onnx"], opset_version=ONNX_OPSET,
+                                           parent="pytorch_state_dict", comment="torch.onnx.export (legacy exporter)")
+    cites = [CiteEntry(text=MIA_CITATION[0], doi=MIA_CITATION[1])]
+    for text, ref in cite:
+        ref = ref.strip()
+        cites.append(CiteEntry(text=text, url=ref) if ref.startswith(("http://", "https://"))
+                     else CiteEntry(text=text, doi=ref.removeprefix("doi:").removeprefix("https://doi.org/")))
+    from importlib.metadata import PackageNotFoundError, version as pkg_version
+
+    try:
+        mia_version = pkg_version("napari-mia")
+    except PackageNotFoundError:
+        mia_version = "unknown"
+    config = {"napari_mia": {
+        "format": FORMAT, "file_version": FILE_VERSION, "napari_mia_version": mia_version,
+        "state_dict_prefix": STATE_DICT_PREFIX, "settings": s.to_dict(),
+        "class_names": list(m.class_names), "history": _plain(history),
+        "data": summary["data"], "network": _network_kwargs(s)}}
+    try:
+        return ModelDescr(
+            name=name, description=description or f"napari-mia {m.task} model ({m.encoder}), trained in napari",
+            authors=[Author(name=a) for a in authors], cite=cites, license=license,
+            documentation=FileDescr(source=tmp / "README.md"), covers=[FileDescr(source=tmp / "cover.png")],
+            tags=["napari-mia", m.task, "2d", "pytorch", "segmentation-models-pytorch"],
+            inputs=inputs, outputs=outputs, weights=WeightsDescr(**weights), config=Config(**config))
+    except Exception as e:  # noqa: BLE001 - pydantic's validation error: first lines say what
+        raise ExportError(f"The package description is not valid bioimage.io: {str(e)[:600]}") from e
+
+
+def _plain(value):
+    """JSON-safe copy (numpy numbers, tuples) for the YAML config."""
+    return json.loads(json.dumps(value, default=float))
+
+
+def test_package(path: str | Path, formats: Sequence[str] = WEIGHT_FORMATS) -> list[str]:
+    """bioimageio.core's model test of each weight format, on the CPU; [] when all passed, else the reasons."""
+    _require()
+    from bioimageio.core import test_model
+
+    failures = []
+    for fmt in formats:
+        summary = test_model(str(path), weight_format=fmt, devices=["cpu"])
+        if summary.status != "passed":
+            errors = [f"{e.loc}: {e.msg}" for det in summary.details for e in det.errors][:3]
+            failures.append(f"{fmt}: " + (" | ".join(errors) or summary.status))
+    return failures
+
+
+# -- reading a package back (no bioimageio needed) -----------------------------
+def is_package(path: str | Path) -> bool:
+    return Path(path).is_file() and zipfile.is_zipfile(path)
+
+
+def read_package(path: str | Path) -> dict[str, Any]:
+    """A package exported by napari-mia -> the content of a model file (settings, state_dict, history)."""
+    import torch
+    import yaml
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            rdf = next((n for n in ("rdf.yaml", "bioimageio.yaml") if n in names), None)
+            if rdf is None:
+                raise ModelFileError(f"{path.name} is a zip file but not a bioimage.io package (no rdf.yaml).")
+            descr = yaml.safe_load(z.read(rdf))
+            cfg = ((descr or {}).get("config") or {}).get("napari_mia")
+            if not cfg or cfg.get("format") != FORMAT:
+                raise ModelFileError(
+                    f"{path.name} is a bioimage.io package, but not one exported by napari-mia: napari-mia can only "
+                    "load its own packages (it needs the settings it stores in them).")
+            if cfg.get("file_version", 0) > FILE_VERSION:
+                raise ModelFileError(f"{path.name} was exported by a newer napari-mia. Update napari-mia to open it.")
+            entry = ((descr.get("weights") or {}).get("pytorch_state_dict") or {})
+            source = entry.get("source")
+            if not source or source not in names:
+                raise ModelFileError(f"{path.name} holds no pytorch_state_dict weights, which napari-mia loads.")
+            state = torch.load(io.BytesIO(z.read(source)), map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, OSError, yaml.YAMLError, RuntimeError, EOFError) as e:
+        raise ModelFileError(f"{path.name} is damaged (incomplete copy?): {e}. Export the model again.") from e
+    prefix = cfg.get("state_dict_prefix", STATE_DICT_PREFIX)
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        settings = Settings.from_dict(cfg["settings"])
+    except (MiaError, KeyError) as e:
+        raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
+    return {"format": "napari-mia-model", "file_version": 1, "settings": settings, "state_dict": state,
+            "history": list(cfg.get("history") or []), "data": cfg.get("data") or None}

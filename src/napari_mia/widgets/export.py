@@ -1,0 +1,83 @@
+"""The dock's Export (bioimage.io) button: asks where, exports and tests in a worker, reports in plain words.
+
+The dock adds one button and calls ``export_dialog``; everything else lives here.
+"""
+
+from __future__ import annotations
+
+import copy
+import types
+from pathlib import Path
+
+import numpy as np
+
+from ._session import TRAINING, explain
+
+
+def _test_image(widget):
+    """(array, rgb) of the image to cut the package's test tensors and cover from: the image chosen for
+    prediction, else the first training image."""
+    names = [widget.predict_combo.value] + [p[0] for p in widget.pairs]
+    for name in names:
+        if name is not None and name in widget.viewer.layers:
+            layer = widget.viewer.layers[name]
+            return np.array(layer.data), bool(layer.rgb)
+    return None, None
+
+
+def export_dialog(widget, *_) -> None:
+    from qtpy.QtWidgets import QFileDialog
+
+    path, _ = QFileDialog.getSaveFileName(widget, "Export model (bioimage.io)", "model.zip",
+                                          "bioimage.io package (*.zip)")
+    if path:
+        export_model(widget, path)
+
+
+def export_model(widget, path, blocking: bool = False, **options) -> bool:
+    """Export the dock's model to `path` in a worker (the model test takes a minute); False if it cannot start.
+    `options` go to ``export_package`` (formats, name, authors, license, cite)."""
+    session = widget.session
+    if not session.has_model:
+        widget._notify("There is no model to export yet: train or load one first.")
+        return False
+    if session.state == TRAINING:
+        widget._notify("Stop the training before exporting the model.")
+        return False
+    image, rgb = _test_image(widget)
+    if image is None:
+        widget._notify("Open an image like the training images (choose it under Predict image): the package "
+                       "needs one for its test and cover.")
+        return False
+    t = session.trainer
+    # A snapshot: the user may train again while the export runs.
+    snapshot = types.SimpleNamespace(model=copy.deepcopy(t.model), settings=t.settings.copy(),
+                                     history=list(t.history), data_size=t.data_size, device=None)
+
+    def run():
+        from ..engine.export import export_package
+
+        return export_package(snapshot, path, image, rgb=rgb, **options)
+
+    def done(out):
+        widget.status.value = f"Exported and tested: {Path(out).name}"
+
+    def failed(error):
+        widget._notify(explain(error))
+
+    widget.status.value = "Exporting and testing the package (about a minute)..."
+    if blocking:
+        try:
+            done(run())
+        except Exception as e:  # noqa: BLE001 - shown to the user in plain words
+            failed(e)
+            return False
+        return True
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(run)
+    worker.returned.connect(done)
+    worker.errored.connect(failed)
+    widget._export_worker = worker  # kept alive until it finishes
+    worker.start()
+    return True
