@@ -298,6 +298,10 @@ def export_package(
 
     if trainer.model is None:
         raise SettingsError("There is no trained model to export yet: train or load a model first.")
+    # The package must predict what napari-mia predicts: the same settled normalisation statistics
+    # (a snapshot made by the dock was settled when it was taken).
+    if hasattr(trainer, "settle_normalization"):
+        trainer.settle_normalization()
     unknown = [f for f in formats if f not in WEIGHT_FORMATS]
     if unknown:
         raise ExportError(f"Unknown weight format '{unknown[0]}': choose from {', '.join(WEIGHT_FORMATS)}.")

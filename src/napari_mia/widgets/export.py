@@ -57,6 +57,7 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
     def run():
         from ..engine.export import export_package
 
+        t.settle_normalization(model=snapshot.model)  # as Predict does, on the copy
         return export_package(snapshot, path, image, rgb=rgb, **options)
 
     def done(out):
