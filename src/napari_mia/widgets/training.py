@@ -67,7 +67,11 @@ class TrainingWidget(QWidget):
 
         self.class_table = ClassTable(self.viewer)
         # -- model and parameters --------------------------------------------------
-        model = Container(widgets=[c[f] for f in F.MODEL_FIELDS])
+        # Exported once per model, so it sits with the model's section rather than in the pinned actions,
+        # which must fit napari's default window height beside the Training Data dock.
+        self.export_button = PushButton(text="Export (bioimage.io)", tooltip="Save the model as a bioimage.io "
+                                        "package for Fiji, QuPath, ilastik and BiaPy (tested before it is saved).")
+        model = Container(widgets=[*(c[f] for f in F.MODEL_FIELDS), self.export_button])
         params = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
@@ -82,8 +86,6 @@ class TrainingWidget(QWidget):
         self.reset_button = PushButton(text="Reset Model", tooltip="Forget the trained weights and start over.")
         self.save_button = PushButton(text="Save Model", tooltip="Save weights and settings in one file.")
         self.load_button = PushButton(text="Load Model", tooltip="Load a model file and its settings.")
-        self.export_button = PushButton(text="Export (bioimage.io)", tooltip="Save the model as a bioimage.io "
-                                        "package for Fiji, QuPath, ilastik and BiaPy (tested before it is saved).")
         self.predict_combo = ComboBox(label="Predict image", choices=self._layer_names("Image"),
                                       tooltip="The image to predict (a new labels layer appears).")
         self.predict_button = PushButton(text="Predict", tooltip="Predict the chosen image with the current model.")
@@ -108,7 +110,7 @@ class TrainingWidget(QWidget):
                       labels=False),
             Container(widgets=[self.reset_button, self.save_button, self.load_button], layout="horizontal",
                       labels=False),
-            self.export_button, self.predict_combo,
+            self.predict_combo,
             Container(widgets=[self.predict_button, self.predict_all_button], layout="horizontal", labels=False),
             self.add_prediction_button, self.status])
 
