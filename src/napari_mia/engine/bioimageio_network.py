@@ -12,8 +12,11 @@ import torch
 import torch.nn.functional as F
 
 
-class _Classifier(torch.nn.Module):
-    """An smp encoder, average pooling, dropout and a linear layer (napari-mia's classifier, same weight names)."""
+class Classifier(torch.nn.Module):
+    """An smp encoder, global average pooling, dropout and a linear layer: (N, C, H, W) -> (N, classes) logits.
+
+    napari-mia's classifier itself (engine.models uses this class), so exported weights load by the same names.
+    """
 
     def __init__(self, encoder, classes: int):
         from segmentation_models_pytorch.base import ClassificationHead
@@ -24,6 +27,7 @@ class _Classifier(torch.nn.Module):
                                        dropout=0.2)
 
     def forward(self, x):
+        # The deepest features only: they see the whole image.
         return self.head(self.encoder(x)[-1])
 
 
@@ -38,7 +42,7 @@ class MiaNetwork(torch.nn.Module):
         self.task, self.downscale = task, float(downscale)
         self.input_size = [int(v) for v in input_size] if input_size else [0, 0]
         if task == "classification":
-            self.net = _Classifier(smp.encoders.get_encoder(encoder, in_channels=in_channels, depth=5, weights=None),
+            self.net = Classifier(smp.encoders.get_encoder(encoder, in_channels=in_channels, depth=5, weights=None),
                                    classes)
         else:
             self.net = smp.create_model(architecture, encoder_name=encoder, encoder_weights=None,

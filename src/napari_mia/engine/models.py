@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from .errors import PretrainedWeightsError, SettingsError
@@ -131,25 +130,13 @@ def _start_from_imagenet(encoder, ms: ModelSettings) -> None:
     encoder.set_in_channels(ms.channels, pretrained=True)
 
 
-@functools.cache
 def _classifier_class():
-    """The Classifier module class, made on first use: importing this file must not import torch."""
-    import torch
+    """The Classifier module class, imported on first use: importing this file must not import torch.
 
-    class Classifier(torch.nn.Module):
-        """An smp encoder, global average pooling, dropout and a linear layer: (N, C, H, W) -> (N, classes) logits."""
-
-        def __init__(self, encoder, classes: int):
-            from segmentation_models_pytorch.base import ClassificationHead
-
-            super().__init__()
-            self.encoder = encoder
-            self.head = ClassificationHead(in_channels=encoder.out_channels[-1], classes=classes, pooling="avg",
-                                           dropout=0.2)
-
-        def forward(self, x):
-            # The deepest features only: they see the whole image.
-            return self.head(self.encoder(x)[-1])
+    It lives in the file every exported bioimage.io package carries, so napari-mia and its packages share one
+    definition (and one set of weight names).
+    """
+    from .bioimageio_network import Classifier
 
     return Classifier
 
