@@ -334,12 +334,16 @@ def predict(a) -> int:
         try:
             tifffile.imwrite(a.out / name, labels, compression="zlib")
         except OSError as e:
-            raise MiaError(f"Cannot write {a.out / name}: {e.strerror}.") from e
+            raise _OutputError(f"Cannot write {a.out / name}: {e.strerror}.") from e
         written.append(name)
 
     _predict_each(files, predictor, a, one)
     print(f"Wrote {len(written)} label image(s) to {a.out}")
     return _skipped_exit(a)
+
+
+class _OutputError(MiaError):
+    """The output folder cannot be written: fatal for the whole folder, not a reason to skip one image."""
 
 
 def _predict_each(files, predictor, a, work) -> None:
@@ -368,9 +372,9 @@ def _predict_each(files, predictor, a, work) -> None:
             if image is not None:
                 try:
                     work(f, image)
+                except _OutputError:
+                    raise
                 except MiaError as e:
-                    if str(e).startswith("Cannot write"):
-                        raise
                     a.skipped.append((f.name, str(e)))
                     _write(bar, f"Skipped {f.name}: {e}")
             if bar is not None:
