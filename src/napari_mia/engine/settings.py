@@ -168,6 +168,18 @@ class AugmentSettings:
     translate: tuple[float, float] = (-0.1, 0.1)
     shear: tuple[float, float] = (-10.0, 10.0)
     rotate: tuple[float, float] = (-45.0, 45.0)
+    # Zoom alone (no shear, rotation or shift): as often bigger as smaller, within the range.
+    zoom: float = 0.0
+    zoom_range: tuple[float, float] = (0.67, 1.5)
+    # Intensity: brightness added and contrast changed by fractions of the normalised range,
+    # a power (gamma), and gaussian noise (standard deviation as a fraction of the range).
+    brightness_contrast: float = 0.0
+    brightness_range: tuple[float, float] = (-0.2, 0.2)
+    contrast_range: tuple[float, float] = (-0.3, 0.3)
+    gamma: float = 0.0
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    noise: float = 0.0
+    noise_range: tuple[float, float] = (0.01, 0.05)
 
 
 @dataclass
@@ -302,10 +314,17 @@ class Settings:
                 f"Manual class weighting needs {m.num_classes} weights (one per class"
                 f"{'' if m.task == 'classification' else ', background first'}), got {len(t.class_weights)}."
             )
-        for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine"):
+        for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine", "zoom",
+                     "brightness_contrast", "gamma", "noise"):
             v = getattr(a, name)
             if not 0 <= v <= 1:
                 raise SettingsError(f"Augmentation probability {name} must be in [0, 1], got {v}.")
+        if not 0 < a.zoom_range[0] <= 1 <= a.zoom_range[1]:
+            raise SettingsError(f"The zoom range must hold 1 (e.g. 0.67 to 1.5), got {tuple(a.zoom_range)}.")
+        if not 0 < a.gamma_range[0] <= a.gamma_range[1]:
+            raise SettingsError(f"The gamma range must be positive, got {tuple(a.gamma_range)}.")
+        if not 0 <= a.noise_range[0] <= a.noise_range[1]:
+            raise SettingsError(f"The noise range must be from 0 up, got {tuple(a.noise_range)}.")
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:
