@@ -1,6 +1,6 @@
 """The Train Model dock's actions on the session (start, save, load, predict) and what the session
-reports back (events, progress, state): the half of ``TrainingWidget`` that is the same for every
-application, apart from its building and its data (training.py)."""
+reports back (events, progress, state), mixed into ``TrainingWidget`` (training.py builds the dock and
+holds its training set and settings)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The "Train Model" dock: MIA's Training Window over the engine.
 
 Thin on purpose: it turns layers into copied arrays, controls into a
-``Settings``, and hands both to the viewer's ``TrainingSession``.
+``Settings``, and hands both to the viewer's ``TrainingSession``. What differs
+between applications is asked of their adapters (widgets/applications); the
+actions and what the session reports back are in _actions.py.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from ..engine.errors import MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
 from . import _forms as F
-from ._layers import is_kind, is_prediction
 from ._actions import DockActions
+from ._layers import is_kind, is_prediction
 from ._session import explain, session_for
 from .applications import ADAPTERS
 from .export import export_dialog
