@@ -396,10 +396,12 @@ def _result(predictor, image, rgb, post, tile: Callable):
 
 
 def _calibrated(trainer, events):
-    """A run's events; after them a detection model sets its peak threshold from the training images."""
+    """A run's events; after them the application finishes the model (detection: its peak threshold from
+    the training images)."""
+    from .applications import adapter_for
+
     yield from events
-    if trainer.settings.model.task == "detection" and trainer.model is not None:
-        trainer.calibrate_detection()
+    adapter_for(trainer.settings.model.task).after_training(trainer)
 
 
 _sessions: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

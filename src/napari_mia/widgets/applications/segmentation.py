@@ -1,0 +1,145 @@
+"""Semantic segmentation in the dock: Labels layers in, '<image> prediction' Labels out."""
+
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import CheckBox, Container, SpinBox
+
+from ...engine.data import check_pair_shape
+from ...engine.errors import DataError
+from .._layers import is_kind
+from .base import DockApplication
+
+
+class Segmentation(DockApplication):
+    task = "segmentation"
+    title = "Semantic segmentation"
+    tooltip = "What the model learns: a class for every pixel, from a Labels layer."
+    target_kind = "Labels"
+    add_tooltip = "Add this image with its labels to the training set."
+    predict_tooltip = "The image to predict (a new labels layer appears)."
+    add_prediction_tooltip = "After correcting '<image> prediction' with napari's label tools, train on it too."
+    empty_message = "Add at least one image with its labels to the training set first."
+    shows = ("labels_combo", "pair_list", "remove_button", "label_mode", "classes_label", "architecture",
+             "section_post_processing")
+    lends = ("min_size", "fill_holes", "split_touching")
+
+    def __init__(self, dock):
+        super().__init__(dock)
+        self._guessed: dict[str, str | None] = {}  # labels layer name -> label mode its data suggests
+        self.min_size = SpinBox(label="Min object size", min=0, max=1_000_000, value=0,
+                                tooltip="Objects smaller than this many pixels are removed from predictions.")
+        self.fill_holes = CheckBox(text="Fill holes", value=False,
+                                   tooltip="Fill holes inside predicted objects.")
+        self.split_touching = CheckBox(
+            text="Split touching objects", value=True,
+            tooltip="Instances: cut touching objects apart along the predicted boundaries. Off: each connected "
+                    "blob is one object.")
+        self.post = Container(widgets=[self.min_size, self.fill_holes, self.split_touching])
+        dock.controls["label_mode"].changed.connect(lambda *_: dock._update_classes())
+
+    def prediction_sections(self):
+        return [("Post-processing", self.post, False)]
+
+    # -- settings -------------------------------------------------------------------------
+    def kept_settings(self) -> dict:
+        """The Post-processing section as settings, so that a saved model predicts the same after loading."""
+        return {"min_object_size": int(self.min_size.value), "fill_holes": bool(self.fill_holes.value),
+                "split_touching": bool(self.split_touching.value)}
+
+    def write_settings(self, settings) -> None:
+        d = settings.data  # a model file older than these settings holds their defaults
+        self.min_size.value, self.fill_holes.value = d.min_object_size, d.fill_holes
+        self.split_touching.value = d.split_touching
+
+    def post_process(self):
+        from ...engine.predictor import PostProcess
+
+        return PostProcess(min_size=int(self.min_size.value), fill_holes=bool(self.fill_holes.value),
+                           split_touching=bool(self.split_touching.value))
+
+    # -- training set ---------------------------------------------------------------------
+    def check_target(self, image, target) -> None:
+        if not is_kind(target, "Labels"):
+            raise DataError(f"'{target.name}' is not a Labels layer: segmentation learns from labels "
+                            "painted on the image (0 = background).")
+        check_pair_shape(image.data.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
+
+    def target_added(self, name: str, target) -> None:
+        self._label_mode_from_data(name, np.asarray(target.data))
+
+    def _label_mode_from_data(self, labels_name: str, labels: np.ndarray) -> None:
+        """Set the label mode from the labels where they are unambiguous, or say plainly that they disagree.
+
+        Instance masks (many ids, each one compact blob) trained in 'classes' mode would make a model with one
+        class per object; a few values spread over many blobs are classes.
+        """
+        dock = self.dock
+        guessed = _guess_label_mode(labels)
+        self._guessed[labels_name] = guessed
+        control = dock.controls["label_mode"]
+        if guessed is None or guessed == control.value:
+            return
+        what = {"instances": "each object has its own number (instances)",
+                "classes": "each number is a kind of object (classes)"}[guessed]
+        if dock.session.has_model:
+            dock._notify(f"'{labels_name}' looks like labels where {what}, but the model was made for the label "
+                         f"mode '{control.value}'. Press Reset Model to train a new model in the mode "
+                         f"'{guessed}', or keep the mode if you are sure.")
+            return
+        others = {m for name, m in self._guessed.items() if m is not None and name != labels_name
+                  and any(p[1] == name for p in dock.pairs)}
+        if others - {guessed}:
+            dock._notify(f"'{labels_name}' looks like labels where {what}, but the other labels in the training "
+                         f"set do not. All labels of one model must use the same label mode ('{control.value}' "
+                         "now): check the Label mode, or remove the pair that does not fit.")
+            return
+        control.value = guessed
+        dock.status.value += f" Label mode set to '{guessed}': in '{labels_name}' {what}. Change it under " \
+                             "Label mode if that is wrong."
+
+    def show_classes(self) -> None:
+        dock = self.dock
+        if dock.controls["label_mode"].value == "instances":
+            dock.classes_label.value = "objects (instances): background / object"
+            return
+        colours: dict[int, str] = {}
+        for _, lab in dock.pairs:
+            layer = self.viewer.layers[lab]
+            data = np.asarray(layer.data)
+            for v in np.unique(data[data > 0]).tolist()[:64]:
+                if v not in colours:  # the colour the user sees for this class, from its labels layer
+                    rgba = np.asarray(layer.get_color(v), dtype=float).ravel()[:3]
+                    colours[v] = "#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba)
+        dock.classes_label.value = "background, " + ", ".join(
+            f'<span style="color:{colours[v]}">&#9632;</span> {v}' for v in sorted(colours)) if colours \
+            else "(add labels)"
+
+    # -- predictions ----------------------------------------------------------------------
+    def show_prediction(self, image_layer, labels) -> None:
+        """'<image> prediction' labels over the image."""
+        dock = self.dock
+        layer = self.reusable(image_layer.name)
+        if layer is not None:
+            layer.data = labels
+        else:  # napari numbers a repeated name: "<image> prediction [1]"
+            layer = self.viewer.add_labels(labels, name=f"{image_layer.name} prediction", scale=image_layer.scale,
+                                           translate=image_layer.translate)
+            source = [p[1] for p in dock.pairs if p[1] in self.viewer.layers]
+            if source and dock.controls["label_mode"].value == "classes":  # the classes' colours, as drawn
+                layer.colormap = self.viewer.layers[source[0]].colormap
+        self.mark(layer, image_layer, labels)
+        dock._refresh_layers()  # the new layer is a prediction: marked in the Labels list
+
+
+def _guess_label_mode(labels: np.ndarray) -> str | None:
+    """'instances', 'classes' or None (ambiguous): the engine's rule (`data.guess_label_mode`).
+
+    It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
+    """
+    from ...engine.data import guess_label_mode
+
+    labels = np.asarray(labels)
+    if labels.ndim == 3 and len(labels) > 16:
+        labels = labels[np.linspace(0, len(labels) - 1, 16).astype(int)]
+    return guess_label_mode(labels)
