@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from .settings import TrainSettings
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from .errors import SettingsError
+from .settings import Settings, TrainSettings
 
 # Patches whose batch statistics become the BatchNorm running statistics before
 # the model predicts (see Trainer.settle_normalization). Measured on a 5-step Unet
@@ -72,3 +78,46 @@ def settle_batchnorm(model, dataset, batch_size: int) -> None:
         for m, mom in zip(layers, momenta):
             m.momentum = mom
         model.train(was_training)
+
+
+@dataclass
+class Run:
+    """Everything a stopped run needs to continue exactly where it was."""
+
+    train: list
+    val: list
+    optimizer: object
+    scheduler: object
+    class_weights: object
+    epochs: int
+    epoch: int = 0  # epochs completed
+    iteration: int = 0
+    step: int = 0  # steps done in the current epoch
+    batches: Iterator | None = None
+    loss_sum: float = 0.0
+    cm: np.ndarray | None = None
+    epoch_seconds: float = 0.0
+    in_validation: bool = False
+    best_val: float = float("-inf")
+    deadline: float | None = None
+    history: list = field(default_factory=list)
+
+
+def class_weight_tensor(settings: Settings, sources, device):
+    """The loss's class weights (None: unweighted), from the training sources or the settings."""
+    import torch
+
+    from . import applications
+    from .data import auto_class_weights, class_frequencies
+
+    t, n = settings.train, settings.model.num_classes
+    if t.class_weighting == "none":
+        return None
+    if t.class_weighting == "auto":
+        w = auto_class_weights(class_frequencies(sources, n))
+    else:
+        if len(t.class_weights) != n:
+            first = " (background first)" if applications.for_settings(settings).has_background else ""
+            raise SettingsError(f"Manual class weighting needs {n} weights{first}, got {len(t.class_weights)}.")
+        w = np.asarray(t.class_weights, np.float32)
+    return torch.as_tensor(w, dtype=torch.float32, device=device)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -27,8 +26,6 @@ from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here,
 from .augment import build_augment
 from .data import (
     SampleSource,
-    auto_class_weights,
-    class_frequencies,
     sources_for_task,
     split_train_val,
     too_few_for_validation,
@@ -39,38 +36,11 @@ from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, Tr
 from .metrics import confusion, score
 from .models import build_model, pick_device
 from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here, as before
-    SETTLE_EPOCH, SETTLE_PATCHES, build_optimizer, build_scheduler, norm_layers, settle_batchnorm,
+    SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
+    settle_batchnorm,
 )
 from .settings import Settings
 from .targets import IGNORE
-
-
-@dataclass
-class _Run:
-    """Everything a stopped run needs to continue exactly where it was."""
-
-    train: list[SampleSource]
-    val: list[SampleSource]
-    optimizer: object
-    scheduler: object
-    class_weights: object
-    epochs: int
-    epoch: int = 0  # epochs completed
-    iteration: int = 0
-    step: int = 0  # steps done in the current epoch
-    batches: Iterator | None = None
-    loss_sum: float = 0.0
-    cm: np.ndarray | None = None
-    epoch_seconds: float = 0.0
-    in_validation: bool = False
-    best_val: float = float("-inf")
-    deadline: float | None = None
-    history: list = field(default_factory=list)
-
-
-def _head(settings: Settings):
-    """The application's loss head: ``n_cm`` and (out, y, w, class weights) -> (loss, predicted, true) class ids."""
-    return applications.for_settings(settings).head(settings)
 
 
 def _model_key(s: Settings) -> tuple:
@@ -166,22 +136,6 @@ class Trainer:
     def _check_classes(self, sources: Sequence[SampleSource]) -> None:
         self.app.check_classes(self.settings, sources, new_model=self.model is None)
 
-    def _class_weights(self, sources):
-        import torch
-
-        t, n = self.settings.train, self.settings.model.num_classes
-        if t.class_weighting == "none":
-            return None
-        if t.class_weighting == "auto":
-            w = auto_class_weights(class_frequencies(sources, n))
-        else:
-            if len(t.class_weights) != n:
-                first = " (background first)" if self.app.has_background else ""
-                raise SettingsError(f"Manual class weighting needs {n} weights{first}, got "
-                                    f"{len(t.class_weights)}.")
-            w = np.asarray(t.class_weights, np.float32)
-        return torch.as_tensor(w, dtype=torch.float32, device=self.device)
-
     # -- public loops ---------------------------------------------------------
     def train(self, data, val=None, max_seconds: float | None = None,
               continue_saved: bool = False) -> Iterator[Event]:
@@ -207,7 +161,7 @@ class Trainer:
         optimizer = build_optimizer(self.model, self.settings.train)
         scheduler = build_scheduler(optimizer, self.settings.train)
         self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=scheduler,
-                         class_weights=self._class_weights(train), epochs=self.settings.train.epochs)
+                         class_weights=class_weight_tensor(self.settings, train, self.device), epochs=self.settings.train.epochs)
         saved = self._saved_run
         if continue_saved:
             if not saved or saved.get("optimizer") is None:
@@ -237,7 +191,7 @@ class Trainer:
         steps = len(self._dataset(run.epoch)) // t.batch_size
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
                               note=self._note)
-        head = _head(self.settings)
+        head = self.app.head(self.settings)
         n_cls = head.n_cm
         while run.epoch < run.epochs:
             if not run.in_validation:
@@ -391,7 +345,7 @@ class Trainer:
         run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
                    class_weights=self._run.class_weights if self._run else None, epochs=0)
         self.settle_normalization()
-        loss, cm = self._validate(run, _head(self.settings))
+        loss, cm = self._validate(run, self.app.head(self.settings))
         return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric,
                 "accuracy": score(cm, "accuracy")}
 
