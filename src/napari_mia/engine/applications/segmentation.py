@@ -57,8 +57,6 @@ class Segmentation(Application):
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
-        from skimage.measure import label
-
         from ..data import Sample, prepare_image, rescale
         from ..targets import contour_weights, encode
 
@@ -67,6 +65,8 @@ class Segmentation(Application):
         t = settings.train
         weight = None
         if t.separate_contours:
+            from skimage.measure import label
+
             inst = labels if _instances(settings) else label(labels)
             weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
