@@ -132,24 +132,16 @@ def measure(a) -> int:
 
 def measure_predictions(a) -> int:
     """After `predict`: measure what it wrote into --out."""
-    from .engine import modelfile
+    from .engine import applications, modelfile
     from .engine.data import list_images
 
     s = modelfile.load(a.model)["settings"]
-    task = s.model.task
-    if task == "classification":
-        print("Classification: classes.csv already holds every image's class and probabilities.")
-        return 0
-    images = list_images(a.images)
-    if task == "detection":
-        return _count_detections(a, images, s.model.class_names)
-    written = {p.stem: p for p in a.out.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
-    pairs = [(written[f.stem], f) for f in images if f.stem in written]
-    mode = s.model.label_mode
-    names = s.model.class_names if mode == "classes" else None
-    objects, counts, n = _measure_files(pairs, _spacing(a), a.unit, mode, names, a.out, a.quiet)
-    print(f"Measured {n} object(s) in {len(pairs)} image(s): {objects}, {counts}")
-    return 0
+    images = list_images(a.images)  # predict has just read this folder
+
+    def measure_labels(pairs, mode, names):
+        return _measure_files(pairs, _spacing(a), a.unit, mode, names, a.out, a.quiet)
+
+    return applications.for_settings(s).cli_measure(a, s, images, measure_labels, _count_detections)
 
 
 def _count_detections(a, images, class_names) -> int:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .engine.errors import MiaError
+from .engine.errors import MiaError, OutputError
 
 TRAIN_EPILOG = """\
 Masks have the same file names as the images (TIFF or PNG; the extension may
@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on images and masks", epilog=TRAIN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--task", default="segmentation", choices=["segmentation", "detection", "classification"],
+    from .engine.applications import names
+
+    t.add_argument("--task", default="segmentation", choices=list(names()),
                    help="what to learn: segmentation from --masks, detection from --points, classification (one "
                         "class per image) from --classes (default: segmentation)")
     t.add_argument("--images", required=True, type=Path, help="folder of training images")
@@ -107,13 +109,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_from_args(a):
-    from .engine.settings import Settings, default_loss, task_losses
+    from .engine import applications
+    from .engine.settings import Settings
 
+    app = applications.get(a.task)
     s = Settings.load(a.config) if a.config else Settings()
     # A loss made for another task (e.g. the segmentation default, dice) is replaced by this task's default.
-    loss = default_loss(a.task) if s.train.loss not in task_losses(a.task) else None
-    # Images are scored by the share classified right, unless a classification config chose otherwise.
-    metric = "accuracy" if a.task == "classification" and s.model.task != "classification" else None
+    loss = app.default_loss if s.train.loss not in app.losses else None
+    # The application's own metric, unless a config written for it chose otherwise.
+    metric = app.default_metric if s.model.task != a.task else None
     s.update(
         task=a.task, object_size=a.object_size, loss=loss, metric=metric,
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
@@ -126,59 +130,12 @@ def _settings_from_args(a):
     return s
 
 
-def _training_pairs(a):
-    """Segmentation: (image, mask) file pairs. Detection: (image file, (N, 3) y, x, class points) pairs.
-    Classification: (image file, class name) pairs."""
-    from .engine.data import pair_files
-
-    if a.task == "classification":
-        if not a.classes:
-            raise MiaError("Classification needs --classes CSV (columns name,class: each image's file name and "
-                           "its class).")
-        from .engine.data import read_classes_csv
-
-        return read_classes_csv(a.classes, a.images)
-    if a.task == "detection":
-        if not a.points:
-            raise MiaError("Detection needs --points CSV (columns name,y,x[,class]).")
-        from .engine.detection import read_points_csv
-
-        return read_points_csv(a.points, a.images)
-    if not a.masks:
-        raise MiaError("Segmentation needs --masks DIR (label images with the same file names as the images).")
-    return pair_files(a.images, a.masks)
-
-
-def _class_names_from_csv(s, classes: list[str], given: bool) -> None:
-    """The model's classes: the CSV's, sorted, unless the --config names them (then the CSV must use those)."""
-    from .engine.settings import ModelSettings
-
-    found = sorted(set(classes))
-    # A config that leaves class_names at the segmentation default names no categories.
-    if given and s.model.class_names != ModelSettings().class_names:
-        unknown = [c for c in found if c not in s.model.class_names]
-        if unknown:
-            raise MiaError(f"The classes CSV uses the class '{unknown[0]}', which is not among the --config's "
-                           f"classes ({', '.join(s.model.class_names)}).")
-        return
-    if len(found) < 2:
-        raise MiaError(f"The classes CSV names only one class ('{found[0]}'): classification needs at least two.")
-    s.model.class_names = found
-    s.validate()
-
-
-def _class_sources(pairs, s):
-    """Classification: (image file, class name) -> sources, one file at a time (only the resized image is kept)."""
-    from .engine.data import read_image, sources_from_classes
-
-    ids = {name: i for i, name in enumerate(s.model.class_names)}
-    sources = []
-    for f, cls in pairs:
-        if cls not in ids:
-            raise MiaError(f"{f.name} has the class '{cls}', which the model does not know "
-                           f"({', '.join(s.model.class_names)}).")
-        sources += sources_from_classes([(_read_fit(f, s), ids[cls], f.name)], s)
-    return sources
+def _training_pairs(a, app):
+    """[(image file, targets)]: the application reads its own input option (--masks, --points, --classes)."""
+    path = getattr(a, app.cli_input)
+    if not path:
+        raise MiaError(app.cli_missing_input)
+    return app.cli_read_targets(a.images, path)
 
 
 def _colour(image, s):
@@ -186,12 +143,12 @@ def _colour(image, s):
     return image[..., :3] if s.model.channels == 3 and image.ndim == 3 and image.shape[-1] == 4 else image
 
 
-def _read_fit(f, s):
-    """A training image as the model reads it (opaque alpha dropped, said on stderr)."""
+def _read_fit(f, s, quiet: bool = False):
+    """A training image as the model reads it (opaque alpha dropped, said on stderr unless `quiet`)."""
     from .engine.data import fit_channels, read_image
 
     image, notes = fit_channels(read_image(f), s.model.channels, f.name)
-    for note in notes:
+    for note in notes if not quiet else ():
         print(note, file=sys.stderr)
     return _colour(image, s)
 
@@ -201,12 +158,13 @@ def _guess_channels(image) -> int:
 
 
 def train(a) -> int:
-    from .engine.data import fit_channels, read_image, sources_from_files
+    from .engine import applications
+    from .engine.data import fit_channels, read_image
     from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
 
-    pairs = _training_pairs(a)
+    pairs = _training_pairs(a, applications.get(a.task))
     if a.resume:
         if not a.out.is_file():
             raise MiaError(f"--resume: {a.out} does not exist yet, so there is nothing to continue. "
@@ -222,22 +180,13 @@ def train(a) -> int:
         if not a.config:
             # An opaque alpha carries nothing: an RGBA file is a colour image.
             s.model.channels = _guess_channels(fit_channels(read_image(pairs[0][0]), 3)[0])
-        if s.model.task == "classification":
-            _class_names_from_csv(s, [c for _, c in pairs], given=bool(a.config))
+        applications.get(s.model.task).cli_prepare_settings(s, pairs, given_config=bool(a.config))
         trainer = Trainer(s)
-    if s.model.task == "classification":
-        sources = _class_sources(pairs, s)
-    elif s.model.task == "detection":
-        from .engine.data import sources_from_points
-
-        # Read once: the images also serve the counts on the validation images at the end.
-        images = {f.name: _read_fit(f, s) for f, _ in pairs}
-        sources = sources_from_points([(images[f.name], pts, f.name) for f, pts in pairs], s)
-    else:
-        notes: list[str] = []
-        sources = sources_from_files(pairs, s, notes)
-        for note in notes:
-            print(note, file=sys.stderr)
+    app = applications.for_settings(s)
+    notes: list[str] = []
+    sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s), notes)
+    for note in notes:
+        print(note, file=sys.stderr)
     trainer.autosave_path = a.out
     record = TrainingRecord()
     bar = None
@@ -266,45 +215,23 @@ def train(a) -> int:
     finally:
         if bar is not None:
             bar.close()
-    if trainer.model is not None and s.model.task == "detection":
-        thr = trainer.calibrate_detection()
-        print(f"Detection threshold set from the training images: peaks above {thr:.2f} x the object intensity.",
-              file=sys.stderr)
+    if trainer.model is not None:
+        for line in app.cli_after_training(trainer):
+            print(line, file=sys.stderr)
     if trainer.model is not None:
         trainer.save(a.out)
         record.write_csv(record_path(a.out))
     if last is not None and last.reason == "time_limit":
         print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
-    if trainer.has_validation and s.model.task == "classification":
-        ev = trainer.evaluate()
-        print(f"Validation accuracy: {ev['accuracy']:.4f} ({len(trainer.validation_sources)} images)  "
-              f"loss: {ev['loss']:.4f}")
-        if metric != "accuracy":
-            print(f"Validation {metric} (mean over the classes): {ev['metric']:.4f}")
-    elif trainer.has_validation:
-        ev = trainer.evaluate()
-        what = " (foreground)" if s.model.label_mode == "instances" else " (objects' bumps)" \
-            if s.model.task == "detection" else ""
-        print(f"Validation {metric}{what}: {ev['metric']:.4f}  loss: {ev['loss']:.4f}")
-        if s.model.task == "detection":
-            from .engine.detection import score_detection
-
-            val_names = {src.name for src in trainer.validation_sources}
-            r = score_detection(trainer.predictor(), [(images[f.name], pts) for f, pts in pairs
-                                                      if f.name in val_names], tolerance=6)
-            print(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
-                  f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "
-                  f"(within 6 px; {r['tp']} found, {r['fp']} extra, {r['fn']} missed)")
+    if trainer.has_validation:
+        for line in app.cli_validation_report(trainer, pairs, lambda f: _read_fit(f, s, quiet=True)):
+            print(line)
     print(f"Model saved to {a.out}")
     return 0
 
 
 def predict(a) -> int:
-    import numpy as np
-    import tifffile
-
     from .engine.data import list_images
-    from .engine.predictor import PostProcess
     from .engine.trainer import Trainer
 
     trainer = Trainer.load(a.model)
@@ -319,31 +246,13 @@ def predict(a) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MiaError(f"Cannot create the output folder {a.out}: {e.strerror}.") from e
-    if trainer.settings.model.task == "detection":
-        return _predict_points(predictor, files, a)
-    if trainer.settings.model.task == "classification":
-        return _predict_classes(predictor, files, a)
-    instances = trainer.settings.model.label_mode == "instances"
-    post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
-    written = []
-
-    def one(f, image):
-        labels = predictor.predict(image, post=post, name=f.name)
-        labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
-        name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
-        try:
-            tifffile.imwrite(a.out / name, labels, compression="zlib")
-        except OSError as e:
-            raise _OutputError(f"Cannot write {a.out / name}: {e.strerror}.") from e
-        written.append(name)
-
-    _predict_each(files, predictor, a, one)
-    print(f"Wrote {len(written)} label image(s) to {a.out}")
+    # What is written (label TIFFs, points.csv, classes.csv) is the application's.
+    print(trainer.app.cli_predict(predictor, a, lambda work: _predict_each(files, predictor, a, work)))
     return _skipped_exit(a)
 
 
-class _OutputError(MiaError):
-    """The output folder cannot be written: fatal for the whole folder, not a reason to skip one image."""
+# The output folder cannot be written: fatal for the whole folder, not a reason to skip one image.
+_OutputError = OutputError
 
 
 def _predict_each(files, predictor, a, work) -> None:
@@ -392,52 +301,6 @@ def _skipped_exit(a) -> int:
     for name, why in a.skipped:
         print(f"  {name}: {why}", file=sys.stderr)
     return 2
-
-
-def _write_csv(out: Path, header: list, rows: list) -> Path:
-    import csv
-
-    try:
-        with out.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(header)
-            w.writerows(rows)
-    except OSError as e:
-        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
-    return out
-
-
-def _predict_points(predictor, files, a) -> int:
-    rows, done = [], []
-
-    def one(f, image):
-        found = predictor.result(image, name=f.name)
-        if found.shape[1] != 4:
-            raise MiaError(f"{f.name} is a stack: detection predicts 2D images. Save one file per frame.")
-        rows.extend((f.name, int(y), int(x), int(cls), round(float(score), 4)) for y, x, cls, score in found)
-        done.append(f.name)
-
-    _predict_each(files, predictor, a, one)
-    out = _write_csv(a.out / "points.csv", ["name", "y", "x", "class", "score"], rows)
-    print(f"Wrote {len(rows)} point(s) of {len(done)} image(s) to {out}")
-    return _skipped_exit(a)
-
-
-def _predict_classes(predictor, files, a) -> int:
-    names = predictor.settings.model.class_names
-    rows = []
-
-    def one(f, image):
-        found = predictor.classify(image, name=f.name)
-        for i, (cls, probs) in enumerate(found):
-            # A stack gets one row per frame: name[frame].
-            rows.append([f.name if len(found) == 1 else f"{f.name}[{i}]", names[cls], round(float(probs[cls]), 4),
-                         *(round(float(p), 4) for p in probs)])
-
-    _predict_each(files, predictor, a, one)
-    out = _write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
-    print(f"Wrote the classes of {len(rows)} image(s) to {out}")
-    return _skipped_exit(a)
 
 
 def _bar(total: int, quiet: bool):

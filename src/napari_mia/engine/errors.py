@@ -28,3 +28,7 @@ class PretrainedWeightsError(MiaError, OSError):
 
 class OutOfMemoryError(MiaError, MemoryError):
     """A training or prediction step ran out of (GPU) memory."""
+
+
+class OutputError(MiaError):
+    """A prediction's output cannot be written: fatal for the whole folder, not a reason to skip one image."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import shutil
 import tempfile
@@ -30,7 +29,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import applications
 from .errors import MiaError, ModelFileError
+from .export_readme import cover as _cover, readme as _readme, record_summary as _record_summary
 from .settings import Settings
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
@@ -77,7 +78,7 @@ def size_step(settings: Settings) -> int:
 
 def _test_crop(frame: np.ndarray, settings: Settings) -> np.ndarray:
     """(H, W, C) -> the top-left crop the package's test tensors show: sizes min + k * step."""
-    if settings.model.task == "classification":
+    if applications.for_settings(settings).whole_image:
         return frame  # the class belongs to the whole image
     step = size_step(settings)
     h, w = frame.shape[:2]
@@ -94,7 +95,7 @@ def _network_kwargs(s: Settings) -> dict:
     m, d = s.model, s.data
     return {"task": m.task, "architecture": m.architecture, "encoder": m.encoder, "in_channels": m.channels,
             "classes": m.num_classes, "downscale": float(d.downscale),
-            "input_size": [d.patch_height, d.patch_width] if m.task == "classification" else None}
+            "input_size": [d.patch_height, d.patch_width] if applications.get(m.task).whole_image else None}
 
 
 def exported_network(model, settings: Settings):
@@ -146,11 +147,7 @@ def _preprocess(x: np.ndarray, settings: Settings, dtype: np.dtype) -> np.ndarra
 
 
 def _postprocess(out: np.ndarray, settings: Settings) -> np.ndarray:
-    import torch
-
-    if settings.model.task == "detection":
-        return (out / np.float32(settings.data.object_intensity)).astype(np.float32)
-    return torch.softmax(torch.from_numpy(out), 1).numpy()
+    return applications.for_settings(settings).export_postprocess(out, settings)
 
 
 def _identifiers(names: Sequence[str]) -> list[str]:
@@ -167,113 +164,7 @@ def _identifiers(names: Sequence[str]) -> list[str]:
 
 
 def _output_channel_names(s: Settings) -> list[str]:
-    m = s.model
-    if m.task == "detection":
-        return list(m.class_names[1:])
-    if m.task == "segmentation" and m.label_mode == "instances":
-        return ["background", "interior", "boundary"]
-    return list(m.class_names)
-
-
-# -- record, README, cover ------------------------------------------------------
-def _record_summary(history: list[dict], data_size: dict | None) -> dict:
-    scored = [h for h in history if h.get("val_metric") is not None]
-    best = max(scored, key=lambda h: h["val_metric"]) if scored else None
-    last = history[-1] if history else None
-    return {"epochs": len(history), "data": data_size or {}, "last_epoch": last, "best_epoch": best}
-
-
-def _readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: int) -> str:
-    m, d, t = s.model, s.data, s.train
-    what = {
-        "segmentation": ("a class for every pixel" if m.label_mode == "classes" else
-                         "objects (instances): each pixel's probability of background, object interior and object "
-                         "boundary; napari-mia cuts touching objects apart along the boundaries"),
-        "detection": "objects as points: a map with a bump on each object, 1.0 at its centre",
-        "classification": "one class for each image",
-    }[m.task]
-    lines = [f"# {name}", "", f"A napari-mia model ({m.task}) trained in napari-mia: it finds {what}.", "",
-             "## Input", "",
-             f"- {m.channels} channel(s), 2D images; axes batch, channel, y, x; float32 (raw values).",
-             f"- Normalisation (done by the package's preprocessing): {d.normalization}"
-             + (" (1st to 99.8th percentile to 0-1, per image and channel)"
-                if d.normalization == "percentile" else "") + "."]
-    if m.task == "classification":
-        lines.append(f"- Any size: the network resizes each whole image to {d.patch_height} x {d.patch_width} "
-                     "pixels, as in training.")
-    else:
-        lines.append(f"- Height and width: multiples of {step} pixels (tiles of any such size).")
-        if d.downscale != 1:
-            lines.append(f"- Down scaling {d.downscale:g} is built into the network: give images at their original "
-                         "resolution; the output has the input's size.")
-    lines += ["", "## Output", ""]
-    names = _output_channel_names(s)
-    if m.task == "classification":
-        lines.append(f"Class probabilities (softmax), one per class: {', '.join(names)}.")
-    elif m.task == "detection":
-        lines += [f"One object map per kind of object ({', '.join(names)}), the network's map divided by the object "
-                  f"intensity ({d.object_intensity:g}) so that an object's centre is near 1.0.",
-                  f"napari-mia takes the map's local maxima above {d.detection_threshold:.2f} that lie at least "
-                  f"{max(1, round(d.object_size / 2))} pixels apart (object size {d.object_size:g} pixels) as the "
-                  "objects; other tools can do the same (e.g. Fiji's Find Maxima). That peak finding is not part "
-                  "of the package: the bioimage.io format has no step for it."]
-    else:
-        lines.append(f"Probabilities (softmax over the channel axis), one channel each: {', '.join(names)}.")
-        if m.label_mode == "instances":
-            lines.append("Objects are made from these by napari-mia (watershed from the interiors); other tools "
-                         "can threshold the interior channel.")
-    lines += ["", "## Training", "",
-              f"- Network: {m.architecture if m.task != 'classification' else 'classifier'} with encoder {m.encoder}"
-              f"{' (ImageNet start)' if m.pretrained else ''}, segmentation-models-pytorch.",
-              f"- {summary['epochs']} epoch(s) recorded; batch size {t.batch_size}, learning rate {t.learning_rate:g}, "
-              f"optimizer {t.optimizer}, loss {t.loss}, patch {d.patch_width} x {d.patch_height}."]
-    data = summary["data"]
-    if data:
-        lines.append(f"- Data: {data.get('train_images', '?')} training image(s), "
-                     f"{data.get('validation_images', '?')} held out for validation.")
-    best, last = summary["best_epoch"], summary["last_epoch"]
-    if best:
-        lines.append(f"- Validation {t.metric}: {best['val_metric']:.4f} at epoch {best['epoch']} (best); "
-                     f"last epoch {last['epoch']}: {last['val_metric'] if last['val_metric'] is None else round(last['val_metric'], 4)}.")
-    elif last:
-        lines.append(f"- No validation images; last training {t.metric}: {last.get('train_metric', float('nan')):.4f}.")
-    lines += ["", "## Weights", "", f"Formats: {', '.join(formats)}. Each was tested with bioimageio.core's model "
-              "test (on the CPU) before the package was written.", "",
-              "## napari-mia", "",
-              "Load this package in napari-mia (Load Model, or `napari-mia predict --model THIS.zip`) to predict "
-              "with its own post-processing, or to continue training. All its settings are in `config.napari_mia` "
-              "of rdf.yaml.", ""]
-    return "\n".join(lines)
-
-
-def _cover(path: Path, image: np.ndarray, shown: np.ndarray, s: Settings, result) -> None:
-    """Image and prediction side by side (PNG, 2:1)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 4), dpi=80)
-    a, b = fig.subplots(1, 2)
-    img = image[..., 0] if image.shape[-1] == 1 else np.clip(image[..., :3], 0, 1)
-    for ax in (a, b):
-        ax.imshow(img, cmap="gray")
-        ax.set_axis_off()
-    a.set_title("image")
-    task = s.model.task
-    if task == "classification":
-        cls, probs = result
-        b.set_title(f"{s.model.class_names[cls]} ({probs[cls]:.0%})")
-    elif task == "detection":
-        b.plot(result[:, 1], result[:, 0], "o", mfc="none", mec="yellow", ms=6)
-        b.set_title(f"{len(result)} objects")
-    else:
-        masked = np.ma.masked_equal(shown, 0)
-        b.imshow(masked % 20 if s.model.label_mode == "instances" else masked, cmap="tab20", alpha=0.6,
-                 interpolation="nearest")
-        b.set_title("prediction")
-    fig.tight_layout()
-    fig.savefig(path)
+    return applications.for_settings(s).output_channel_names(s)
 
 
 # -- export ---------------------------------------------------------------------
@@ -310,7 +201,8 @@ def export_package(
     if out.suffix.lower() != ".zip":
         out = out.with_suffix(".zip")
     s = trainer.settings.copy()
-    step = size_step(s) if s.model.task != "classification" else 1
+    app = applications.for_settings(s)
+    step = 1 if app.whole_image else size_step(s)
     frame = image_frames(image, s.model.channels, "image", rgb=rgb)[0]
     crop = np.ascontiguousarray(_test_crop(frame, s))
     name = (name or out.stem.replace("_", " ")).strip()
@@ -334,14 +226,7 @@ def export_package(
 
         # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
         pred = Predictor(trainer.model, s, next(trainer.model.parameters()).device, tile=None)
-        if s.model.task == "classification":
-            result = pred.classify(crop)[0]
-            shown = None
-        elif s.model.task == "detection":
-            result, shown = pred.detect(crop), None
-        else:
-            shown = pred.predict(crop)
-            result = shown
+        result, shown = app.export_predict(pred, crop)
         from .data import normalize
 
         _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
@@ -390,7 +275,7 @@ def _write_weights(net, x: np.ndarray, formats: Sequence[str], tmp: Path) -> dic
             import onnx  # noqa: F401 - torch's exporter needs it
         except ImportError as e:
             raise ExportError("ONNX weights need the package onnx: pip install 'napari-mia[bioimageio]'.") from e
-        dims = {0: "batch"} if net.task == "classification" else {0: "batch", 2: "y", 3: "x"}
+        dims = {0: "batch"} if net.input_size[0] else {0: "batch", 2: "y", 3: "x"}  # a classifier's size is set
         try:
             # The legacy (TorchScript-based) exporter: the default one of torch 2.14 needs onnxscript. One file,
             # no external data: these networks are far below ONNX's 2 GB limit.
@@ -410,17 +295,16 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
     from bioimageio.spec.model.v0_5 import (
         ArchitectureFromFileDescr, Author, AxisId, BatchAxis, ChannelAxis, CiteEntry, Config, FileDescr,
         Identifier, InputTensorDescr, IntervalOrRatioDataDescr, ModelDescr, OnnxWeightsDescr, OutputTensorDescr,
-        ParameterizedSize, PytorchStateDictWeightsDescr, ScaleLinearDescr, ScaleLinearKwargs, SizeReference,
-        SoftmaxDescr, SoftmaxKwargs, SpaceInputAxis, SpaceOutputAxis, TensorId, TorchscriptWeightsDescr,
+        ParameterizedSize, PytorchStateDictWeightsDescr, SizeReference, SpaceInputAxis, SpaceOutputAxis, TensorId, TorchscriptWeightsDescr,
         Version, WeightsDescr,
     )
 
-    m, d = s.model, s.data
+    m = s.model
     inp = TensorId("input0")
     in_names = ["gray"] if m.channels == 1 else (["red", "green", "blue"] if m.channels == 3 else
                                                  [f"channel{i}" for i in range(m.channels)])
-    size = ParameterizedSize(min=STRIDE, step=1) if m.task == "classification" else ParameterizedSize(min=step,
-                                                                                                       step=step)
+    app = applications.get(m.task)
+    size = ParameterizedSize(min=STRIDE, step=1) if app.whole_image else ParameterizedSize(min=step, step=step)
     inputs = [InputTensorDescr(
         id=inp, description="raw image (any intensity range; normalised by the preprocessing)",
         axes=[BatchAxis(), ChannelAxis(channel_names=[Identifier(c) for c in in_names]),
@@ -429,18 +313,15 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
         data=IntervalOrRatioDataDescr(type="float32"),
         preprocessing=_preprocessing(s, dtype))]
     channels = ChannelAxis(channel_names=[Identifier(c) for c in _identifiers(_output_channel_names(s))])
-    if m.task == "classification":
+    if app.whole_image:
         axes = [BatchAxis(), channels]
     else:
         axes = [BatchAxis(), channels,
                 SpaceOutputAxis(id=AxisId("y"), size=SizeReference(tensor_id=inp, axis_id=AxisId("y"))),
                 SpaceOutputAxis(id=AxisId("x"), size=SizeReference(tensor_id=inp, axis_id=AxisId("x")))]
-    post = ([ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / d.object_intensity))] if m.task == "detection"
-            else [SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))])
     outputs = [OutputTensorDescr(
-        id=TensorId("output0"),
-        description={"detection": "object maps (1.0 at an object's centre)"}.get(m.task, "probabilities"),
-        axes=axes, test_tensor=FileDescr(source=tmp / "test_output.npy"), postprocessing=post)]
+        id=TensorId("output0"), description=app.output_description, postprocessing=app.export_postprocessing(s),
+        axes=axes, test_tensor=FileDescr(source=tmp / "test_output.npy"))]
     version = Version(torch.__version__.split("+")[0])
     weights = {"pytorch_state_dict": PytorchStateDictWeightsDescr(
         source=files["pytorch_state_dict"], pytorch_version=version,

@@ -99,17 +99,17 @@ def load_encoder_weights(encoder_module, path: str | Path, encoder: str) -> None
 
 
 def build_model(ms: ModelSettings, load_pretrained: bool = True):
-    """Create the network; with ``pretrained`` the encoder starts from ImageNet.
+    """Create the network its application builds; with ``pretrained`` the encoder starts from ImageNet."""
+    from . import applications
 
-    Classification builds ``Classifier`` (the encoder and one class per image)
-    and ignores the architecture, which names a segmentation decoder.
-    """
+    return applications.get(ms.task).build_model(ms, ms.pretrained and load_pretrained)
+
+
+def build_smp_model(ms: ModelSettings, pretrained: bool):
+    """A segmentation-models-pytorch network: ``ms.architecture``'s decoder, one output channel per output."""
     import segmentation_models_pytorch as smp
 
-    if ms.task == "classification":
-        return _build_classifier(ms, ms.pretrained and load_pretrained)
     kwargs = dict(encoder_name=ms.encoder, encoder_weights=None, classes=ms.num_classes)
-    pretrained = ms.pretrained and load_pretrained
     try:
         # Build in 3-channel form when loading ImageNet weights, then let smp
         # adapt the first convolution to the real channel count, as it does
@@ -141,7 +141,8 @@ def _classifier_class():
     return Classifier
 
 
-def _build_classifier(ms: ModelSettings, pretrained: bool):
+def build_classifier(ms: ModelSettings, pretrained: bool):
+    """An encoder and one class per image (``bioimageio_network.Classifier``); the architecture does not apply."""
     import segmentation_models_pytorch as smp
 
     try:

@@ -13,10 +13,11 @@ from typing import Callable
 
 import numpy as np
 
-from .data import image_frames, is_stack, prepare_image, prepare_whole, resize_to
-from .errors import DataError, OutOfMemoryError, SettingsError
+from . import applications
+from .errors import DataError, OutOfMemoryError
+from .images import image_frames, is_stack, prepare_image, resize_to
 from .settings import Settings
-from .targets import decode_instances, remove_small
+from .targets import fill_holes as _fill_holes  # noqa: F401 - importable from here, as before
 
 STRIDE = 32  # every smp encoder halves the size five times
 
@@ -83,9 +84,14 @@ class Predictor:
         self.batch_size = batch_size or max(1, settings.train.batch_size)
         self._progress: _Progress | None = None
 
+    @property
+    def app(self) -> applications.Application:
+        """The application the model serves: it activates and decodes the network's output."""
+        return applications.for_settings(self.settings)
+
     def tiles_per_frame(self, shape: tuple[int, int]) -> int:
         """How many tiles a (H, W) frame of the image (before down scaling) is cut into."""
-        from .data import scaled_shape
+        from .images import scaled_shape
 
         if self.tile is None:
             return 1
@@ -104,9 +110,7 @@ class Predictor:
     # -- probabilities ----------------------------------------------------
     def probabilities(self, frame: np.ndarray) -> np.ndarray:
         """(H, W, C) raw frame -> (classes, H, W) float32 probabilities."""
-        if self.settings.model.task == "classification":
-            raise SettingsError("This is a classification model: it gives one class to each image, not a label "
-                                "image. Use classify.")
+        self.app.check_maps(self.settings)
         x = prepare_image(frame, self.settings)
         probs = self._tiled(x) if self.tile is not None else self._whole(x)
         probs = resize_to(probs.transpose(1, 2, 0), frame.shape[:2], order=1).transpose(2, 0, 1)
@@ -119,9 +123,7 @@ class Predictor:
             with torch.inference_mode():
                 t = torch.from_numpy(batch).to(self.device)
                 out = self.model(t).float()
-                # Detection regresses heatmaps (no negative heights); segmentation gives class probabilities.
-                out = torch.relu(out) if self.settings.model.task == "detection" else torch.softmax(out, 1)
-                return out.cpu().numpy()
+                return self.app.activation(out).cpu().numpy()
         except (RuntimeError, MemoryError) as e:
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
                 raise OutOfMemoryError(
@@ -167,38 +169,17 @@ class Predictor:
 
     # -- labels -----------------------------------------------------------
     def decode(self, probs: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
-        post = post or PostProcess()
-        if self.settings.model.label_mode == "instances":
-            if post.split_touching:
-                labels = decode_instances(probs, post.min_size)
-            else:
-                from skimage.measure import label
+        """(classes, H, W) probabilities -> label image (segmentation's decoding, per label mode)."""
+        from .applications.segmentation import decode
 
-                labels = label(probs[0] < 0.5).astype(np.uint32)
-                labels = remove_small(labels, post.min_size) if post.min_size else labels
-                labels = labels.astype(np.uint16 if labels.max() < 2**16 else np.uint32)
-        else:
-            labels = probs.argmax(0).astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
-            if post.min_size:
-                from skimage.measure import label
-
-                comps = label(labels > 0)
-                labels = np.where(remove_small(comps, post.min_size) > 0, labels, 0).astype(labels.dtype)
-        if post.fill_holes:
-            labels = _fill_holes(labels)
-        return labels
+        return decode(probs, self.settings, post or PostProcess())
 
     def detect(self, frame: np.ndarray, threshold: float | None = None,
                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Detection: (H, W[, C]) image -> (N, 4) y, x, class, score of the objects found."""
-        from .detection import find_points
+        from .applications.detection import detect
 
-        frame = frame[..., None] if frame.ndim == 2 else frame
-        if progress is not None:
-            self._start_progress(progress, frame[None])
-        d = self.settings.data
-        threshold = d.detection_threshold if threshold is None else threshold
-        return find_points(self.probabilities(frame), d.object_size, d.object_intensity, threshold)
+        return detect(self, frame, threshold, progress)
 
     def classify(self, image: np.ndarray, rgb: bool | None = None,
                  progress: Callable[[int, int], None] | None = None,
@@ -208,19 +189,9 @@ class Predictor:
         A 2D or colour image gives a one-element list. Frames are prepared as in
         training (normalised, resized to the input size) and predicted in batches.
         """
-        if self.settings.model.task != "classification":
-            raise SettingsError("This model does not classify images: it was trained for "
-                                f"{self.settings.model.task}.")
-        frames = _frames(image, self.settings.model.channels, rgb, name)
-        self._start_progress(progress, frames, per_frame_tiles=False)
-        self.model.eval()
-        out = []
-        for i in range(0, len(frames), self.batch_size):
-            chunk = frames[i:i + self.batch_size]
-            batch = np.stack([prepare_whole(f, self.settings).transpose(2, 0, 1) for f in chunk])
-            out += [(int(p.argmax()), p) for p in self._forward(np.ascontiguousarray(batch))]
-            self._tick(len(chunk))
-        return out
+        from .applications.classification import classify
+
+        return classify(self, image, rgb, progress, name)
 
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
                 progress: Callable[[int, int], None] | None = None, name: str = "image") -> np.ndarray:
@@ -247,28 +218,4 @@ class Predictor:
         Segmentation: a label image like `image`. Detection: (N, 4) y, x, class, score, or (N, 5)
         frame, y, x, class, score for a stack. Classification: [(class id, probabilities)] per frame.
         """
-        task = self.settings.model.task
-        if task == "classification":
-            return self.classify(image, rgb=rgb, progress=progress, name=name)
-        if task == "detection":
-            channels = self.settings.model.channels
-            frames = _frames(image, channels, rgb, name)
-            self._start_progress(progress, frames)
-            found = [self.detect(f) for f in frames]
-            if not is_stack(image, channels, rgb):
-                return found[0]
-            return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
-        return self.predict(image, rgb=rgb, post=post, progress=progress, name=name)
-
-
-def _fill_holes(labels: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_fill_holes, find_objects
-
-    out = labels.copy()
-    # Each value within its own bounding box: thousands of nuclei on a slide stay fast.
-    for v, box in enumerate(find_objects(labels), start=1):
-        if box is None:
-            continue
-        region, target = labels[box], out[box]
-        target[binary_fill_holes(region == v) & (region == 0)] = v
-    return out
+        return self.app.result(self, image, rgb=rgb, post=post, progress=progress, name=name)

@@ -47,14 +47,22 @@ CLASS_WEIGHTING = ("none", "auto", "manual")
 NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
 
 
+def _application(task: str):
+    # Imported on use: the applications import this module. An unknown name is refused by validate;
+    # until then it reads as the default application.
+    from . import applications
+
+    return applications.get(task if task in applications.names() else TASKS[0])
+
+
 def task_losses(task: str) -> tuple[str, ...]:
-    """The losses that fit a task."""
-    return {"detection": REGRESSION_LOSSES, "classification": CLASSIFICATION_LOSSES}.get(task, SEGMENTATION_LOSSES)
+    """The losses that fit a task (its application's ``losses``)."""
+    return _application(task).losses
 
 
 def default_loss(task: str) -> str:
     """The loss a new model of this task starts with (segmentation: dice, see TrainSettings.loss)."""
-    return {"detection": "mse", "classification": "cross_entropy"}.get(task, "dice")
+    return _application(task).default_loss
 
 
 @dataclass
@@ -78,13 +86,7 @@ class ModelSettings:
     @property
     def num_classes(self) -> int:
         """Number of output channels of the network."""
-        if self.task == "detection":  # one heatmap per kind of point; class_names[0] is background
-            return len(self.class_names) - 1
-        if self.task == "classification":
-            return len(self.class_names)
-        if self.label_mode == "instances":
-            return 3
-        return len(self.class_names)
+        return _application(self.task).num_outputs(self)
 
 
 @dataclass
@@ -267,20 +269,8 @@ class Settings:
         _choice("architecture", m.architecture, ARCHITECTURES)
         _choice("optimizer", t.optimizer, OPTIMIZERS)
         _choice("loss", t.loss, LOSSES)
-        if m.task == "classification" and t.loss not in CLASSIFICATION_LOSSES:
-            raise SettingsError(f"Classification gives one class to each image: choose the loss "
-                                f"{', '.join(CLASSIFICATION_LOSSES)}; got '{t.loss}'.")
-        if m.task == "classification" and m.label_mode != "classes":
-            raise SettingsError("Classification gives one class to each image, not instance labels: use the label "
-                                "mode 'classes'.")
-        if m.task == "detection" and t.loss not in REGRESSION_LOSSES:
-            raise SettingsError(f"Detection learns a map of the objects: choose the loss {', '.join(REGRESSION_LOSSES)}; "
-                                f"got '{t.loss}'.")
-        if m.task != "detection" and t.loss in REGRESSION_LOSSES:
-            raise SettingsError(f"The loss '{t.loss}' is for detection; segmentation uses "
-                                f"{', '.join(SEGMENTATION_LOSSES)}.")
-        if m.task == "detection" and m.label_mode != "classes":
-            raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
+        app = _application(m.task)
+        app.validate(self)  # the application's losses and label modes
         if da.min_object_size < 0:
             raise SettingsError("Min object size must be 0 (keep every object) or more.")
         if not (da.object_size > 0 and da.object_intensity > 0):
@@ -291,8 +281,7 @@ class Settings:
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
             raise SettingsError("channels must be at least 1 (1 = Mono, 3 = Color).")
-        if m.task == "classification" and len(m.class_names) < 2:
-            raise SettingsError("Classification needs at least two classes to tell apart.")
+        app.check_class_names(m)
         if len(m.class_names) < 2:
             raise SettingsError("At least two classes are needed: background and one more.")
         if not 0 < da.downscale <= 1:
@@ -312,7 +301,7 @@ class Settings:
         if t.class_weighting == "manual" and t.class_weights and len(t.class_weights) != m.num_classes:
             raise SettingsError(
                 f"Manual class weighting needs {m.num_classes} weights (one per class"
-                f"{'' if m.task == 'classification' else ', background first'}), got {len(t.class_weights)}."
+                f"{', background first' if app.has_background else ''}), got {len(t.class_weights)}."
             )
         for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine", "zoom",
                      "brightness_contrast", "gamma", "noise"):

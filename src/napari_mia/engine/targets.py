@@ -19,9 +19,7 @@ INSTANCE_CLASS_NAMES = ["background", "interior", "boundary"]
 
 def encode(labels: np.ndarray, label_mode: str) -> np.ndarray:
     """Integer label image -> uint8 class-id target."""
-    if label_mode == "instances":
-        return encode_instances(labels)
-    return labels.astype(np.uint8)
+    return encode_instances(labels) if label_mode == "instances" else labels.astype(np.uint8)
 
 
 def encode_instances(instances: np.ndarray) -> np.ndarray:
@@ -91,3 +89,17 @@ def contour_weights(instances: np.ndarray, w0: float, sigma: float) -> np.ndarra
     border = np.nan_to_num(border, nan=0.0, posinf=0.0)
     border[instances > 0] = 0
     return (1.0 + border).astype(np.float32)
+
+
+def fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Fill each label's holes (background enclosed by it) with its value."""
+    from scipy.ndimage import binary_fill_holes, find_objects
+
+    out = labels.copy()
+    # Each value within its own bounding box: thousands of nuclei on a slide stay fast.
+    for v, box in enumerate(find_objects(labels), start=1):
+        if box is None:
+            continue
+        region, target = labels[box], out[box]
+        target[binary_fill_holes(region == v) & (region == 0)] = v
+    return out

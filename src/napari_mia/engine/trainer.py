@@ -16,20 +16,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import modelfile
+from . import applications, modelfile
+from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
 from .augment import build_augment
 from .data import (
-    ClassificationDataset,
-    PatchDataset,
     SampleSource,
-    auto_class_weights,
-    class_frequencies,
     sources_for_task,
     split_train_val,
     too_few_for_validation,
@@ -37,107 +33,14 @@ from .data import (
 )
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
-from .losses import LOSSES
-from .metrics import confusion, foreground_confusion, score
+from .metrics import confusion, score
 from .models import build_model, pick_device
+from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here, as before
+    SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
+    settle_batchnorm,
+)
 from .settings import Settings
 from .targets import IGNORE
-
-
-@dataclass
-class _Run:
-    """Everything a stopped run needs to continue exactly where it was."""
-
-    train: list[SampleSource]
-    val: list[SampleSource]
-    optimizer: object
-    scheduler: object
-    class_weights: object
-    epochs: int
-    epoch: int = 0  # epochs completed
-    iteration: int = 0
-    step: int = 0  # steps done in the current epoch
-    batches: Iterator | None = None
-    loss_sum: float = 0.0
-    cm: np.ndarray | None = None
-    epoch_seconds: float = 0.0
-    in_validation: bool = False
-    best_val: float = float("-inf")
-    deadline: float | None = None
-    history: list = field(default_factory=list)
-
-
-class _SegmentationHead:
-    """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
-
-    def __init__(self, settings: Settings):
-        self.loss_fn = LOSSES[settings.train.loss]
-        self.n_cm = settings.model.num_classes
-
-    def __call__(self, out, y, w, class_weights):
-        """(loss, predicted class ids, target class ids) of a batch."""
-        return self.loss_fn(out, y, w, class_weights), out.argmax(1), y
-
-
-class _DetectionHead:
-    """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
-
-    def __init__(self, settings: Settings):
-        from .detection import sigma_of
-        from .losses import REGRESSION_LOSSES
-
-        self.loss_fn = REGRESSION_LOSSES[settings.train.loss]
-        self.n_out = settings.model.num_classes
-        self.n_cm = self.n_out + 1
-        d = settings.data
-        # object_size is in the image's pixels; the network sees the down-scaled image.
-        self.sigma, self.intensity = sigma_of(d.object_size * d.downscale), d.object_intensity
-
-    def __call__(self, out, y, w, class_weights):
-        import torch
-
-        from .detection import blob_classes, target_heatmap
-
-        heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
-        truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
-        return self.loss_fn(out, heat, valid), blob_classes(out.detach().float(), self.intensity), truth
-
-
-class _ClassificationHead:
-    """Classification: the segmentation losses, each image's logits seen as a one-pixel image."""
-
-    def __init__(self, settings: Settings):
-        self.loss_fn = LOSSES[settings.train.loss]
-        self.n_cm = settings.model.num_classes
-
-    def __call__(self, out, y, w, class_weights):
-        """(N, classes) logits, (N,) class ids -> (loss, predicted class ids, target class ids)."""
-        loss = self.loss_fn(out[:, :, None, None], y[:, None, None], None if w is None else w[:, None, None],
-                            class_weights)
-        return loss, out.argmax(1), y
-
-
-def _head(settings: Settings):
-    return {"detection": _DetectionHead, "classification": _ClassificationHead}.get(
-        settings.model.task, _SegmentationHead)(settings)
-
-
-# More values than this in 'classes' mode almost surely are instance ids.
-MAX_CLASSES = 50
-
-# Patches whose batch statistics become the BatchNorm running statistics before
-# the model predicts (see Trainer.settle_normalization). Measured on a 5-step Unet
-# on DSB nuclei (256 px patches): eval-mode IoU on a training image 0.62 stale,
-# 0.73 with 16 patches, 0.72 with 32, train-mode 0.68; 16 cost 4 forward passes of 4.
-SETTLE_PATCHES = 16
-# The patches are drawn with their own seed: the training's own draws are untouched.
-_SETTLE_EPOCH = 2**31 - 1
-
-
-def _norm_layers(model) -> list:
-    import torch
-
-    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
 def _model_key(s: Settings) -> tuple:
@@ -171,6 +74,11 @@ class Trainer:
 
     # -- state ------------------------------------------------------------
     @property
+    def app(self) -> applications.Application:
+        """The application the model is trained for: targets, loss head, score."""
+        return applications.for_settings(self.settings)
+
+    @property
     def data_size(self) -> dict | None:
         """How many images the weights were trained and validated on (the last run's, else the loaded file's)."""
         if self._run is not None and self._run.train:
@@ -183,24 +91,7 @@ class Trainer:
 
     def calibrate_detection(self) -> float:
         """Detection: set the peak threshold from the run's training images (never the held-out ones)."""
-        from .detection import calibrate_threshold, dots_to_points
-
-        if self.settings.model.task != "detection" or self._run is None or self.model is None:
-            raise SettingsError("Calibration needs a detection model that has been trained.")
-        pairs = []
-        for src in self._run.train:
-            sample = src.get()
-            # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
-            pairs.append((sample.image, dots_to_points(sample.target)))
-        scaled = self.settings.copy()
-        scaled.data.normalization, scaled.data.downscale = "none", 1.0
-        scaled.data.object_size = self.settings.data.object_size * self.settings.data.downscale
-        from .predictor import Predictor
-
-        self.settle_normalization()
-        thr = calibrate_threshold(Predictor(self.model, scaled, self.device), pairs, scaled.data.object_size / 2)
-        self.settings.data.detection_threshold = thr
-        return thr
+        return self.app.calibrate(self)
 
     @property
     def validation_sources(self) -> list:
@@ -243,85 +134,7 @@ class Trainer:
         return sources_for_task(data, self.settings)
 
     def _check_classes(self, sources: Sequence[SampleSource]) -> None:
-        m = self.settings.model
-        if m.label_mode != "classes":
-            return
-        top = max(s.max_label for s in sources)
-        if m.task == "classification":
-            # The class list is the user's (it names the categories): never extended from the data.
-            if top >= len(m.class_names):
-                n = len(m.class_names)
-                raise DataError(f"An image has class {top}, but there are {n} classes (0-{n - 1}: "
-                                f"{', '.join(m.class_names)}). Add the class to the class list, or correct the "
-                                "image's class.")
-            return
-        if top < len(m.class_names):
-            return
-        if self.model is None:
-            if top > MAX_CLASSES:
-                raise DataError(
-                    f"The labels hold values up to {top}. In 'classes' label mode every value is a class; if each "
-                    "object has its own value (instance labels), choose the label mode 'instances'."
-                )
-            # Classes the user has not named, taken from labels that look like one id per object: almost
-            # surely instance labels. Naming the classes first (class_names) says they are intended.
-            guesses = [s.label_mode_guess for s in sources if s.label_mode_guess is not None]
-            if guesses and guesses.count("instances") * 2 > len(guesses):
-                name = next(s.name for s in sources if s.label_mode_guess == "instances")
-                raise DataError(
-                    f"The labels of '{name}' look like one value per object ({top} values, each a separate "
-                    f"blob), not classes: in 'classes' label mode this would train a model of {top + 1} "
-                    "classes. Choose the label mode 'instances' to learn to find and separate the objects."
-                )
-            # A new model takes its classes from the data.
-            m.class_names = m.class_names + [f"class {k}" for k in range(len(m.class_names), top + 1)]
-            return
-        n = len(m.class_names)
-        raise DataError(
-            f"The labels contain class {top}, but the model knows {n} classes (0-{n - 1}). "
-            "Relabel, or press Reset Model to train a new model with more classes."
-        )
-
-    def _class_weights(self, sources):
-        import torch
-
-        t, n = self.settings.train, self.settings.model.num_classes
-        if t.class_weighting == "none":
-            return None
-        if t.class_weighting == "auto":
-            w = auto_class_weights(class_frequencies(sources, n))
-        else:
-            if len(t.class_weights) != n:
-                first = "" if self.settings.model.task == "classification" else " (background first)"
-                raise SettingsError(f"Manual class weighting needs {n} weights{first}, got "
-                                    f"{len(t.class_weights)}.")
-            w = np.asarray(t.class_weights, np.float32)
-        return torch.as_tensor(w, dtype=torch.float32, device=self.device)
-
-    # -- optimisation ---------------------------------------------------------
-    def _optimizer(self):
-        import torch
-
-        t = self.settings.train
-        params, lr = self.model.parameters(), t.learning_rate
-        return {
-            "adam": lambda: torch.optim.Adam(params, lr=lr),
-            "adamax": lambda: torch.optim.Adamax(params, lr=lr),
-            "adadelta": lambda: torch.optim.Adadelta(params, lr=lr),
-            "adagrad": lambda: torch.optim.Adagrad(params, lr=lr),
-            "sgd": lambda: torch.optim.SGD(params, lr=lr, momentum=0.9),
-        }[t.optimizer]()
-
-    def _scheduler(self, optimizer):
-        import torch
-
-        t = self.settings.train
-        if t.lr_schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.plateau_factor,
-                                                              patience=t.plateau_patience)
-        if t.lr_schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_every, gamma=t.step_factor)
-        return None
+        self.app.check_classes(self.settings, sources, new_model=self.model is None)
 
     # -- public loops ---------------------------------------------------------
     def train(self, data, val=None, max_seconds: float | None = None,
@@ -345,10 +158,10 @@ class Trainer:
             train, val_sources = sources, self._sources(val) if len(val) else []
         self._check_classes(train + val_sources)
         self._ensure_model()
-        optimizer = self._optimizer()
-        scheduler = self._scheduler(optimizer)
+        optimizer = build_optimizer(self.model, self.settings.train)
+        scheduler = build_scheduler(optimizer, self.settings.train)
         self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=scheduler,
-                         class_weights=self._class_weights(train), epochs=self.settings.train.epochs)
+                         class_weights=class_weight_tensor(self.settings, train, self.device), epochs=self.settings.train.epochs)
         saved = self._saved_run
         if continue_saved:
             if not saved or saved.get("optimizer") is None:
@@ -378,7 +191,7 @@ class Trainer:
         steps = len(self._dataset(run.epoch)) // t.batch_size
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
                               note=self._note)
-        head = _head(self.settings)
+        head = self.app.head(self.settings)
         n_cls = head.n_cm
         while run.epoch < run.epochs:
             if not run.in_validation:
@@ -423,9 +236,9 @@ class Trainer:
             return "time_limit"
         return None
 
-    def _dataset(self, epoch: int) -> PatchDataset | ClassificationDataset:
-        kind = ClassificationDataset if self.settings.model.task == "classification" else PatchDataset
-        return kind(self._run.train, self.settings, build_augment(self.settings.augment), epoch_seed=epoch)
+    def _dataset(self, epoch: int):
+        return self.app.dataset(self._run.train, self.settings, build_augment(self.settings.augment),
+                                epoch_seed=epoch)
 
     def _loader(self, epoch: int):
         import torch
@@ -456,24 +269,14 @@ class Trainer:
         except (RuntimeError, MemoryError) as e:
             run.optimizer.zero_grad(set_to_none=True)
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
-                d = self.settings.data
-                whole = self.settings.model.task == "classification"  # no down scaling: images are resized
-                raise OutOfMemoryError(
-                    f"Out of memory during a training step (batch size {self.settings.train.batch_size}, "
-                    f"{'input' if whole else 'patch'} {d.patch_width}x{d.patch_height}). Lower the batch size or "
-                    f"the {'input' if whole else 'patch'} size{'' if whole else ', or use down scaling'}. "
-                    "The model's weights are kept."
-                ) from e
+                raise OutOfMemoryError(self.app.out_of_memory_message(self.settings)) from e
             raise
         with torch.no_grad():
             cm = confusion(pred_cls, true_cls, head.n_cm)
         return float(loss.detach()), cm
 
     def _score(self, cm: np.ndarray) -> float:
-        if self.settings.model.label_mode == "instances":
-            cm = foreground_confusion(cm)
-        # Classification has no background class: every class counts.
-        return score(cm, self.settings.train.metric, skip_background=self.settings.model.task != "classification")
+        return self.app.score(cm, self.settings)
 
     def _lr(self, run: _Run) -> float:
         return float(run.optimizer.param_groups[0]["lr"])
@@ -542,7 +345,7 @@ class Trainer:
         run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
                    class_weights=self._run.class_weights if self._run else None, epochs=0)
         self.settle_normalization()
-        loss, cm = self._validate(run, _head(self.settings))
+        loss, cm = self._validate(run, self.app.head(self.settings))
         return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric,
                 "accuracy": score(cm, "accuracy")}
 
@@ -565,40 +368,16 @@ class Trainer:
         `sources`: training sources (default: the current run's). Returns whether
         the statistics were re-estimated.
         """
-        import torch
-
         live = model is None
         model = self.model if live else model
         if model is None or (live and not self._norm_stale):
             return False
         sources = list(self._run.train) if sources is None and self._run is not None else list(sources or [])
-        layers = _norm_layers(model)
-        if not layers or not sources:
+        if not norm_layers(model) or not sources:
             return False
-        t = self.settings.train
-        kind = ClassificationDataset if self.settings.model.task == "classification" else PatchDataset
-        dataset = kind(sources, self.settings, augment=None, epoch_seed=_SETTLE_EPOCH)
-        # Batches of at least 2: a BatchNorm after global pooling cannot normalise a single value.
-        batch = max(2, t.batch_size)
-        # Patches are indexed past the dataset's length freely: each index seeds its own draw.
-        batches = [[dataset[i + k][0] for k in range(batch)] for i in range(0, max(SETTLE_PATCHES, batch), batch)]
-        device = next(model.parameters()).device
+        dataset = self.app.dataset(sources, self.settings, augment=None, epoch_seed=SETTLE_EPOCH)
         with self._weights_lock if live else contextlib.nullcontext():
-            was_training = model.training
-            momenta = [m.momentum for m in layers]
-            model.eval()
-            for m in layers:
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average over the batches below
-                m.train()
-            try:
-                with torch.no_grad():
-                    for x in batches:
-                        model(torch.stack(x).to(device))
-            finally:
-                for m, mom in zip(layers, momenta):
-                    m.momentum = mom
-                model.train(was_training)
+            settle_batchnorm(model, dataset, self.settings.train.batch_size)
             if live:
                 self._norm_stale = False
         return True

@@ -1,0 +1,260 @@
+"""What every application (segmentation, detection, classification, ...) tells the engine.
+
+The trainer, the predictor, the data pipeline, the export and the command line
+hold the machinery (patches, tiling, optimisation, packages, files); an
+``Application`` says what the targets are and what the network's output means.
+Each method names its caller; docs/adding-an-application.md walks through them.
+
+Instances hold no state: one per application, shared (see ``applications.get``).
+Defaults below are those of the applications that learn a map per pixel from a
+label image whose value is a class (segmentation in classes mode, detection).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ..errors import DataError, MiaError, SettingsError
+
+if TYPE_CHECKING:  # pragma: no cover - types only: settings must import without numpy or torch
+    import numpy as np
+
+    from ..data import Sample, SampleSource
+    from ..settings import ModelSettings, Settings
+
+# More values than this in 'classes' mode almost surely are instance ids.
+MAX_CLASSES = 50
+
+
+class Application:
+    """One application: its targets, its network head, its loss and score, its predictions, its files."""
+
+    #: The name in settings (``model.task``), on the command line (``--task``) and in model files.
+    name: str = ""
+    #: Losses that fit (engine.settings names them); the first choice of a new model is ``default_loss``.
+    losses: tuple[str, ...] = ()
+    default_loss: str = ""
+    #: The metric the command line switches to when a --config was written for another application.
+    default_metric: str | None = None
+    #: ``class_names[0]`` is background (not scored, not an output of its own where ``num_outputs`` says so).
+    has_background: bool = True
+    #: The network sees each image whole (resized to the patch size) and gives one vector per image:
+    #: no down scaling, no tiles, no spatial output axes in an exported package.
+    whole_image: bool = False
+    #: What a result is (``Predictor.result``), in words, for docstrings and messages.
+    result_type: str = ""
+
+    # -- settings (engine.settings) ------------------------------------------------------------------
+    def num_outputs(self, model: ModelSettings) -> int:
+        """The network's output channels (``ModelSettings.num_classes``)."""
+        return len(model.class_names)
+
+    def validate(self, settings: Settings) -> None:
+        """Raise SettingsError for a loss or label mode this application cannot use (``Settings.validate``)."""
+
+    def check_class_names(self, model: ModelSettings) -> None:
+        """Raise SettingsError for a class list this application cannot use (``Settings.validate``)."""
+
+    # -- targets (engine.data, Trainer.train) --------------------------------------------------------------
+    def sources(self, items: Sequence[tuple], settings: Settings,
+                rgb: Sequence[bool | None] | None = None) -> list[SampleSource]:
+        """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``)."""
+        from ..data import sources_from_arrays
+
+        return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb)
+
+    def make_sample(self, frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
+        """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``data.sources_from_arrays``)."""
+        raise NotImplementedError
+
+    def label_mode_guess(self, labels: np.ndarray, settings: Settings) -> str | None:
+        """What raw labels look like (``data.guess_label_mode``), kept for ``check_classes``; None: no check."""
+        return None
+
+    def check_classes(self, settings: Settings, sources: Sequence[SampleSource], new_model: bool) -> None:
+        """Raise DataError if the targets do not fit the classes; a new model may take its classes from the data.
+
+        Called by ``Trainer.train`` before the model is built (``new_model``: none exists yet).
+        """
+        m = settings.model
+        top = max(s.max_label for s in sources)
+        if top < len(m.class_names):
+            return
+        if new_model:
+            if top > MAX_CLASSES:
+                raise DataError(
+                    f"The labels hold values up to {top}. In 'classes' label mode every value is a class; if each "
+                    "object has its own value (instance labels), choose the label mode 'instances'."
+                )
+            # Classes the user has not named, taken from labels that look like one id per object: almost
+            # surely instance labels. Naming the classes first (class_names) says they are intended.
+            guesses = [s.label_mode_guess for s in sources if s.label_mode_guess is not None]
+            if guesses and guesses.count("instances") * 2 > len(guesses):
+                name = next(s.name for s in sources if s.label_mode_guess == "instances")
+                raise DataError(
+                    f"The labels of '{name}' look like one value per object ({top} values, each a separate "
+                    f"blob), not classes: in 'classes' label mode this would train a model of {top + 1} "
+                    "classes. Choose the label mode 'instances' to learn to find and separate the objects."
+                )
+            # A new model takes its classes from the data.
+            m.class_names = m.class_names + [f"class {k}" for k in range(len(m.class_names), top + 1)]
+            return
+        n = len(m.class_names)
+        raise DataError(
+            f"The labels contain class {top}, but the model knows {n} classes (0-{n - 1}). "
+            "Relabel, or press Reset Model to train a new model with more classes."
+        )
+
+    # -- training (engine.trainer) --------------------------------------------------------------------
+    def dataset(self, sources: list[SampleSource], settings: Settings, augment=None, epoch_seed: int = 0):
+        """The training items of one epoch, map-style for a DataLoader: (image, target, weight) tensors."""
+        from ..data import PatchDataset
+
+        return PatchDataset(sources, settings, augment, epoch_seed=epoch_seed)
+
+    def validation_items(self, sources: list[SampleSource], settings: Settings):
+        """What the validation loop scores (``data.validation_items``): an iterable of tensor triples."""
+        from ..data import validation_patches
+
+        return validation_patches(sources, settings)
+
+    def head(self, settings: Settings):
+        """The loss head: ``n_cm`` (confusion matrix size) and ``(out, y, w, class_weights) -> (loss, pred, true)``
+        with pred and true as class ids for the confusion matrix (``Trainer._step``, ``Trainer._validate``)."""
+        raise NotImplementedError
+
+    def score(self, cm: np.ndarray, settings: Settings) -> float:
+        """The training metric of a confusion matrix (``Trainer._score``): the curves and 'best'."""
+        from ..metrics import score
+
+        return score(cm, settings.train.metric, skip_background=self.has_background)
+
+    def out_of_memory_message(self, settings: Settings) -> str:
+        """What to change when a training step runs out of memory (``Trainer._step``)."""
+        d = settings.data
+        return (f"Out of memory during a training step (batch size {settings.train.batch_size}, "
+                f"patch {d.patch_width}x{d.patch_height}). Lower the batch size or the patch size, or use down "
+                "scaling. The model's weights are kept.")
+
+    def calibrate(self, trainer) -> float:
+        """Set a decoding threshold from the run's training images (``Trainer.calibrate_detection``)."""
+        raise SettingsError("Calibration needs a detection model that has been trained.")
+
+    # -- the network (engine.models) ------------------------------------------------------------------
+    def build_model(self, ms: ModelSettings, pretrained: bool):
+        """The torch network, ImageNet-started if `pretrained` (``models.build_model``)."""
+        from ..models import build_smp_model
+
+        return build_smp_model(ms, pretrained)
+
+    # -- prediction (engine.predictor) --------------------------------------------------------------
+    def activation(self, out):
+        """Network output (torch) -> what the predictor blends and decodes (``Predictor._forward``)."""
+        import torch
+
+        return torch.softmax(out, 1)
+
+    def check_maps(self, settings: Settings) -> None:
+        """Raise SettingsError if this application's model gives no per-pixel map (``Predictor.probabilities``)."""
+
+    def result(self, predictor, image: np.ndarray, rgb: bool | None = None, post=None,
+               progress: Callable[[int, int], None] | None = None, name: str = "image"):
+        """What a prediction gives for an image or a stack (``Predictor.result``; the dock's layers, Preview)."""
+        raise NotImplementedError
+
+    # -- command line (napari_mia.cli, napari_mia._results_cli) -------------------------------------
+    #: The ``train`` option that holds the targets, and what to say when it is missing.
+    cli_input: str = ""
+    cli_missing_input: str = ""
+
+    def cli_read_targets(self, images: Path, path: Path) -> list[tuple]:
+        """The folder of images and the targets' file or folder -> [(image file, targets)] (``train``)."""
+        raise NotImplementedError
+
+    def cli_prepare_settings(self, settings: Settings, pairs: list[tuple], given_config: bool) -> None:
+        """Settings a new model takes from the training files (``train``, not with --resume)."""
+
+    def cli_sources(self, pairs: list[tuple], settings: Settings, read: Callable[[Path], Any],
+                    notes: list[str]) -> list[SampleSource]:
+        """[(image file, targets)] -> sources (``train``). `read` reads an image as the model takes it (saying on
+        stderr what it changed); what file readers change in passing is added to `notes`."""
+        raise NotImplementedError
+
+    def cli_after_training(self, trainer) -> list[str]:
+        """Work on the trained model before it is saved (``train``); returns lines for stderr."""
+        return []
+
+    def cli_validation_report(self, trainer, pairs: list[tuple], read: Callable[[Path], Any]) -> list[str]:
+        """The lines ``train`` prints on the validation images at the end (stdout)."""
+        ev = trainer.evaluate()
+        metric = trainer.settings.train.metric
+        return [f"Validation {metric}{self._validation_what(trainer.settings)}: {ev['metric']:.4f}  "
+                f"loss: {ev['loss']:.4f}"]
+
+    def _validation_what(self, settings: Settings) -> str:
+        return ""
+
+    def cli_predict(self, predictor, a, each: Callable[[Callable], None]) -> str:
+        """Write the predictions of `a.images` into `a.out` (``predict``); returns the closing line.
+
+        ``each(work)`` calls ``work(file, image)`` for every readable image, skipping those that fail with a
+        MiaError; raise ``errors.OutputError`` when the output cannot be written (fatal for the folder).
+        """
+        raise NotImplementedError
+
+    def cli_measure(self, a, settings: Settings, images: list[Path], measure_labels: Callable,
+                    count_points: Callable) -> int:
+        """``predict --measure``: measure what ``cli_predict`` wrote. ``measure_labels(pairs, mode, class_names)``
+        measures (label file, image file) pairs; ``count_points(a, images, class_names)`` counts points.csv."""
+        raise NotImplementedError
+
+    # -- bioimage.io export (engine.export, engine.export_rdf) -----------------------------------------
+    def output_channel_names(self, settings: Settings) -> list[str]:
+        """Names of the network's output channels, in order."""
+        return list(settings.model.class_names)
+
+    def export_what(self, settings: Settings) -> str:
+        """The README's 'it finds ...'."""
+        raise NotImplementedError
+
+    def export_output_readme(self, settings: Settings, names: list[str]) -> list[str]:
+        """The README's Output section."""
+        return [f"Probabilities (softmax over the channel axis), one channel each: {', '.join(names)}."]
+
+    def export_postprocess(self, out: np.ndarray, settings: Settings) -> np.ndarray:
+        """The package's postprocessing, in numpy: the network's output -> the test output tensor."""
+        import torch
+
+        return torch.softmax(torch.from_numpy(out), 1).numpy()
+
+    def export_postprocessing(self, settings: Settings) -> list:
+        """The same postprocessing as bioimage.io spec entries."""
+        from bioimageio.spec.model.v0_5 import AxisId, SoftmaxDescr, SoftmaxKwargs
+
+        return [SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))]
+
+    output_description: str = "probabilities"
+
+    def export_predict(self, predictor, crop: np.ndarray) -> tuple[Any, Any]:
+        """napari-mia's own prediction of the test crop, for the cover: (result, label image or None)."""
+        shown = predictor.predict(crop)
+        return shown, shown
+
+    def export_cover(self, ax, result, shown, settings: Settings) -> None:
+        """Draw the prediction on the cover's right panel (matplotlib axes, the image already shown)."""
+        raise NotImplementedError
+
+
+def write_csv(out: Path, header: list, rows: list) -> Path:
+    """A CSV of predictions (points, classes), with a MiaError that names the file when it cannot be written."""
+    import csv
+
+    try:
+        with out.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(header)
+            w.writerows(rows)
+    except OSError as e:
+        raise MiaError(f"Cannot write {out}: {e.strerror}.") from e
+    return out

@@ -1,0 +1,358 @@
+"""Image classification: one class for each image, or each frame of a stack.
+
+The class belongs to the whole image, so the network (``bioimageio_network.Classifier``: an encoder,
+global pooling and a linear layer) sees all of it, resized to the patch size; down scaling, tiles and
+the label mode do not apply. The class list is the user's (it names the categories) and has no background.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DataError, MiaError, SettingsError
+from ..images import image_frames, is_stack, list_images, normalize, resize_to
+from ..settings import CLASSIFICATION_LOSSES, Settings
+from .base import Application, write_csv
+
+
+def prepare_whole(frame: np.ndarray, settings: Settings) -> np.ndarray:
+    """Classification: (H, W, C) raw frame -> normalised float32 (patch_height, patch_width, C).
+
+    The class belongs to the whole image, so the network sees all of it,
+    resized to its input size (down scaling does not apply).
+    """
+    d = settings.data
+    return resize_to(normalize(frame, d.normalization), (d.patch_height, d.patch_width), order=1)
+
+
+def _class_id(value, n: int, name: str) -> int | None:
+    """A class id in 0..n-1, or None for an unlabelled frame (-1 or None)."""
+    if value is None:
+        return None
+    # 2.0 from a table of floats is a class; 0.5, True or "a" is not.
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating))
+                                                     and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise DataError(f"'{name}': the class must be a whole number (0 to {n - 1}, or -1 for no class), "
+                        f"got {value!r}.")
+    value = int(value)
+    if value == -1:
+        return None
+    if not 0 <= value < n:
+        raise DataError(f"'{name}' has class {value}, but there are {n} classes (0 to {n - 1}). "
+                        "Add the class to the class list, or correct the image's class.")
+    return value
+
+
+def sources_from_classes(items: Sequence[tuple], settings: Settings,
+                         rgb: Sequence[bool | None] | None = None) -> list:
+    """Classification: (image, class ids[, name]) -> one source per labelled image or frame.
+
+    The class ids are an int for a 2D (or colour) image, or one entry per
+    frame for a stack; -1 or None leaves a frame out. Each source is the
+    prepared image only (small), never the raw one.
+    """
+    n, channels = settings.model.num_classes, settings.model.channels
+    from ..data import Sample, SampleSource
+
+    sources = []
+    for k, item in enumerate(items):
+        image, ids = item[0], item[1]
+        name = item[2] if len(item) > 2 else f"image {k + 1}"
+        layer_rgb = None if rgb is None else rgb[k]
+        frames = image_frames(image, channels, name, rgb=layer_rgb)
+        stack = is_stack(image, channels, layer_rgb)
+        if not stack:
+            ids = [ids]
+        elif np.ndim(ids) == 0:
+            raise DataError(f"'{name}' is a stack of {len(frames)} frames: give one class per frame "
+                            "(-1 for a frame with no class).")
+        ids = list(ids)
+        if len(ids) != len(frames):
+            raise DataError(f"'{name}' has {len(frames)} frame{'s' if len(frames) != 1 else ''} but "
+                            f"{len(ids)} classes were given: give one class per frame (-1 for none).")
+        for i, (frame, value) in enumerate(zip(frames, ids)):
+            fname = f"{name}[{i}]" if stack else name
+            cid = _class_id(value, n, fname)
+            if cid is None:
+                continue
+            sample = Sample(prepare_whole(frame, settings), np.array(cid, np.uint8), None, fname)
+            sources.append(SampleSource(lambda sample=sample: sample, fname, sample.image.shape[:2], keep=True,
+                                        max_label=cid))
+    if not sources:
+        raise DataError("No image has a class yet: give a class to at least two images (or frames) before "
+                        "training.")
+    return sources
+
+
+def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
+    """A classes CSV (name,class) and its images folder -> [(image path, class name)], sorted by name.
+
+    Images the CSV does not name are skipped with a warning; a name with no
+    image is an error.
+    """
+    import csv
+
+    csv_path = Path(csv_path)
+    try:
+        with csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise DataError(f"Cannot read the classes file {csv_path}: {e.strerror}.") from e
+    if not rows or not {"name", "class"} <= set(rows[0]):
+        raise DataError(f"{csv_path.name} needs the columns name and class, one row per image "
+                        "(name: the image's file name; class: its class, e.g. treated).")
+    by_name: dict[str, str] = {}
+    for r in rows:
+        name, cls = (r["name"] or "").strip(), (r["class"] or "").strip()
+        if not name or not cls:
+            raise DataError(f"{csv_path.name}: every row needs a name and a class; one has "
+                            f"name '{name}' and class '{cls}'.")
+        if by_name.setdefault(name, cls) != cls:
+            raise DataError(f"{csv_path.name} gives '{name}' two classes ('{by_name[name]}' and '{cls}').")
+    files = {f.name: f for f in list_images(images_dir)}
+    missing = sorted(set(by_name) - set(files))
+    if missing:
+        raise DataError(f"{csv_path.name} names {len(missing)} image(s) not in {images_dir}, e.g. '{missing[0]}'.")
+    skipped = sorted(set(files) - set(by_name))
+    if skipped:
+        import warnings
+
+        warnings.warn(f"{len(skipped)} image(s) have no class in {csv_path.name} and are skipped, e.g. "
+                      f"{skipped[0]}.", stacklevel=2)
+    return [(files[n], c) for n, c in sorted(by_name.items())]
+
+
+
+class ClassificationDataset:
+    """Whole training images, augmented, for classification (map-style for DataLoader).
+
+    ``len`` = images per epoch: every image once (rounded up to whole
+    batches), or ``steps_per_epoch`` batches. Each pass over the images has an
+    order of its own, seeded, so a run can be repeated exactly.
+    """
+
+    def __init__(self, sources: list, settings: Settings, augment=None, epoch_seed: int = 0):
+        self.sources, self.settings, self.augment = sources, settings, augment
+        self.epoch_seed = epoch_seed
+        t = settings.train
+        if t.steps_per_epoch > 0:
+            self.length = t.steps_per_epoch * t.batch_size
+        else:
+            self.length = max(t.batch_size, math.ceil(len(sources) / t.batch_size) * t.batch_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int):
+        t, n = self.settings.train, len(self.sources)
+        order = np.random.default_rng((t.seed, self.epoch_seed, i // n)).permutation(n)
+        sample = self.sources[order[i % n]].get()
+        img = sample.image
+        if self.augment is not None:
+            rng = np.random.default_rng((t.seed, self.epoch_seed, n, i))
+            # The pipeline is shared with segmentation and moves a mask along: give it a blank one.
+            h, w = img.shape[:2]
+            img, _, _ = self.augment(img, np.zeros((h, w), np.uint8), np.ones((h, w), np.float32), rng)
+        return _class_tensors(img, sample.target)
+
+
+def _class_tensors(img, target):
+    import torch
+
+    # The weight is a placeholder: the trainer's batches are always (image, target, weight).
+    return (torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
+            torch.tensor(int(target), dtype=torch.int64), torch.tensor(1.0, dtype=torch.float32))
+
+
+
+
+class _ClassificationHead:
+    """Classification: the segmentation losses, each image's logits seen as a one-pixel image."""
+
+    def __init__(self, settings):
+        from ..losses import LOSSES
+
+        self.loss_fn = LOSSES[settings.train.loss]
+        self.n_cm = settings.model.num_classes
+
+    def __call__(self, out, y, w, class_weights):
+        """(N, classes) logits, (N,) class ids -> (loss, predicted class ids, target class ids)."""
+        loss = self.loss_fn(out[:, :, None, None], y[:, None, None], None if w is None else w[:, None, None],
+                            class_weights)
+        return loss, out.argmax(1), y
+
+
+def classify(predictor, image: np.ndarray, rgb: bool | None = None, progress=None,
+             name: str = "image") -> list[tuple[int, np.ndarray]]:
+    """One (class index, probabilities over the classes) per frame (``Predictor.classify``).
+
+    A 2D or colour image gives a one-element list. Frames are prepared as in
+    training (normalised, resized to the input size) and predicted in batches.
+    """
+    from ..predictor import _frames
+
+    s = predictor.settings
+    if s.model.task != Classification.name:
+        raise SettingsError(f"This model does not classify images: it was trained for {s.model.task}.")
+    frames = _frames(image, s.model.channels, rgb, name)
+    predictor._start_progress(progress, frames, per_frame_tiles=False)
+    predictor.model.eval()
+    out = []
+    for i in range(0, len(frames), predictor.batch_size):
+        chunk = frames[i:i + predictor.batch_size]
+        batch = np.stack([prepare_whole(f, s).transpose(2, 0, 1) for f in chunk])
+        out += [(int(p.argmax()), p) for p in predictor._forward(np.ascontiguousarray(batch))]
+        predictor._tick(len(chunk))
+    return out
+
+
+class Classification(Application):
+    name = "classification"
+    losses = CLASSIFICATION_LOSSES
+    default_loss = "cross_entropy"
+    # Images are scored by the share classified right.
+    default_metric = "accuracy"
+    has_background = False
+    whole_image = True
+    result_type = "[(class id, probabilities)], one per frame"
+    cli_input = "classes"
+    cli_missing_input = ("Classification needs --classes CSV (columns name,class: each image's file name and "
+                         "its class).")
+
+    def validate(self, settings) -> None:
+        m, loss = settings.model, settings.train.loss
+        if loss not in CLASSIFICATION_LOSSES:
+            raise SettingsError(f"Classification gives one class to each image: choose the loss "
+                                f"{', '.join(CLASSIFICATION_LOSSES)}; got '{loss}'.")
+        if m.label_mode != "classes":
+            raise SettingsError("Classification gives one class to each image, not instance labels: use the label "
+                                "mode 'classes'.")
+
+    def check_class_names(self, model) -> None:
+        if len(model.class_names) < 2:
+            raise SettingsError("Classification needs at least two classes to tell apart.")
+
+    # -- targets --------------------------------------------------------------------------------
+    def sources(self, items, settings, rgb=None):
+        return sources_from_classes([it[:3] for it in items], settings, rgb=rgb)
+
+    def check_classes(self, settings, sources, new_model: bool) -> None:
+        m = settings.model
+        top = max(s.max_label for s in sources)
+        # The class list is the user's (it names the categories): never extended from the data.
+        if top >= len(m.class_names):
+            n = len(m.class_names)
+            raise DataError(f"An image has class {top}, but there are {n} classes (0-{n - 1}: "
+                            f"{', '.join(m.class_names)}). Add the class to the class list, or correct the "
+                            "image's class.")
+
+    # -- training -------------------------------------------------------------------------------
+    def dataset(self, sources, settings, augment=None, epoch_seed: int = 0):
+        return ClassificationDataset(sources, settings, augment, epoch_seed=epoch_seed)
+
+    def validation_items(self, sources, settings):
+        return (_class_tensors(sample.image, sample.target) for sample in (s.get() for s in sources))
+
+    def head(self, settings):
+        return _ClassificationHead(settings)
+
+    def out_of_memory_message(self, settings) -> str:
+        # No down scaling: images are resized to the input size.
+        d = settings.data
+        return (f"Out of memory during a training step (batch size {settings.train.batch_size}, "
+                f"input {d.patch_width}x{d.patch_height}). Lower the batch size or the input size. "
+                "The model's weights are kept.")
+
+    def build_model(self, ms, pretrained: bool):
+        from ..models import build_classifier
+
+        return build_classifier(ms, pretrained)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def check_maps(self, settings) -> None:
+        raise SettingsError("This is a classification model: it gives one class to each image, not a label "
+                            "image. Use classify.")
+
+    def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
+        return predictor.classify(image, rgb=rgb, progress=progress, name=name)
+
+    # -- command line ---------------------------------------------------------------------------
+    def cli_read_targets(self, images, path):
+        return read_classes_csv(path, images)
+
+    def cli_prepare_settings(self, settings, pairs, given_config: bool) -> None:
+        """The model's classes: the CSV's, sorted, unless the --config names them (then the CSV must use those)."""
+        from ..settings import ModelSettings
+
+        found = sorted({c for _, c in pairs})
+        # A config that leaves class_names at the segmentation default names no categories.
+        if given_config and settings.model.class_names != ModelSettings().class_names:
+            unknown = [c for c in found if c not in settings.model.class_names]
+            if unknown:
+                raise MiaError(f"The classes CSV uses the class '{unknown[0]}', which is not among the --config's "
+                               f"classes ({', '.join(settings.model.class_names)}).")
+            return
+        if len(found) < 2:
+            raise MiaError(f"The classes CSV names only one class ('{found[0]}'): classification needs at least "
+                           "two.")
+        settings.model.class_names = found
+        settings.validate()
+
+    def cli_sources(self, pairs, settings, read, notes):
+        # One file at a time: only the resized image is kept.
+        ids = {name: i for i, name in enumerate(settings.model.class_names)}
+        sources = []
+        for f, cls in pairs:
+            if cls not in ids:
+                raise MiaError(f"{f.name} has the class '{cls}', which the model does not know "
+                               f"({', '.join(settings.model.class_names)}).")
+            sources += sources_from_classes([(read(f), ids[cls], f.name)], settings)
+        return sources
+
+    def cli_validation_report(self, trainer, pairs, read) -> list[str]:
+        ev = trainer.evaluate()
+        metric = trainer.settings.train.metric
+        lines = [f"Validation accuracy: {ev['accuracy']:.4f} ({len(trainer.validation_sources)} images)  "
+                 f"loss: {ev['loss']:.4f}"]
+        if metric != "accuracy":
+            lines.append(f"Validation {metric} (mean over the classes): {ev['metric']:.4f}")
+        return lines
+
+    def cli_predict(self, predictor, a, each) -> str:
+        names = predictor.settings.model.class_names
+        rows = []
+
+        def one(f, image):
+            found = predictor.classify(image, name=f.name)
+            for i, (cls, probs) in enumerate(found):
+                # A stack gets one row per frame: name[frame].
+                rows.append([f.name if len(found) == 1 else f"{f.name}[{i}]", names[cls],
+                             round(float(probs[cls]), 4), *(round(float(p), 4) for p in probs)])
+
+        each(one)
+        out = write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
+        return f"Wrote the classes of {len(rows)} image(s) to {out}"
+
+    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
+        print("Classification: classes.csv already holds every image's class and probabilities.")
+        return 0
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_what(self, settings) -> str:
+        return "one class for each image"
+
+    def export_output_readme(self, settings, names):
+        return [f"Class probabilities (softmax), one per class: {', '.join(names)}."]
+
+    def export_predict(self, predictor, crop):
+        return predictor.classify(crop)[0], None
+
+    def export_cover(self, ax, result, shown, settings) -> None:
+        cls, probs = result
+        ax.set_title(f"{settings.model.class_names[cls]} ({probs[cls]:.0%})")
+

@@ -1,0 +1,218 @@
+"""Object detection from points, as MIA does it: one point per object in, a map with a bump per object
+learnt, the map's peaks out. The maths (dots, heatmaps, peaks, matching) is in ``engine.detection``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DataError, MiaError, SettingsError
+from ..settings import REGRESSION_LOSSES
+from ..targets import IGNORE
+from .base import Application, write_csv
+
+
+class _DetectionHead:
+    """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
+
+    def __init__(self, settings):
+        from ..detection import sigma_of
+        from ..losses import REGRESSION_LOSSES as FUNCTIONS
+
+        self.loss_fn = FUNCTIONS[settings.train.loss]
+        self.n_out = settings.model.num_classes
+        self.n_cm = self.n_out + 1
+        d = settings.data
+        # object_size is in the image's pixels; the network sees the down-scaled image.
+        self.sigma, self.intensity = sigma_of(d.object_size * d.downscale), d.object_intensity
+
+    def __call__(self, out, y, w, class_weights):
+        import torch
+
+        from ..detection import blob_classes, target_heatmap
+
+        heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
+        truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
+        return self.loss_fn(out, heat, valid), blob_classes(out.detach().float(), self.intensity), truth
+
+
+def sources_from_points(pairs, settings) -> list:
+    """Detection: (image, points[, name]) with (N, 2) y, x or (N, 3) y, x, class points -> sources."""
+    from ..data import sources_from_arrays
+    from ..detection import points_to_dots
+
+    out = []
+    for k, pair in enumerate(pairs):
+        image, points = np.asarray(pair[0]), pair[1]
+        name = pair[2] if len(pair) > 2 else f"image {k + 1}"
+        rgb = image.ndim == 3 and image.shape[-1] == settings.model.channels and settings.model.channels > 1
+        if image.ndim != (3 if rgb else 2):
+            raise DataError(f"'{name}': detection takes 2D images (one set of points per image).")
+        dots = points_to_dots(points, image.shape[:2], f"{name} points")
+        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb])
+    return out
+
+
+def detect(predictor, frame: np.ndarray, threshold: float | None = None, progress=None) -> np.ndarray:
+    """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
+    from ..detection import find_points
+
+    frame = frame[..., None] if frame.ndim == 2 else frame
+    if progress is not None:
+        predictor._start_progress(progress, frame[None])
+    d = predictor.settings.data
+    threshold = d.detection_threshold if threshold is None else threshold
+    return find_points(predictor.probabilities(frame), d.object_size, d.object_intensity, threshold)
+
+
+class Detection(Application):
+    name = "detection"
+    losses = REGRESSION_LOSSES
+    default_loss = "mse"
+    result_type = "(N, 4) y, x, class, score of the objects; (N, 5) frame, y, x, class, score for a stack"
+    cli_input = "points"
+    cli_missing_input = "Detection needs --points CSV (columns name,y,x[,class])."
+
+    def num_outputs(self, model) -> int:
+        return len(model.class_names) - 1  # one heatmap per kind of point; class_names[0] is background
+
+    def validate(self, settings) -> None:
+        loss = settings.train.loss
+        if loss not in REGRESSION_LOSSES:
+            raise SettingsError(f"Detection learns a map of the objects: choose the loss "
+                                f"{', '.join(REGRESSION_LOSSES)}; got '{loss}'.")
+        if settings.model.label_mode != "classes":
+            raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
+
+    # -- targets --------------------------------------------------------------------------------
+    def sources(self, items, settings, rgb=None):
+        return sources_from_points([it[:3] for it in items], settings)
+
+    def make_sample(self, frame, labels, settings, name):
+        from ..data import Sample, prepare_image
+        from ..detection import rescale_dots
+
+        image = prepare_image(frame, settings)
+        # Labels are dots: moved, not resampled, when down scaled.
+        return Sample(image, rescale_dots(labels.astype(np.uint8), image.shape[:2]), None, name)
+
+    # -- training -------------------------------------------------------------------------------
+    def head(self, settings):
+        return _DetectionHead(settings)
+
+    def calibrate(self, trainer) -> float:
+        from ..detection import calibrate_threshold, dots_to_points
+        from ..predictor import Predictor
+
+        if trainer._run is None or trainer.model is None:
+            return super().calibrate(trainer)
+        pairs = []
+        for src in trainer._run.train:
+            sample = src.get()
+            # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
+            pairs.append((sample.image, dots_to_points(sample.target)))
+        s = trainer.settings
+        scaled = s.copy()
+        scaled.data.normalization, scaled.data.downscale = "none", 1.0
+        scaled.data.object_size = s.data.object_size * s.data.downscale
+        trainer.settle_normalization()
+        thr = calibrate_threshold(Predictor(trainer.model, scaled, trainer.device), pairs,
+                                  scaled.data.object_size / 2)
+        s.data.detection_threshold = thr
+        return thr
+
+    # -- prediction ----------------------------------------------------------------------------
+    def activation(self, out):
+        import torch
+
+        return torch.relu(out)  # heatmaps have no negative heights
+
+    def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
+        from ..images import is_stack
+        from ..predictor import _frames
+
+        channels = predictor.settings.model.channels
+        frames = _frames(image, channels, rgb, name)
+        predictor._start_progress(progress, frames)
+        found = [predictor.detect(f) for f in frames]
+        if not is_stack(image, channels, rgb):
+            return found[0]
+        return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
+
+    # -- command line ---------------------------------------------------------------------------
+    def cli_read_targets(self, images, path):
+        from ..detection import read_points_csv
+
+        return read_points_csv(path, images)
+
+    def cli_sources(self, pairs, settings, read, notes):
+        return sources_from_points([(read(f), pts, f.name) for f, pts in pairs], settings)
+
+    def cli_after_training(self, trainer) -> list[str]:
+        thr = trainer.calibrate_detection()
+        return [f"Detection threshold set from the training images: peaks above {thr:.2f} x the object intensity."]
+
+    def _validation_what(self, settings) -> str:
+        return " (objects' bumps)"
+
+    def cli_validation_report(self, trainer, pairs, read) -> list[str]:
+        from ..detection import score_detection
+
+        lines = super().cli_validation_report(trainer, pairs, read)
+        val_names = {src.name for src in trainer.validation_sources}
+        r = score_detection(trainer.predictor(), [(read(f), pts) for f, pts in pairs if f.name in val_names],
+                            tolerance=6)
+        lines.append(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
+                     f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "
+                     f"(within 6 px; {r['tp']} found, {r['fp']} extra, {r['fn']} missed)")
+        return lines
+
+    def cli_predict(self, predictor, a, each) -> str:
+        rows, done = [], []
+
+        def one(f, image):
+            found = predictor.result(image, name=f.name)
+            if found.shape[1] != 4:
+                raise MiaError(f"{f.name} is a stack: detection predicts 2D images. Save one file per frame.")
+            rows.extend((f.name, int(y), int(x), int(cls), round(float(score), 4)) for y, x, cls, score in found)
+            done.append(f.name)
+
+        each(one)
+        out = write_csv(a.out / "points.csv", ["name", "y", "x", "class", "score"], rows)
+        return f"Wrote {len(rows)} point(s) of {len(done)} image(s) to {out}"
+
+    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
+        return count_points(a, images, settings.model.class_names)
+
+    # -- export ---------------------------------------------------------------------------------
+    def output_channel_names(self, settings):
+        return list(settings.model.class_names[1:])
+
+    def export_what(self, settings) -> str:
+        return "objects as points: a map with a bump on each object, 1.0 at its centre"
+
+    def export_output_readme(self, settings, names):
+        d = settings.data
+        return [f"One object map per kind of object ({', '.join(names)}), the network's map divided by the object "
+                f"intensity ({d.object_intensity:g}) so that an object's centre is near 1.0.",
+                f"napari-mia takes the map's local maxima above {d.detection_threshold:.2f} that lie at least "
+                f"{max(1, round(d.object_size / 2))} pixels apart (object size {d.object_size:g} pixels) as the "
+                "objects; other tools can do the same (e.g. Fiji's Find Maxima). That peak finding is not part "
+                "of the package: the bioimage.io format has no step for it."]
+
+    def export_postprocess(self, out, settings):
+        return (out / np.float32(settings.data.object_intensity)).astype(np.float32)
+
+    def export_postprocessing(self, settings):
+        from bioimageio.spec.model.v0_5 import ScaleLinearDescr, ScaleLinearKwargs
+
+        return [ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / settings.data.object_intensity))]
+
+    output_description = "object maps (1.0 at an object's centre)"
+
+    def export_predict(self, predictor, crop):
+        return predictor.detect(crop), None
+
+    def export_cover(self, ax, result, shown, settings) -> None:
+        ax.plot(result[:, 1], result[:, 0], "o", mfc="none", mec="yellow", ms=6)
+        ax.set_title(f"{len(result)} objects")
+

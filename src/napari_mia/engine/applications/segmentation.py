@@ -1,0 +1,187 @@
+"""Semantic segmentation: a class for every pixel, or single objects (label mode 'instances').
+
+* ``classes``: the label value is the class id (0 = background).
+* ``instances``: each object has its own id; the network learns background /
+  interior / boundary (``targets.encode_instances``) and prediction cuts the
+  interiors apart again (``targets.decode_instances``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError, SettingsError
+from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
+from ..targets import INSTANCE_CLASS_NAMES
+from .base import Application
+
+
+class _SegmentationHead:
+    """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
+
+    def __init__(self, settings):
+        from ..losses import LOSSES
+
+        self.loss_fn = LOSSES[settings.train.loss]
+        self.n_cm = settings.model.num_classes
+
+    def __call__(self, out, y, w, class_weights):
+        """(loss, predicted class ids, target class ids) of a batch."""
+        return self.loss_fn(out, y, w, class_weights), out.argmax(1), y
+
+
+def _instances(settings) -> bool:
+    return settings.model.label_mode == "instances"
+
+
+class Segmentation(Application):
+    name = "segmentation"
+    losses = SEGMENTATION_LOSSES
+    # Dice, not cross entropy: see TrainSettings.loss.
+    default_loss = "dice"
+    result_type = "a label image like the image (class ids, or one id per object in instance mode)"
+    cli_input = "masks"
+    cli_missing_input = "Segmentation needs --masks DIR (label images with the same file names as the images)."
+
+    def num_outputs(self, model) -> int:
+        # Instance mode: background / interior / boundary, whatever the objects' ids.
+        return 3 if model.label_mode == "instances" else len(model.class_names)
+
+    def validate(self, settings) -> None:
+        loss = settings.train.loss
+        if loss in REGRESSION_LOSSES:
+            raise SettingsError(f"The loss '{loss}' is for detection; segmentation uses "
+                                f"{', '.join(SEGMENTATION_LOSSES)}.")
+
+    # -- targets --------------------------------------------------------------------------------
+    def make_sample(self, frame, labels, settings, name):
+        from ..data import Sample, prepare_image, rescale
+        from ..targets import contour_weights, encode
+
+        image = prepare_image(frame, settings)
+        labels = rescale(labels, settings.data.downscale, order=0)
+        t = settings.train
+        weight = None
+        if t.separate_contours:
+            from skimage.measure import label
+
+            inst = labels if _instances(settings) else label(labels)
+            weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
+        return Sample(image, encode(labels, settings.model.label_mode), weight, name)
+
+    def label_mode_guess(self, labels, settings):
+        # Instance ids need no check: every value is an object, whatever the count.
+        from ..images import guess_label_mode
+
+        return None if _instances(settings) else guess_label_mode(labels)
+
+    def check_classes(self, settings, sources, new_model: bool) -> None:
+        if not _instances(settings):
+            super().check_classes(settings, sources, new_model)
+
+    # -- training -------------------------------------------------------------------------------
+    def head(self, settings):
+        return _SegmentationHead(settings)
+
+    def score(self, cm, settings) -> float:
+        if _instances(settings):
+            from ..metrics import foreground_confusion
+
+            cm = foreground_confusion(cm)
+        return super().score(cm, settings)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
+        return predictor.predict(image, rgb=rgb, post=post, progress=progress, name=name)
+
+    # -- command line ---------------------------------------------------------------------------
+    def cli_read_targets(self, images, path):
+        from ..images import pair_files
+
+        return pair_files(images, path)
+
+    def cli_sources(self, pairs, settings, read, notes):
+        from ..data import sources_from_files
+
+        return sources_from_files(pairs, settings, notes)
+
+    def _validation_what(self, settings) -> str:
+        return " (foreground)" if _instances(settings) else ""
+
+    def cli_predict(self, predictor, a, each) -> str:
+        import tifffile
+
+        from ..predictor import PostProcess
+
+        instances = _instances(predictor.settings)
+        post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
+        written = []
+
+        def one(f: Path, image):
+            labels = predictor.predict(image, post=post, name=f.name)
+            labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
+            name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
+            try:
+                tifffile.imwrite(a.out / name, labels, compression="zlib")
+            except OSError as e:
+                raise OutputError(f"Cannot write {a.out / name}: {e.strerror}.") from e
+            written.append(name)
+
+        each(one)
+        return f"Wrote {len(written)} label image(s) to {a.out}"
+
+    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
+        written = {p.stem: p for p in a.out.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
+        pairs = [(written[f.stem], f) for f in images if f.stem in written]
+        mode = settings.model.label_mode
+        names = settings.model.class_names if mode == "classes" else None
+        objects, counts, n = measure_labels(pairs, mode, names)
+        print(f"Measured {n} object(s) in {len(pairs)} image(s): {objects}, {counts}")
+        return 0
+
+    # -- export ---------------------------------------------------------------------------------
+    def output_channel_names(self, settings):
+        return list(INSTANCE_CLASS_NAMES) if _instances(settings) else list(settings.model.class_names)
+
+    def export_what(self, settings) -> str:
+        return ("objects (instances): each pixel's probability of background, object interior and object "
+                "boundary; napari-mia cuts touching objects apart along the boundaries") if _instances(settings) \
+            else "a class for every pixel"
+
+    def export_output_readme(self, settings, names):
+        lines = super().export_output_readme(settings, names)
+        if _instances(settings):
+            lines.append("Objects are made from these by napari-mia (watershed from the interiors); other tools "
+                         "can threshold the interior channel.")
+        return lines
+
+    def export_cover(self, ax, result, shown, settings) -> None:
+        masked = np.ma.masked_equal(shown, 0)
+        ax.imshow(masked % 20 if _instances(settings) else masked, cmap="tab20", alpha=0.6,
+                  interpolation="nearest")
+        ax.set_title("prediction")
+
+
+def decode(probs: np.ndarray, settings, post) -> np.ndarray:
+    """(classes, H, W) probabilities -> label image, after the post-processing `post` (``Predictor.decode``)."""
+    from skimage.measure import label
+
+    from ..targets import decode_instances, fill_holes, remove_small
+
+    if _instances(settings):
+        if post.split_touching:
+            labels = decode_instances(probs, post.min_size)
+        else:
+            labels = label(probs[0] < 0.5).astype(np.uint32)
+            labels = remove_small(labels, post.min_size) if post.min_size else labels
+            labels = labels.astype(np.uint16 if labels.max() < 2**16 else np.uint32)
+    else:
+        labels = probs.argmax(0).astype(np.uint8 if probs.shape[0] < 256 else np.uint16)
+        if post.min_size:
+            comps = label(labels > 0)
+            labels = np.where(remove_small(comps, post.min_size) > 0, labels, 0).astype(labels.dtype)
+    if post.fill_holes:
+        labels = fill_holes(labels)
+    return labels
