@@ -64,10 +64,12 @@ class SampleSource:
     """One labelled frame, prepared now (in memory) or on each use (from disk)."""
 
     def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
-                 max_label: int, label_mode_guess: str | None = None):
+                 max_label: int, label_mode_guess: str | None = None, diameters: np.ndarray | None = None):
         self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
         # What the raw labels look like (guess_label_mode), for the check at Start.
         self.label_mode_guess = label_mode_guess
+        # The labelled objects' diameters in the network's pixels (Application.object_diameters), or None.
+        self.diameters = diameters
         self._sample = loader() if keep else None
 
     def get(self) -> Sample:
@@ -94,10 +96,22 @@ def sources_from_arrays(
                 SampleSource(
                     (lambda img=img, lab=lab, fname=fname: make_sample(img, lab, settings, fname)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
-                    label_mode_guess=_guess_for_check(lab, settings),
+                    label_mode_guess=_guess_for_check(lab, settings), diameters=_diameters(lab, settings),
                 )
             )
     return sources
+
+
+def _diameters(labels: np.ndarray, settings: Settings) -> np.ndarray | None:
+    from . import applications
+
+    return applications.for_settings(settings).object_diameters(labels, settings)
+
+
+def object_diameter(sources: Sequence[SampleSource]) -> float | None:
+    """The median diameter of the objects labelled in `sources`, in the network's pixels; None if none."""
+    found = [s.diameters for s in sources if getattr(s, "diameters", None) is not None and len(s.diameters)]
+    return float(np.median(np.concatenate(found))) if found else None
 
 
 def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
@@ -142,9 +156,10 @@ def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
                                           img_path.name, mask_path.name)[0]
             return make_sample(img, lab, settings, img_path.name)
 
-        top, guess = int(labels.max()), _guess_for_check(labels, settings)
+        top, guess, diameters = int(labels.max()), _guess_for_check(labels, settings), _diameters(labels, settings)
         del image, labels  # the loader reads the files again: memory is only kept if load_full
-        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess))
+        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess,
+                                    diameters=diameters))
     return sources
 
 

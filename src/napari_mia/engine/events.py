@@ -41,7 +41,12 @@ class EpochEnd:
     val_metric: float | None
     lr: float
     seconds: float
+    # The best validation score of the run so far: Predict, Save and Export use these weights
+    # (TrainSettings.keep = "best").
     best: bool = False
+    # Instance mode: object F1 at IoU 0.5 on the whole validation images, averaged per image (the
+    # score users judge results by); it picks the best epoch when there is one. None otherwise.
+    val_objects: float | None = None
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,8 @@ def export_package(
     # (a snapshot made by the dock was settled when it was taken).
     if hasattr(trainer, "settle_normalization"):
         trainer.settle_normalization()
+    # The weights napari-mia predicts with: the best epoch's unless the settings keep the last.
+    model = trainer.kept_model() if hasattr(trainer, "kept_model") else trainer.model
     unknown = [f for f in formats if f not in WEIGHT_FORMATS]
     if unknown:
         raise ExportError(f"Unknown weight format '{unknown[0]}': choose from {', '.join(WEIGHT_FORMATS)}.")
@@ -211,7 +213,7 @@ def export_package(
 
     with tempfile.TemporaryDirectory(prefix="napari-mia-export-") as tmp:
         tmp = Path(tmp)
-        net = exported_network(trainer.model, s)
+        net = exported_network(model, s)
         x_raw = crop.transpose(2, 0, 1)[None].astype(np.float32)  # (1, C, H, W)
         x = _preprocess(x_raw, s, crop.dtype)
         with torch.inference_mode():
@@ -225,7 +227,7 @@ def export_package(
         from .predictor import Predictor
 
         # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
-        pred = Predictor(trainer.model, s, next(trainer.model.parameters()).device, tile=None)
+        pred = Predictor(model, s, next(model.parameters()).device, tile=None)
         result, shown = app.export_predict(pred, crop)
         from .data import normalize
 

@@ -14,12 +14,15 @@ from typing import Callable
 import numpy as np
 
 from . import applications
-from .errors import DataError, OutOfMemoryError
-from .images import image_frames, is_stack, prepare_image, resize_to
+from .errors import DataError, OutOfMemoryError, SettingsError
+from .images import image_frames, is_stack, normalize, rescale, resize_to
 from .settings import Settings
 from .targets import fill_holes as _fill_holes  # noqa: F401 - importable from here, as before
 
 STRIDE = 32  # every smp encoder halves the size five times
+# How far an object diameter may rescale an image for the network: beyond this the estimate is
+# almost surely wrong (noise taken for tiny objects), and memory would grow with the square.
+MIN_SCALE, MAX_SCALE = 1 / 16, 4.0
 
 
 @dataclass
@@ -76,31 +79,87 @@ def _frames(image, channels: int, rgb, name: str) -> np.ndarray:
 
 
 class Predictor:
+    """Predictions of one model.
+
+    `diameter`: the objects' typical diameter in the user's images, in their pixels (a number, or
+    "auto" to estimate it per image with ``engine.scale.estimate_diameter``); each image is then
+    rescaled so that its objects have the size the model was trained on, and results come back at
+    the image's own size. None: the model's down scaling, as in training.
+    `tta`: test-time augmentation, the mean over the 8 flips and 90-degree rotations of each tile
+    (8 times the work).
+    """
+
     def __init__(self, model, settings: Settings, device, tile: int | None = 512, overlap: int = 128,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, diameter: float | str | None = None, tta: bool = False):
         self.model, self.settings, self.device = model, settings, device
         self.tile = None if tile is None else max(_ceil_to(tile, STRIDE), STRIDE)
         self.overlap = overlap if self.tile is None else min(overlap, self.tile // 2)
         self.batch_size = batch_size or max(1, settings.train.batch_size)
         self._progress: _Progress | None = None
+        self.tta = bool(tta)
+        self.diameter = self._check_diameter(diameter)
+        # (frame, diameter) of the last frame measured with diameter="auto": a frame is measured once.
+        self._measured: tuple[np.ndarray, float | None] | None = None
+        # The objects' diameter used for the last frame (image pixels), None if the model's down scaling was.
+        self.last_diameter: float | None = None
+
+    def _check_diameter(self, diameter):
+        if diameter is None:
+            return None
+        if self.app.whole_image:
+            raise SettingsError("An object diameter does not apply to image classification: the whole image is "
+                                "resized to the network's input.")
+        if not self.app.model_diameter(self.settings):
+            raise SettingsError("This model does not record the size of the objects it was trained on (it was "
+                                "saved by an older napari-mia): predict without an object diameter, or train it "
+                                "again to record it.")
+        if diameter == "auto":
+            return diameter
+        try:
+            value = float(diameter)
+        except (TypeError, ValueError):
+            raise SettingsError(f"The object diameter must be a number of pixels or 'auto', got '{diameter}'.") \
+                from None
+        if not value > 0:
+            raise SettingsError(f"The object diameter must be a positive number of pixels, got {diameter}.")
+        return value
+
+    def diameter_of(self, frame: np.ndarray) -> float | None:
+        """The objects' diameter in `frame` (image pixels) that prediction uses; None: the model's scale."""
+        if self.diameter != "auto":
+            return self.diameter
+        if self._measured is None or self._measured[0] is not frame:
+            from .scale import estimate_diameter
+
+            self._measured = (frame, estimate_diameter(frame))
+        return self._measured[1]
+
+    def scale_of(self, frame: np.ndarray) -> float:
+        """The factor from `frame`'s pixels to the network's: the down scaling, or the diameters' ratio."""
+        d = self.diameter_of(frame) if self.diameter is not None else None
+        self.last_diameter = d
+        if d is None:  # no diameter given, or none found in the image: the model's own scale
+            return self.settings.data.downscale
+        return float(np.clip(self.app.model_diameter(self.settings) / d, MIN_SCALE, MAX_SCALE))
 
     @property
     def app(self) -> applications.Application:
         """The application the model serves: it activates and decodes the network's output."""
         return applications.for_settings(self.settings)
 
-    def tiles_per_frame(self, shape: tuple[int, int]) -> int:
+    def tiles_per_frame(self, shape: tuple[int, int], scale: float | None = None) -> int:
         """How many tiles a (H, W) frame of the image (before down scaling) is cut into."""
         from .images import scaled_shape
 
         if self.tile is None:
             return 1
-        h, w = scaled_shape(tuple(shape[:2]), self.settings.data.downscale)
+        h, w = scaled_shape(tuple(shape[:2]), self.settings.data.downscale if scale is None else scale)
         th, tw = min(self.tile, _ceil_to(h, STRIDE)), min(self.tile, _ceil_to(w, STRIDE))
         return len(tile_starts(max(h, th), th, self.overlap)) * len(tile_starts(max(w, tw), tw, self.overlap))
 
     def _start_progress(self, callback, frames: np.ndarray, per_frame_tiles: bool = True) -> None:
-        per = self.tiles_per_frame(frames.shape[1:3]) if per_frame_tiles else 1
+        scale = self.scale_of(frames[0]) if per_frame_tiles and self.diameter is not None else None
+        per = self.tiles_per_frame(frames.shape[1:3], scale) if per_frame_tiles else 1
         self._progress = None if callback is None else _Progress(callback, len(frames) * per)
 
     def _tick(self, n: int = 1) -> None:
@@ -111,10 +170,14 @@ class Predictor:
     def probabilities(self, frame: np.ndarray) -> np.ndarray:
         """(H, W, C) raw frame -> (classes, H, W) float32 probabilities."""
         self.app.check_maps(self.settings)
-        x = prepare_image(frame, self.settings)
-        probs = self._tiled(x) if self.tile is not None else self._whole(x)
+        x = rescale(normalize(frame, self.settings.data.normalization), self.scale_of(frame), order=1)
+        probs = self.maps(x)
         probs = resize_to(probs.transpose(1, 2, 0), frame.shape[:2], order=1).transpose(2, 0, 1)
         return np.ascontiguousarray(probs)
+
+    def maps(self, x: np.ndarray) -> np.ndarray:
+        """(H, W, C) network-ready image (normalised, at the network's scale) -> (classes, H, W) maps."""
+        return self._tiled(x) if self.tile is not None else self._whole(x)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         import torch
@@ -122,8 +185,18 @@ class Predictor:
         try:
             with torch.inference_mode():
                 t = torch.from_numpy(batch).to(self.device)
-                out = self.model(t).float()
-                return self.app.activation(out).cpu().numpy()
+                if not self.tta:
+                    return self.app.activation(self.model(t).float()).cpu().numpy()
+                total = None
+                for k in range(4):
+                    for flip in (False, True):
+                        x = torch.rot90(t, k, (2, 3))
+                        x = x.flip(3) if flip else x
+                        out = self.app.activation(self.model(x).float())
+                        if out.ndim == 4:  # maps go back to the tile's orientation; class vectors need not
+                            out = torch.rot90(out.flip(3) if flip else out, -k, (2, 3))
+                        total = out if total is None else total + out
+                return (total / 8).cpu().numpy()
         except (RuntimeError, MemoryError) as e:
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
                 raise OutOfMemoryError(

@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import ModelFileError
 from .events import EpochEnd, IterationEnd
 
-COLUMNS = ["kind", "epoch", "iteration", "loss", "metric", "val_loss", "val_metric", "lr"]
+COLUMNS = ["kind", "epoch", "iteration", "loss", "metric", "val_loss", "val_metric", "val_objects", "lr"]
 
 
 @dataclass
@@ -33,17 +33,23 @@ class TrainingRecord:
 
     @property
     def best_epoch(self) -> EpochEnd | None:
+        # The trainer's choice (the object score in instance mode); records from before the flag: the metric.
+        flagged = [e for e in self.epochs if e.best]
+        if flagged:
+            return flagged[-1]
         scored = [e for e in self.epochs if e.val_metric is not None]
         return max(scored, key=lambda e: e.val_metric) if scored else None
 
     def rows(self) -> list[dict]:
         rows = [{"kind": "iteration", "epoch": e.epoch, "iteration": e.iteration, "loss": e.loss,
-                 "metric": e.metric, "val_loss": "", "val_metric": "", "lr": e.lr} for e in self.iterations]
+                 "metric": e.metric, "val_loss": "", "val_metric": "", "val_objects": "", "lr": e.lr}
+                for e in self.iterations]
         last_iter = {e.epoch: e.iteration for e in self.iterations}
         rows += [{"kind": "epoch", "epoch": e.epoch, "iteration": last_iter.get(e.epoch, ""),
                   "loss": e.train_loss, "metric": e.train_metric,
                   "val_loss": "" if e.val_loss is None else e.val_loss,
-                  "val_metric": "" if e.val_metric is None else e.val_metric, "lr": e.lr} for e in self.epochs]
+                  "val_metric": "" if e.val_metric is None else e.val_metric,
+                  "val_objects": "" if e.val_objects is None else e.val_objects, "lr": e.lr} for e in self.epochs]
         return rows
 
     def write_csv(self, path: str | Path) -> Path:

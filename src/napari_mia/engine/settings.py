@@ -112,6 +112,9 @@ class DataSettings:
     # Post-processing of segmentation predictions (the dock's Post-processing section, see
     # predictor.PostProcess), kept with the model so that it predicts the same after loading.
     # Model files from before these fields load with these defaults (the values used then).
+    # The median diameter of the labelled objects in the network's pixels (after down scaling),
+    # measured when training starts; prediction with an object diameter rescales images to it.
+    object_diameter: float | None = None
     min_object_size: int = 0
     fill_holes: bool = False
     split_touching: bool = True
@@ -152,6 +155,9 @@ class TrainSettings:
     prefer_tries: int = 5
     prefer_min_pixels: int = 100
     num_workers: int = 0
+    # Which weights Predict, Save and Export use: those of the epoch with the best validation score
+    # ("best"), or the latest ("last"). Without validation images the latest are the only ones.
+    keep: str = "best"
 
 
 @dataclass
@@ -277,6 +283,7 @@ class Settings:
             raise SettingsError("Object size and object intensity must be positive.")
         _choice("metric", t.metric, METRICS)
         _choice("lr_schedule", t.lr_schedule, LR_SCHEDULES)
+        _choice("keep", t.keep, KEEP)
         _choice("class_weighting", t.class_weighting, CLASS_WEIGHTING)
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
@@ -314,6 +321,9 @@ class Settings:
             raise SettingsError(f"The gamma range must be positive, got {tuple(a.gamma_range)}.")
         if not 0 <= a.noise_range[0] <= a.noise_range[1]:
             raise SettingsError(f"The noise range must be from 0 up, got {tuple(a.noise_range)}.")
+
+
+KEEP = ("best", "last")
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:

@@ -24,8 +24,10 @@ import numpy as np
 from . import applications, modelfile
 from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
 from .augment import build_augment
+from .checkpoint import BestWeights
 from .data import (
     SampleSource,
+    object_diameter,
     sources_for_task,
     split_train_val,
     too_few_for_validation,
@@ -71,6 +73,7 @@ class Trainer:
         # Held during a training step and while copying the model, so a snapshot
         # taken from another thread never sees a half-updated model.
         self._weights_lock = threading.Lock()
+        self.best = BestWeights()
 
     # -- state ------------------------------------------------------------
     @property
@@ -151,6 +154,10 @@ class Trainer:
         """
         sources = self._sources(data)
         self._note = ""
+        # What the model learns objects to look like, in its own pixels (Predictor's object diameter).
+        diameter = object_diameter(sources)
+        if diameter is not None:
+            self.settings.data.object_diameter = round(diameter, 2)
         if val is None:
             train, val_sources = split_train_val(sources, self.settings.train.val_split, self.settings.train.seed)
             self._note = too_few_for_validation(len(sources), self.settings.train.val_split) or ""
@@ -172,8 +179,11 @@ class Trainer:
                 scheduler.load_state_dict(saved["scheduler"])
             self._run.epoch = min(int(saved.get("epoch", 0)), self._run.epochs)
             self._run.iteration = int(saved.get("iteration", 0))
-            self._run.best_val = max([h["val_metric"] for h in self.history if h.get("val_metric") is not None],
+            self._run.best_val = max([h.get("val_objects") if h.get("val_objects") is not None else h["val_metric"]
+                                      for h in self.history if h.get("val_metric") is not None],
                                      default=float("-inf"))
+        else:
+            self.best.clear()  # a new run: its own best epoch
         self._saved_run = None
         yield from self._loop(max_seconds, resumed=continue_saved)
 
@@ -218,6 +228,10 @@ class Trainer:
             if run.val:
                 self.settle_normalization()  # the validation curve scores what Predict will give
             val = self._validate(run, head)
+            if val is not None and run.val:
+                objects = self.app.validation_objects(self._predictor(self.model, self.settings), run.val,
+                                                      self.settings, stop=lambda: self._should_stop(run))
+                val = None if objects == "stopped" else (*val, objects)
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
                 return
@@ -266,6 +280,7 @@ class Trainer:
             loss.backward()
             with self._weights_lock:
                 run.optimizer.step()
+                self.best.moved_on()
         except (RuntimeError, MemoryError) as e:
             run.optimizer.zero_grad(set_to_none=True)
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():
@@ -286,7 +301,7 @@ class Trainer:
         import torch
 
         if not run.val:
-            return (None, None)
+            return (None, None, None)
         n_cls = head.n_cm
         self.model.eval()
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
@@ -310,9 +325,10 @@ class Trainer:
         return total / max(pixels, 1), cm
 
     def _end_epoch(self, run: _Run, val) -> Iterator[Event]:
-        val_loss, val_cm = val
+        val_loss, val_cm, val_objects = val
         train_loss = run.loss_sum / max(run.step, 1)
         val_metric = self._score(val_cm) if val_cm is not None else None
+        judged = val_objects if val_objects is not None else val_metric
         if run.scheduler is not None:
             import torch
 
@@ -322,11 +338,12 @@ class Trainer:
                 run.scheduler.step()
         run.epoch += 1
         run.batches, run.in_validation = None, False
-        best = val_metric is not None and val_metric > run.best_val
+        best = judged is not None and judged > run.best_val
         if best:
-            run.best_val = val_metric
+            run.best_val = judged
+            self.best.store(self.model, run.epoch, judged)
         ev = EpochEnd(run.epoch, train_loss, self._score(run.cm), val_loss, val_metric, self._lr(run),
-                      run.epoch_seconds, best)
+                      run.epoch_seconds, best, val_objects)
         self.history.append(ev.__dict__.copy())
         if self.autosave_path is not None:
             self.save(self.autosave_path, include_optimizer=True)
@@ -382,8 +399,20 @@ class Trainer:
                 self._norm_stale = False
         return True
 
-    def predictor(self, tile: int | None = 512, overlap: int = 128, snapshot: bool = False):
-        """A Predictor of the current weights, with settled normalisation statistics.
+    def _predictor(self, model, settings, **options):
+        from .predictor import Predictor
+
+        return Predictor(model, settings, self.device, **options)
+
+    def kept_model(self):
+        """The network Predict, Save and Export use: the best epoch's weights or the live ones (``keep``)."""
+        return self.best.model(self.model, self.settings.train.keep)
+
+    def predictor(self, tile: int | None = 512, overlap: int = 128, snapshot: bool = False,
+                  diameter: float | str | None = None, tta: bool = False):
+        """A Predictor of the kept weights (``TrainSettings.keep``), with settled normalisation statistics.
+
+        `diameter`, `tta`: see ``Predictor``.
 
         ``snapshot=False``: predicts with the live model (call it between
         trainings, or from the training thread). ``snapshot=True``: predicts with
@@ -393,23 +422,24 @@ class Trainer:
         """
         import copy
 
-        from .predictor import Predictor
-
         if self.model is None:
             raise SettingsError("There is no trained model yet: train or load a model first.")
         if self.device is None:
             self.device = pick_device(self.settings.train.device)
             self.model.to(self.device)
+        options = dict(tile=tile, overlap=overlap, diameter=diameter, tta=tta)
+        keep = self.settings.train.keep
         if not snapshot:
             self.settle_normalization()
-            return Predictor(self.model, self.settings, self.device, tile=tile, overlap=overlap)
+            return self._predictor(self.kept_model(), self.settings, **options)
         with self._weights_lock:
-            model, stale = copy.deepcopy(self.model), self._norm_stale
+            best = self.best.applies(keep)  # the best epoch's statistics were settled when it was kept
+            model, stale = self.best.model(self.model, keep) if best else copy.deepcopy(self.model), self._norm_stale
             settings = self.settings.copy()
             sources = list(self._run.train) if self._run is not None else []
-        if stale:
+        if stale and not best:
             self.settle_normalization(model, sources)
-        return Predictor(model, settings, self.device, tile=tile, overlap=overlap)
+        return self._predictor(model, settings, **options)
 
     # -- files --------------------------------------------------------------
     def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
@@ -417,7 +447,8 @@ class Trainer:
             raise SettingsError("There is no model to save yet: train or load a model first.")
         # The file's statistics are what every later prediction (CLI, another session) uses.
         self.settle_normalization()
-        extra = {"history": self.history}
+        weights, kept = self.best.file_entries(self.model, self.settings.train.keep)
+        extra = {"history": self.history, **kept}
         if self.data_size:  # the export's README reports it
             extra["data"] = self.data_size
         if include_optimizer and self._run is not None and self._run.optimizer is not None:
@@ -426,7 +457,9 @@ class Trainer:
             extra["iteration"] = self._run.iteration
             if self._run.scheduler is not None:
                 extra["scheduler"] = self._run.scheduler.state_dict()
-        return modelfile.save(path, self.model.state_dict(), self.settings, **extra)
+        if not include_optimizer:  # the latest weights only matter to continue the run
+            extra.pop("last_state_dict", None)
+        return modelfile.save(path, weights, self.settings, **extra)
 
     @classmethod
     def load(cls, path: str | Path) -> Trainer:
@@ -435,6 +468,11 @@ class Trainer:
         trainer.model = build_model(trainer.settings.model, load_pretrained=False)
         try:
             trainer.model.load_state_dict(content["state_dict"])
+            if content.get("last_state_dict") is not None:
+                # The file's model is the best epoch's; training goes on from the latest weights.
+                trainer.best.store(trainer.model, content.get("best_epoch") or 0, float("nan"))
+                trainer.model.load_state_dict(content["last_state_dict"])
+                trainer.best.moved_on()
         except (RuntimeError, KeyError) as e:
             from .errors import ModelFileError
 

@@ -130,6 +130,13 @@ class Application:
 
         return score(cm, settings.train.metric, skip_background=self.has_background)
 
+    def validation_objects(self, predictor, sources: list[SampleSource], settings: Settings,
+                           stop: Callable[[], object] = lambda: None) -> float | str | None:
+        """An object-level score of the validation images, averaged per image, that picks the best epoch
+        (``Trainer._loop``, ``EpochEnd.val_objects``); None: the pixel metric does. "stopped" if `stop()`
+        said so meanwhile. `predictor` predicts the live weights; its ``maps`` takes prepared images."""
+        return None
+
     def out_of_memory_message(self, settings: Settings) -> str:
         """What to change when a training step runs out of memory (``Trainer._step``)."""
         d = settings.data
@@ -147,6 +154,16 @@ class Application:
         from ..models import build_smp_model
 
         return build_smp_model(ms, pretrained)
+
+    # -- object scale (engine.scale, Predictor's diameter) -----------------------------------------------
+    def object_diameters(self, labels: np.ndarray, settings: Settings) -> np.ndarray | None:
+        """The diameters of the objects in raw `labels`, in the network's pixels (``data`` sources); None: this
+        application's targets have no objects to measure. Their median is the model's ``object_diameter``."""
+        return None
+
+    def model_diameter(self, settings: Settings) -> float | None:
+        """The objects' typical diameter the model was trained on, in the network's pixels (``Predictor``)."""
+        return settings.data.object_diameter
 
     # -- prediction (engine.predictor) --------------------------------------------------------------
     def activation(self, out):

@@ -61,7 +61,11 @@ def detect(predictor, frame: np.ndarray, threshold: float | None = None, progres
         predictor._start_progress(progress, frame[None])
     d = predictor.settings.data
     threshold = d.detection_threshold if threshold is None else threshold
-    return find_points(predictor.probabilities(frame), d.object_size, d.object_intensity, threshold)
+    heat = predictor.probabilities(frame)
+    # With an object diameter given, the image's objects are that big in its own pixels (the maps are
+    # scaled back to them); otherwise the training's object size holds.
+    size = d.object_size if predictor.last_diameter is None else predictor.last_diameter
+    return find_points(heat, size, d.object_intensity, threshold)
 
 
 class Detection(Application):
@@ -74,6 +78,10 @@ class Detection(Application):
 
     def num_outputs(self, model) -> int:
         return len(model.class_names) - 1  # one heatmap per kind of point; class_names[0] is background
+
+    def model_diameter(self, settings):
+        # The bumps are drawn this wide on the network's (down-scaled) targets.
+        return settings.data.object_size
 
     def validate(self, settings) -> None:
         loss = settings.train.loss
@@ -115,7 +123,7 @@ class Detection(Application):
         scaled.data.normalization, scaled.data.downscale = "none", 1.0
         scaled.data.object_size = s.data.object_size * s.data.downscale
         trainer.settle_normalization()
-        thr = calibrate_threshold(Predictor(trainer.model, scaled, trainer.device), pairs,
+        thr = calibrate_threshold(Predictor(trainer.kept_model(), scaled, trainer.device), pairs,
                                   scaled.data.object_size / 2)
         s.data.detection_threshold = thr
         return thr

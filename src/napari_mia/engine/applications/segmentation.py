@@ -71,6 +71,29 @@ class Segmentation(Application):
             weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
 
+    def object_diameters(self, labels, settings):
+        from ..scale import object_diameters
+
+        return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
+
+    def validation_objects(self, predictor, sources, settings, stop=lambda: None):
+        # Instances are what users count and judge: object F1 at IoU 0.5 per whole validation image.
+        if not _instances(settings):
+            return None
+        from ..evaluate import mean_scores, segmentation_scores
+        from ..predictor import PostProcess
+
+        d = settings.data
+        post = PostProcess(min_size=d.min_object_size, fill_holes=d.fill_holes, split_touching=d.split_touching)
+        rows = []
+        for source in sources:
+            sample = source.get()
+            pred = decode(predictor.maps(sample.image), settings, post)
+            rows.append(segmentation_scores(pred, _target_instances(sample.target)))
+            if stop():
+                return "stopped"
+        return mean_scores(rows)["object_f1"] if rows else None
+
     def label_mode_guess(self, labels, settings):
         # Instance ids need no check: every value is an object, whatever the count.
         from ..images import guess_label_mode
@@ -162,6 +185,14 @@ class Segmentation(Application):
         ax.imshow(masked % 20 if _instances(settings) else masked, cmap="tab20", alpha=0.6,
                   interpolation="nearest")
         ax.set_title("prediction")
+
+
+def _target_instances(target: np.ndarray) -> np.ndarray:
+    """Instance ids back from an instance-mode target (interiors grown into their boundaries)."""
+    from ..targets import BACKGROUND, BOUNDARY, IGNORE, INTERIOR, decode_instances
+
+    onehot = np.stack([(target == BACKGROUND) | (target == IGNORE), target == INTERIOR, target == BOUNDARY])
+    return decode_instances(onehot.astype(np.float32))
 
 
 def decode(probs: np.ndarray, settings, post) -> np.ndarray:
