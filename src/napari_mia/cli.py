@@ -40,9 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     from .engine.applications import names
 
-    t.add_argument("--task", default="segmentation", choices=list(names()),
+    t.add_argument("--task", choices=list(names()),
                    help="what to learn: segmentation from --masks, detection from --points, classification (one "
-                        "class per image) from --classes (default: segmentation)")
+                        "class per image) from --classes (default: segmentation, or the --from model's)")
     t.add_argument("--images", required=True, type=Path, help="folder of training images")
     t.add_argument("--masks", type=Path, help="segmentation: folder of label masks, same file names as the images")
     t.add_argument("--points", type=Path,
@@ -77,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true",
                    help="continue the training saved in --out after a crash or kill (it is saved after every "
                         "epoch, with its settings: only --epochs and --minutes apply)")
+    from ._from_cli import add_train_options
+
+    add_train_options(t)
 
     pr = sub.add_parser("predict", help="predict label images with a trained model")
     pr.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
@@ -92,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="instance mode: keep touching objects together (one object per connected blob)")
     pr.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ._evaluate_cli import add_evaluate_parser, add_prediction_options
+
+    add_prediction_options(pr)
     from ._results_cli import add_measure_parser, add_predict_flag  # Results (issue #19): in its own module
 
     add_predict_flag(pr)
@@ -100,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     from ._export_cli import add_export_parser
 
     add_export_parser(sub)
+    add_evaluate_parser(sub)
 
     d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
     d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
@@ -112,14 +119,14 @@ def _settings_from_args(a):
     from .engine import applications
     from .engine.settings import Settings
 
-    app = applications.get(a.task)
+    app = applications.get(a.task or "segmentation")
     s = Settings.load(a.config) if a.config else Settings()
     # A loss made for another task (e.g. the segmentation default, dice) is replaced by this task's default.
     loss = app.default_loss if s.train.loss not in app.losses else None
     # The application's own metric, unless a config written for it chose otherwise.
-    metric = app.default_metric if s.model.task != a.task else None
+    metric = app.default_metric if s.model.task != app.name else None
     s.update(
-        task=a.task, object_size=a.object_size, loss=loss, metric=metric,
+        task=app.name, object_size=a.object_size, loss=loss, metric=metric,
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
@@ -164,8 +171,13 @@ def train(a) -> int:
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
 
-    pairs = _training_pairs(a, applications.get(a.task))
-    if a.resume:
+    pairs = None if a.start_from else _training_pairs(a, applications.get(a.task or "segmentation"))
+    if a.start_from:  # a saved model's weights and settings, new data, a new run
+        from ._from_cli import start_from
+
+        trainer, pairs = start_from(a, _training_pairs)
+        s = trainer.settings
+    elif a.resume:
         if not a.out.is_file():
             raise MiaError(f"--resume: {a.out} does not exist yet, so there is nothing to continue. "
                            "Train without --resume.")
@@ -182,9 +194,15 @@ def train(a) -> int:
             s.model.channels = _guess_channels(fit_channels(read_image(pairs[0][0]), 3)[0])
         applications.get(s.model.task).cli_prepare_settings(s, pairs, given_config=bool(a.config))
         trainer = Trainer(s)
+    if a.keep:
+        s.train.keep = a.keep
     app = applications.for_settings(s)
     notes: list[str] = []
     sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s), notes)
+    if a.start_from:
+        from ._from_cli import to_model_scale
+
+        sources = to_model_scale(a, trainer, pairs, sources, lambda f: _read_fit(f, s, quiet=True))
     for note in notes:
         print(note, file=sys.stderr)
     trainer.autosave_path = a.out
@@ -207,6 +225,8 @@ def train(a) -> int:
                 bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.4f}", **{metric: f"{ev.metric:.3f}"}, refresh=False)
             elif isinstance(ev, EpochEnd):
                 val = "" if ev.val_metric is None else f", validation loss {ev.val_loss:.4f} {metric} {ev.val_metric:.3f}"
+                val += "" if ev.val_objects is None else f" object F1 {ev.val_objects:.3f}"
+                val += " (best)" if ev.best else ""
                 _write(bar, f"epoch {ev.epoch}: loss {ev.train_loss:.4f} {metric} {ev.train_metric:.3f}{val}")
             elif isinstance(ev, TrainingFinished):
                 last = ev
@@ -231,16 +251,10 @@ def train(a) -> int:
 
 
 def predict(a) -> int:
+    from ._evaluate_cli import predictor_for
     from .engine.data import list_images
-    from .engine.trainer import Trainer
 
-    trainer = Trainer.load(a.model)
-    if a.device:
-        from .engine.models import pick_device
-
-        trainer.device = pick_device(a.device)
-        trainer.model.to(trainer.device)
-    predictor = trainer.predictor(tile=a.tile or None)
+    trainer, predictor = predictor_for(a)
     files = list_images(a.images)
     try:
         a.out.mkdir(parents=True, exist_ok=True)
@@ -281,6 +295,10 @@ def _predict_each(files, predictor, a, work) -> None:
             if image is not None:
                 try:
                     work(f, image)
+                    if predictor.diameter == "auto":
+                        found = predictor.last_diameter
+                        _write(bar, f"{f.name}: objects about {found:.0f} px across (estimated)" if found else
+                               f"{f.name}: no objects to measure; predicted at the model's own scale")
                 except _OutputError:
                     raise
                 except MiaError as e:
@@ -338,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             from ._export_cli import export
 
             return export(a)
+        if a.command == "evaluate":
+            from ._evaluate_cli import evaluate
+
+            return evaluate(a)
         from .demo import run_demo
 
         return run_demo(headless=a.headless, minutes=a.minutes, out=a.out)

@@ -212,6 +212,24 @@ class Application:
     def _validation_what(self, settings: Settings) -> str:
         return ""
 
+    # -- evaluation (napari_mia._evaluate_cli, the dock's Evaluate) -----------------------------------
+    #: The per-image scores ``evaluate`` prints, in this order (keys of ``evaluate_item``'s dict).
+    evaluate_columns: tuple[str, ...] = ()
+
+    def evaluate_item(self, predictor, image: np.ndarray, target, settings: Settings,
+                      tolerance: float | None = None) -> dict:
+        """Score the prediction of one image against its target (as ``cli_read_targets`` gives it, or an
+        array): a dict of numbers, ``evaluate_columns`` first."""
+        raise NotImplementedError
+
+    def evaluate_summary(self, rows: list[dict], settings: Settings) -> list[str]:
+        """Lines after the per-image table: the means over images (each image weighs the same)."""
+        from ..evaluate import mean_scores
+
+        means = mean_scores(rows)
+        return [f"Mean over {len(rows)} image(s): " + ", ".join(f"{k} {means[k]:.3f}" for k in self.evaluate_columns
+                                                                 if k in means)]
+
     def cli_predict(self, predictor, a, each: Callable[[Callable], None]) -> str:
         """Write the predictions of `a.images` into `a.out` (``predict``); returns the closing line.
 

@@ -338,6 +338,34 @@ class Classification(Application):
         out = write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
         return f"Wrote the classes of {len(rows)} image(s) to {out}"
 
+    evaluate_columns = ("correct", "probability")
+
+    def evaluate_item(self, predictor, image, target, settings, tolerance=None):
+        names = settings.model.class_names
+        truth = target if isinstance(target, (int, np.integer)) else (names.index(target) if target in names else None)
+        if truth is None:
+            raise DataError(f"The class '{target}' is not one of the model's classes ({', '.join(names)}).")
+        found = predictor.classify(image)
+        if len(found) != 1:
+            raise DataError("Evaluation takes one image per file, not a stack.")
+        cls, probs = found[0]
+        return {"correct": int(cls == truth), "probability": float(probs[cls]), "true_class": names[truth],
+                "predicted_class": names[cls], "_pair": (truth, cls)}
+
+    def evaluate_summary(self, rows, settings):
+        from ..evaluate import classification_scores
+
+        names = settings.model.class_names
+        truth, pred = zip(*(r["_pair"] for r in rows)) if rows else ((), ())
+        s = classification_scores(pred, truth, len(names))
+        width = max(len(n) for n in names)
+        lines = [f"Accuracy over {len(rows)} image(s): {s['accuracy']:.3f}",
+                 "Confusion (rows: true class, columns: predicted):",
+                 " " * (width + 2) + "  ".join(f"{n:>{max(len(n), 4)}}" for n in names)]
+        for n, row in zip(names, s["confusion"]):
+            lines.append(f"{n:>{width}}  " + "  ".join(f"{v:>{max(len(m), 4)}}" for m, v in zip(names, row)))
+        return lines
+
     def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
         print("Classification: classes.csv already holds every image's class and probabilities.")
         return 0

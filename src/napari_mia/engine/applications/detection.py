@@ -147,6 +147,16 @@ class Detection(Application):
         return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
 
     # -- command line ---------------------------------------------------------------------------
+    evaluate_columns = ("point_f1", "precision", "recall", "count_error", "true_objects", "predicted_objects")
+
+    def evaluate_item(self, predictor, image, target, settings, tolerance=None):
+        from ..evaluate import detection_scores
+
+        found = predictor.detect(image)
+        # Within half an object's diameter (in the image's pixels) a point found is the object's.
+        size = predictor.last_diameter or settings.data.object_size
+        return detection_scores(found[:, :2], np.asarray(target)[:, :2], tolerance or size / 2)
+
     def cli_read_targets(self, images, path):
         from ..detection import read_points_csv
 

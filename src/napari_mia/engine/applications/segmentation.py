@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError, SettingsError
+from ..errors import DataError, OutputError, SettingsError
 from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
 from ..targets import INSTANCE_CLASS_NAMES
 from .base import Application
@@ -75,6 +75,19 @@ class Segmentation(Application):
         from ..scale import object_diameters
 
         return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
+
+    evaluate_columns = ("fg_iou", "object_f1", "ap", "precision", "recall", "true_objects", "predicted_objects")
+
+    def evaluate_item(self, predictor, image, target, settings, tolerance=None):
+        from ..evaluate import segmentation_scores
+        from ..images import check_labels, read_image
+
+        truth = check_labels(read_image(target), Path(target).name) if isinstance(target, (str, Path)) else target
+        pred = predictor.predict(image)
+        if pred.shape != truth.shape:
+            raise DataError(f"The labels {truth.shape} and the image's prediction {pred.shape} differ in size.")
+        # Class labels: each connected region of a class is an object.
+        return segmentation_scores(pred, truth, instances=_instances(settings))
 
     def validation_objects(self, predictor, sources, settings, stop=lambda: None):
         # Instances are what users count and judge: object F1 at IoU 0.5 per whole validation image.

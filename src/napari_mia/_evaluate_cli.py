@@ -1,0 +1,158 @@
+"""``napari-mia evaluate``: a model's scores on labelled images it was not trained on, per image.
+
+Scores are the application's (``Application.evaluate_item``): segmentation fg IoU, object F1 at
+IoU 0.5 and AP over IoU 0.5-0.95; detection point F1 and count error; classification accuracy and
+the confusion matrix. Every image weighs the same in the means, whatever its size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EVALUATE_EPILOG = """\
+Prints one row per image and the means, and writes them as CSV to --out (the last row is the mean).
+
+examples:
+  napari-mia evaluate --model nuclei.pt --images test/images --masks test/masks
+  napari-mia evaluate --model nuclei.pt --images big/images --masks big/masks --diameter auto
+  napari-mia evaluate --model cells.pt --images test/ --points test/points.csv
+  napari-mia evaluate --model treated.pt --images test/ --classes test/classes.csv --out scores.csv
+"""
+
+
+def diameter_value(text: str):
+    """--diameter: a number of pixels, or 'auto'."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got '{text}'") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"the diameter must be positive, got {text}")
+    return value
+
+
+def add_prediction_options(p: argparse.ArgumentParser) -> None:
+    """--diameter, --tta and --keep: shared by predict and evaluate."""
+    p.add_argument("--diameter", type=diameter_value, metavar="D|auto",
+                   help="the objects' typical diameter in these images, in pixels: each image is rescaled so its "
+                        "objects have the size the model was trained on (results keep the image's size); 'auto' "
+                        "estimates it per image (default: the model's own scale)")
+    p.add_argument("--tta", action="store_true",
+                   help="test-time augmentation: average the predictions of the 8 flips and 90-degree rotations "
+                        "(smoother results, 8x the time)")
+    p.add_argument("--keep", choices=["best", "last"],
+                   help="which weights to use when the file holds both: the best validation epoch's (default) or "
+                        "the last epoch's")
+
+
+def add_evaluate_parser(sub) -> None:
+    e = sub.add_parser("evaluate", help="score a model on labelled images, per image (segmentation, detection, "
+                                        "classification)", epilog=EVALUATE_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
+    e.add_argument("--images", required=True, type=Path, help="folder of images the model was not trained on")
+    e.add_argument("--masks", type=Path, help="segmentation: folder of label masks, same file names as the images")
+    e.add_argument("--points", type=Path, help="detection: CSV with columns name,y,x[,class]")
+    e.add_argument("--classes", type=Path, help="classification: CSV with columns name,class")
+    e.add_argument("--out", type=Path, default=Path("evaluation.csv"),
+                   help="CSV of the scores per image (default: evaluation.csv)")
+    e.add_argument("--tolerance", type=float,
+                   help="detection: how close (px) a point found must be to a true one to match it (default: "
+                        "half the objects' diameter)")
+    e.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
+    e.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_prediction_options(e)
+
+
+def _load(a):
+    """The model, on the asked device, with the asked weights kept."""
+    from .engine.trainer import Trainer
+
+    trainer = Trainer.load(a.model)
+    if a.keep:
+        trainer.settings.train.keep = a.keep
+    if getattr(a, "device", None):
+        from .engine.models import pick_device
+
+        trainer.device = pick_device(a.device)
+        trainer.model.to(trainer.device)
+    return trainer
+
+
+def predictor_for(a):
+    """(trainer, predictor) from the predict/evaluate options."""
+    trainer = _load(a)
+    return trainer, trainer.predictor(tile=a.tile or None, diameter=a.diameter, tta=a.tta)
+
+
+def evaluate(a) -> int:
+    from .cli import _bar, _colour, _write
+    from .engine.applications.base import write_csv
+    from .engine.data import fit_channels, read_image
+    from .engine.errors import MiaError
+
+    trainer, predictor = predictor_for(a)
+    app, s = trainer.app, trainer.settings
+    path = getattr(a, app.cli_input)
+    if not path:
+        raise MiaError(f"This {s.model.task} model is evaluated against --{app.cli_input}: "
+                       f"{app.cli_missing_input.split(' needs ', 1)[-1]}")
+    items = app.cli_read_targets(a.images, path)
+    if not items:
+        raise MiaError(f"No labelled images found in {a.images}.")
+    rows, skipped = [], []
+    bar = _bar(len(items), a.quiet)
+    try:
+        for f, target in items:
+            try:
+                image = _colour(fit_channels(read_image(f), s.model.channels, f.name)[0], s)
+                row = {"name": f.name, **app.evaluate_item(predictor, image, target, s, a.tolerance)}
+                if predictor.last_diameter is not None:
+                    row["diameter_px"] = round(predictor.last_diameter, 1)
+                rows.append(row)
+            except MiaError as e:
+                skipped.append((f.name, str(e)))
+                _write(bar, f"Skipped {f.name}: {e}")
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not rows:
+        raise MiaError("No image could be evaluated (see the messages above).")
+    columns = ["name", *app.evaluate_columns, *(["diameter_px"] if "diameter_px" in rows[0] else [])]
+    extra = [k for k in rows[0] if k not in columns and not k.startswith("_")]
+    columns += extra
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'image':<{width}}  " + "  ".join(f"{c:>8}" for c in columns[1:]))
+    for r in rows:
+        print(f"{r['name']:<{width}}  " + "  ".join(_cell(r.get(c), 8) for c in columns[1:]))
+    for line in app.evaluate_summary(rows, s):
+        print(line)
+    from .engine.evaluate import mean_scores
+
+    means = mean_scores([{k: v for k, v in r.items() if k in columns} for r in rows])
+    table = [[_csv(r.get(c)) for c in columns] for r in rows] + [["mean"] + [_csv(means.get(c)) for c in columns[1:]]]
+    out = write_csv(a.out, columns, table)
+    print(f"Wrote the scores of {len(rows)} image(s) to {out}")
+    if skipped:
+        print(f"napari-mia: error: {len(skipped)} image(s) were skipped, the others were evaluated:", file=sys.stderr)
+        for name, why in skipped:
+            print(f"  {name}: {why}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cell(v, width: int) -> str:
+    if isinstance(v, float):
+        return f"{v:>{width}.3f}"
+    return f"{'' if v is None else v!s:>{width}}"
+
+
+def _csv(v):
+    return "" if v is None else round(v, 4) if isinstance(v, float) else v
