@@ -8,8 +8,9 @@ flatters: models are judged here on images of a kind they never saw.
 - ``OUT/train``: every image except the held-out kinds (symlinks).
 - ``OUT/kind``: all 512x640 and all 520x696 images (103): other experiments of the
   challenge, larger fields with dimmer, larger nuclei; never trained on.
-- ``OUT/x3``, ``OUT/x4``: N of those held-out images (seeded) and their masks upscaled 3x
-  and 4x (images bilinear, masks nearest), standing for a higher magnification.
+- ``OUT/x1``: N of those held-out images (seeded), at their own size;
+  ``OUT/x3``, ``OUT/x4``: the same images and their masks upscaled 3x and 4x (images bilinear,
+  masks nearest), standing for a higher magnification.
 - ``OUT/x4_tune``: 3 other held-out images upscaled 4x, to fine-tune on (``train --from``);
   they are not in ``OUT/x4``.
 
@@ -65,10 +66,11 @@ def build(out: Path, upscaled: int = 24) -> dict[str, int]:
     _link(held, out / "kind")
     pick = np.random.default_rng(SEED).permutation(len(held))
     magnified, tune = [held[i] for i in pick[:upscaled]], [held[i] for i in pick[upscaled:upscaled + 3]]
+    _link(magnified, out / "x1")
     _upscale(magnified, out / "x3", 3)
     _upscale(magnified, out / "x4", 4)
     _upscale(tune, out / "x4_tune", 4)
-    return {"train": len(train), "kind": len(held), "x3": len(magnified), "x4": len(magnified), "x4_tune": 3}
+    return {"train": len(train), "kind": len(held), "x1": len(magnified), "x3": len(magnified), "x4": len(magnified), "x4_tune": 3}
 
 
 if __name__ == "__main__":

@@ -441,52 +441,15 @@ class Trainer:
             self.settle_normalization(model, sources)
         return self._predictor(model, settings, **options)
 
-    # -- files --------------------------------------------------------------
+    # -- files (engine.checkpoint) --------------------------------------------------------------------
     def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
-        if self.model is None:
-            raise SettingsError("There is no model to save yet: train or load a model first.")
-        # The file's statistics are what every later prediction (CLI, another session) uses.
-        self.settle_normalization()
-        weights, kept = self.best.file_entries(self.model, self.settings.train.keep)
-        extra = {"history": self.history, **kept}
-        if self.data_size:  # the export's README reports it
-            extra["data"] = self.data_size
-        if include_optimizer and self._run is not None and self._run.optimizer is not None:
-            extra["optimizer"] = self._run.optimizer.state_dict()
-            extra["epoch"] = self._run.epoch
-            extra["iteration"] = self._run.iteration
-            if self._run.scheduler is not None:
-                extra["scheduler"] = self._run.scheduler.state_dict()
-        if not include_optimizer:  # the latest weights only matter to continue the run
-            extra.pop("last_state_dict", None)
-        return modelfile.save(path, weights, self.settings, **extra)
+        """Write the model file: the kept weights and every setting; `include_optimizer`: also what --resume needs."""
+        from .checkpoint import save_trainer
+
+        return save_trainer(self, path, include_optimizer)
 
     @classmethod
     def load(cls, path: str | Path) -> Trainer:
-        content = modelfile.load(path)
-        trainer = cls(content["settings"])
-        trainer.model = build_model(trainer.settings.model, load_pretrained=False)
-        try:
-            trainer.model.load_state_dict(content["state_dict"])
-            if content.get("last_state_dict") is not None:
-                # The file's model is the best epoch's; training goes on from the latest weights.
-                trainer.best.store(trainer.model, content.get("best_epoch") or 0, float("nan"))
-                trainer.model.load_state_dict(content["last_state_dict"])
-                trainer.best.moved_on()
-        except (RuntimeError, KeyError) as e:
-            from .errors import ModelFileError
+        from .checkpoint import load_trainer
 
-            raise ModelFileError(f"{Path(path).name}: the weights do not match the settings stored with them "
-                                 "(the file is damaged).") from e
-        trainer._key = _model_key(trainer.settings)
-        trainer.history = list(content.get("history", []))
-        trainer._loaded_data_size = content.get("data")
-        trainer._saved_run = {k: content[k] for k in ("optimizer", "scheduler", "epoch", "iteration") if k in content}
-        try:
-            trainer.device = pick_device(trainer.settings.train.device)
-        except SettingsError:
-            # Trained on a GPU this machine does not have: predict on what is here.
-            trainer.settings.train.device = "auto"
-            trainer.device = pick_device("auto")
-        trainer.model.to(trainer.device)
-        return trainer
+        return load_trainer(cls, path)
