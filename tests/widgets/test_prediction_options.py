@@ -109,9 +109,10 @@ def test_evaluate_scores_a_held_out_image_and_refuses_a_training_pair(widget, nu
     wait_free(qtbot, widget.session)
     pred = trainer.predictor().result(image, rgb=False, post=widget.app.post_process())
     want = segmentation_scores(pred, truth, instances=True)
-    table = widget.scores_table
-    assert shown(table) and table.column_headers == ("unseen",)
-    cells = dict(zip(table.row_headers, (row[0] for row in table.data)))
+    table = widget.scores_table.native
+    assert shown(widget.scores_table) and table.columnCount() == 1
+    assert table.horizontalHeaderItem(0).text() == "unseen"
+    cells = {table.verticalHeaderItem(i).text(): table.item(i, 0).text() for i in range(table.rowCount())}
     assert cells["foreground IoU"] == f"{want['fg_iou']:.3f}"
     assert cells["object F1 (IoU 0.5)"] == f"{want['object_f1']:.3f}"
     assert cells["AP (IoU 0.5-0.95)"] == f"{want['ap']:.3f}"

@@ -212,11 +212,22 @@ class DockActions:
         def text(v):
             return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
-        table = self.scores_table
-        table.value = {"data": [[text(s.get(r)) for s in self.scores.values()] for r in rows], "index": rows,
-                       "columns": list(self.scores)}
-        table.visible = True
-        native = table.native
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QTableWidgetItem
+
+        native = self.scores_table.native  # filled as text: magicgui's Table would show 0.009 as 9.000e-03
+        native.clear()
+        native.setRowCount(len(rows))
+        native.setColumnCount(len(self.scores))
+        native.setVerticalHeaderLabels(rows)
+        native.setHorizontalHeaderLabels(list(self.scores))
+        for j, s in enumerate(self.scores.values()):
+            for i, r in enumerate(rows):
+                item = QTableWidgetItem(text(s.get(r)))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                native.setItem(i, j, item)
+        self.scores_table.visible = True
         native.resizeColumnsToContents()
         native.setFixedHeight(native.horizontalHeader().height() + sum(native.rowHeight(i) for i in
                                                                        range(len(rows))) + 2 * native.frameWidth() + 2)

@@ -166,6 +166,7 @@ class TrainingWidget(DockActions, QWidget):
         self.estimate_button = PushButton(
             text="Estimate", tooltip="Measure the objects' typical diameter in the image chosen under Predict image "
                                      "(the frame on screen) and put it in the field.")
+        self.diameter.native.setDecimals(1)
         self.diameter_row = Container(widgets=[self.diameter, self.estimate_button], layout="horizontal",
                                       labels=False, label="Object diameter (px)")
         self.diameter_row.margins = (0, 0, 0, 0)
