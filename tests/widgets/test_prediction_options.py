@@ -146,9 +146,13 @@ def test_plot_draws_the_objects_f1_and_marks_the_best_epoch(widget):
         widget.session._on_event(EpochEnd(e, 0.5 / e, 0.3 * e, 0.6 / e, 0.25 * e, 1e-3, 10.0, best=best,
                                           val_objects=objects))
     plot.redraw()
+    assert "best validation: epoch 2 (objects F1 0.700)" in plot.info.value
+    plot._render(plot._snapshot(), (380, 500, 1.0))
     x, y = plot.lines["val_objects"].get_data()
     assert list(x) == [1, 2, 3] and list(y) == [0.4, 0.7, 0.6]
     assert plot.lines["val_objects"].get_label() == "validation objects F1"
     assert all(m.get_visible() and list(m.get_xdata()) == [2, 2] for m in plot.best_markers)
-    assert plot.metric_legend is not None and plot.metric_legend.get_visible()
-    assert "best validation: epoch 2 (objects F1 0.700)" in plot.info.value
+    assert plot.metric_legend.get_visible() and plot.ax_val_metric.get_title() == "metric per epoch"
+    plot._render(plot._snapshot(), (380, 240, 1.0))  # a short plot: no legend over the curves, the title says it
+    assert not plot.metric_legend.get_visible()
+    assert plot.ax_val_metric.get_title() == "metric (purple: objects F1) per epoch"

@@ -215,7 +215,7 @@ class DockActions:
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QTableWidgetItem
 
-        native = self.scores_table.native  # filled as text: magicgui's Table would show 0.009 as 9.000e-03
+        native = self.scores_table.native  # filled with texts, one decimal format for every score
         native.clear()
         native.setRowCount(len(rows))
         native.setColumnCount(len(self.scores))

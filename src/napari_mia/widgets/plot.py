@@ -84,6 +84,9 @@ class TrainingPlotWidget(QWidget):
         self.save_button = PushButton(text="Save record", tooltip="Write every logged value (CSV) and this plot (PNG).")
         buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
                             labels=False)
+        from ._layout import wrap
+
+        wrap(self.info)  # the best epoch's score lengthens it: it must not widen the docks' column (window)
         lay = QVBoxLayout(self)
         lay.addWidget(self.view, stretch=1)
         lay.addWidget(self.info.native)
@@ -110,6 +113,7 @@ class TrainingPlotWidget(QWidget):
         metric = "metric"
         if self.session.trainer is not None:
             metric = self.session.trainer.settings.train.metric
+        self._metric = metric
         for ax, title in [(self.ax_loss, "training loss"), (self.ax_metric, f"training {metric}"),
                           (self.ax_val_loss, "loss per epoch"), (self.ax_val_metric, f"{metric} per epoch")]:
             ax.set_title(title, fontsize=9)
@@ -227,7 +231,6 @@ class TrainingPlotWidget(QWidget):
                 m.set_xdata([data["best"], data["best"]])
         if data["theme"] != self._theme:
             self._apply_theme(data["theme"])
-        self._legend_for_objects(len(data["val_objects"][0]) > 0)
         shown = {self.ax_loss: data["loss"], self.ax_metric: data["metric"],
                  self.ax_val_loss: data["train_loss"], self.ax_val_metric: data["train_metric"]}
         # A short dock (napari's default window: the Train Model dock above keeps its buttons) shows one
@@ -235,6 +238,11 @@ class TrainingPlotWidget(QWidget):
         one_row = size[1] < SHORT_PX
         epochs = len(data["train_loss"][0]) > 0
         self._arrange(one_row, epochs)
+        objects = len(data["val_objects"][0]) > 0
+        # A short plot has no room for a legend over its curves: the title names the objects F1 line instead.
+        self._legend_for_objects(objects and not one_row)
+        self.ax_val_metric.title.set_text(f"{self._metric} (purple: objects F1) per epoch" if objects and one_row
+                                          else f"{self._metric} per epoch")  # set_text keeps the theme's colour
         for ax, (x, _) in shown.items():
             hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
             ax.set_visible(len(x) > 0 and not hidden_row)  # no empty +-0.05 axes before the first values

@@ -191,6 +191,10 @@ class TrainingWidget(DockActions, QWidget):
         self.scores_table = Table(value=[], tooltip="Scores of the model's prediction against your labels, per "
                                                     "image (a stack: the mean over its frames).")
         self.scores_table.read_only = True
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        # Qt's own display of the texts: magicgui's delegate would show 0.009 as 9.000e-03
+        self.scores_table.native.setItemDelegate(QStyledItemDelegate(self.scores_table.native))
         self.scores_table.visible = False
         self.scores: dict[str, dict] = {}  # image name -> scores of its last evaluation
         return Container(widgets=[self.diameter_row, self.diameter_auto, self.tta, self.evaluate_row,
