@@ -155,4 +155,4 @@ def test_plot_draws_the_objects_f1_and_marks_the_best_epoch(widget):
     assert plot.metric_legend.get_visible() and plot.ax_val_metric.get_title() == "metric per epoch"
     plot._render(plot._snapshot(), (380, 240, 1.0))  # a short plot: no legend over the curves, the title says it
     assert not plot.metric_legend.get_visible()
-    assert plot.ax_val_metric.get_title() == "metric (purple: objects F1) per epoch"
+    assert plot.ax_val_metric.get_title() == "metric, objects F1 (purple)"

@@ -241,7 +241,7 @@ class TrainingPlotWidget(QWidget):
         objects = len(data["val_objects"][0]) > 0
         # A short plot has no room for a legend over its curves: the title names the objects F1 line instead.
         self._legend_for_objects(objects and not one_row)
-        self.ax_val_metric.title.set_text(f"{self._metric} (purple: objects F1) per epoch" if objects and one_row
+        self.ax_val_metric.title.set_text(f"{self._metric}, objects F1 (purple)" if objects and one_row
                                           else f"{self._metric} per epoch")  # set_text keeps the theme's colour
         for ax, (x, _) in shown.items():
             hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
