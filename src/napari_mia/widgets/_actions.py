@@ -39,8 +39,7 @@ class DockActions:
             self._notify("There is no model to save yet: train or load one first.")
             return False
         try:
-            # the Post-processing shown now, even if changed after training
-            self.session.trainer.settings.update(**self._kept_settings())
+            self.apply_kept_settings()  # the weights to use and the Post-processing shown now
             self.session.save(path)
         except MiaError as e:
             self._notify(explain(e))
@@ -70,7 +69,9 @@ class DockActions:
             return False
         # copies: the user may paint or delete layers while the worker runs
         jobs = [(n, np.array(self.viewer.layers[n].data), self.viewer.layers[n].rgb) for n in names]
-        if not self.session.predict(jobs, self._on_prediction, post=self._model_app().post_process()):
+        self.apply_kept_settings()
+        if not self.session.predict(jobs, self._on_prediction, post=self._model_app().post_process(),
+                                    options=self.prediction_options()):
             return False
         if self.session.state != TRAINING:  # while training, the status line follows the training
             self.status.value = f"Predicting {names[0]}…"
@@ -93,6 +94,146 @@ class DockActions:
             self._notify(f"Image '{name}' was removed before its prediction finished; the prediction is dropped.")
             return
         self._model_app().show_prediction(self.viewer.layers[name], result)
+        if self.session.state != TRAINING:
+            self.status.value += self._scale_text(name)
+
+    # -- object scale and evaluation (the Prediction section) ------------------------
+    def apply_kept_settings(self) -> None:
+        """The controls that apply after training (Weights to use, Post-processing) reach the model between
+        runs (while one runs they are locked as it started)."""
+        if self.session.has_model and self.session.state != TRAINING:
+            self.session.trainer.settings.update(**self._kept_settings())
+
+    def prediction_options(self) -> dict:
+        """The predictor's `diameter` and `tta` from the Prediction section, as the model's application takes
+        them (classification: no diameter)."""
+        diameter = "auto" if self.diameter_auto.value else (float(self.diameter.value) or None)
+        return self._model_app().prediction_options(diameter, bool(self.tta.value))
+
+    def model_diameter(self) -> float | None:
+        """The objects' diameter the model was trained on, in its training images' pixels (None: not recorded,
+        or classification)."""
+        trainer = self.session.trainer
+        if trainer is None:
+            return None
+        from ..engine import applications
+
+        app = applications.for_settings(trainer.settings)
+        d = None if app.whole_image else app.model_diameter(trainer.settings)
+        return d / trainer.settings.data.downscale if d else None
+
+    def _scale_text(self, name: str) -> str:
+        """The objects' size that the last prediction of `name` used, for the status line."""
+        if name not in self.session.diameters or self.prediction_options().get("diameter") is None:
+            return ""
+        d, m = self.session.diameters[name], self.model_diameter()
+        if d is None:
+            return ": no objects measured, predicted at the model's own scale."
+        return f": objects' diameter {d:.0f} px (model: {m:.0f} px)." if m else f": objects' diameter {d:.0f} px."
+
+    def _current_frame(self, layer) -> np.ndarray | None:
+        """The 2D image (or (H, W, C) colour image) of `layer` on screen; None for more dimensions."""
+        data = layer.data
+        spatial = data.ndim - (1 if layer.rgb else 0)
+        if spatial == 2:
+            return np.asarray(data)
+        if spatial != 3:
+            return None
+        i = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
+        return np.asarray(data[min(max(i, 0), len(data) - 1)])
+
+    def estimate_diameter(self, *_) -> float | None:
+        """Estimate: the objects' diameter in the chosen image's frame on screen goes into the field."""
+        name = self.predict_combo.value
+        if name is None or name not in self.viewer.layers:
+            self._notify("Choose the image under Predict image first: Estimate measures its objects.")
+            return None
+        frame = self._current_frame(self.viewer.layers[name])
+        if frame is None:
+            self._notify(f"'{name}' has more than 3 dimensions: Estimate measures 2D images and stacks of them.")
+            return None
+        from ..engine.scale import estimate_diameter
+
+        d = estimate_diameter(frame)
+        if d is None:
+            self._notify(f"No objects found in '{name}' (the frame on screen): type their diameter in pixels, or "
+                         "leave 0 to predict at the model's own scale.")
+            return None
+        self.diameter_auto.value = False
+        self.diameter.value = round(d, 1)
+        m = self.model_diameter()
+        self.status.value = f"Objects in '{name}' are about {d:.0f} px across" + (
+            f"; the model's were {m:.0f} px: Predict rescales the image by {m / d:.2f}." if m else
+            ". Predict rescales the image to the objects' size the model was trained on.")
+        return d
+
+    def evaluate(self, *_) -> bool:
+        """Evaluate: predict the chosen image and score it against the chosen labels (or points), which must
+        not be in the training set; the scores go into the table."""
+        image_name, truth_name = self.predict_combo.value, self.evaluate_combo.value
+        app = self._model_app()
+        if not self.session.has_model:
+            self._notify("There is no model to evaluate yet: train or load one first.")
+            return False
+        kind = (app.target_kind or "labels").lower()
+        if image_name is None or truth_name is None:
+            self._notify(f"Choose an image under Predict image and its {kind} layer under Evaluate with.")
+            return False
+        image, truth = self.viewer.layers[image_name], self.viewer.layers[truth_name]
+        try:
+            app.check_target(image, truth)
+            target = app.target_of(image, truth)
+        except MiaError as e:
+            self._notify(explain(e))
+            return False
+        if app.in_training_set(image_name, truth_name):
+            self._notify(f"'{image_name}' is in the training set: the model has learnt it, so its scores would "
+                         f"look better than the model is. Evaluate on an image with {kind} that is not in the "
+                         "training set.")
+            return False
+        self.apply_kept_settings()
+
+        def scored(name, result):
+            if not self._closed:
+                self._show_scores(name, truth_name, app.scores(result, target, self.session.diameters.get(name)))
+
+        if not self.session.predict([(image_name, np.array(image.data), bool(image.rgb))], scored,
+                                    post=app.post_process(), options=self.prediction_options()):
+            return False
+        self.status.value = f"Evaluating {image_name} against {truth_name}…"
+        return True
+
+    def _show_scores(self, name: str, truth_name: str, scores: dict) -> None:
+        """The table: a row per score, a column per evaluated image (its latest evaluation)."""
+        self.scores.pop(name, None)
+        self.scores[name] = scores
+        rows = list(dict.fromkeys(k for s in self.scores.values() for k in s))
+
+        def text(v):
+            return "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QTableWidgetItem
+
+        native = self.scores_table.native  # filled with texts, one decimal format for every score
+        native.clear()
+        native.setRowCount(len(rows))
+        native.setColumnCount(len(self.scores))
+        native.setVerticalHeaderLabels(rows)
+        native.setHorizontalHeaderLabels(list(self.scores))
+        for j, s in enumerate(self.scores.values()):
+            for i, r in enumerate(rows):
+                item = QTableWidgetItem(text(s.get(r)))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                native.setItem(i, j, item)
+        self.scores_table.visible = True
+        native.resizeColumnsToContents()
+        native.setFixedHeight(native.horizontalHeader().height() + sum(native.rowHeight(i) for i in
+                                                                       range(len(rows))) + 2 * native.frameWidth() + 2)
+        first = list(scores.items())[:2]
+        self.status.value = f"'{name}' against '{truth_name}': " + ", ".join(f"{k} {text(v)}" for k, v in first) \
+            + self._scale_text(name)
 
     def add_prediction(self, *_) -> bool:
         """Add the chosen image's (corrected) prediction to the training set, in one click."""

@@ -78,6 +78,10 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                      {"min": 0, "max": 100}),
     "prefer_min_pixels": ("…with fewer labelled pixels than", "A patch counts as empty below this many "
                           "labelled pixels.", {"min": 0, "max": 1000000}),
+    "keep": ("Weights to use", "Which weights Predict, Save and Export use. best epoch: those of the epoch that "
+             "scored best on the validation images (training may overfit after it). last epoch: the latest. "
+             "Without validation images the latest are used.",
+             {"choices": [("best epoch", "best"), ("last epoch", "last")]}),
     "seed": ("Random seed", "The same seed and settings repeat a training exactly.", {"min": 0, "max": 2**31 - 1}),
     # augmentations
     "patch_width": ("Input width", "Width of the training patches in pixels (a multiple of 32).",
@@ -100,6 +104,25 @@ SPECS: dict[str, tuple[str, str, dict]] = {
     "translate": ("Translate range", "Shift as a fraction of the patch size.", {}),
     "shear": ("Shear range (°)", "Smallest and largest shear angle.", {}),
     "rotate": ("Rotation range (°)", "Smallest and largest rotation angle.", {}),
+    "zoom": ("Zoom", "Probability of zooming a patch in or out (no shear or rotation; range below). Helps "
+             "when the objects' size varies between images.", {"min": 0.0, "max": 1.0, "step": 0.1}),
+    "zoom_range": ("Zoom range", "Smallest and largest zoom factor (1 = unchanged; 0.67, 1.5: objects up to a "
+                   "third smaller or half bigger).", {"options": {"min": 0.1, "max": 10.0, "step": 0.05}}),
+    "brightness_contrast": ("Brightness/contrast", "Probability of changing a patch's brightness and contrast "
+                            "(ranges below). Helps when staining or exposure varies.", {"min": 0.0, "max": 1.0, "step": 0.1}),
+    "brightness_range": ("Brightness range", "Brightness added, as a fraction of the intensity range (-0.2, 0.2: "
+                         "up to a fifth darker or brighter).", {"options": {"min": -1.0, "max": 1.0,
+                                                                              "step": 0.05}}),
+    "contrast_range": ("Contrast range", "Contrast change as a fraction (-0.3, 0.3: up to 30% less or more "
+                       "contrast).", {"options": {"min": -0.95, "max": 2.0, "step": 0.05}}),
+    "gamma": ("Gamma", "Probability of a gamma change: mid-tones darker or brighter, black and white kept "
+              "(range below).", {"min": 0.0, "max": 1.0, "step": 0.1}),
+    "gamma_range": ("Gamma range", "Smallest and largest gamma (1 = unchanged).",
+                    {"options": {"min": 0.1, "max": 5.0, "step": 0.05}}),
+    "noise": ("Noise", "Probability of adding random (gaussian) noise to a patch (range below). Helps with "
+              "noisy images, e.g. in low light.", {"min": 0.0, "max": 1.0, "step": 0.1}),
+    "noise_range": ("Noise range", "Smallest and largest noise strength (standard deviation as a fraction of "
+                    "the intensity range).", {"options": {"min": 0.0, "max": 1.0, "step": 0.01}}),
     # data
     "label_mode": ("Label mode", "classes: each label value is a class (1 = first class...). instances: each "
                    "object has its own value; the model learns to separate touching objects.",
@@ -118,9 +141,11 @@ PARAM_FIELDS = ["channels", "batch_size", "epochs", "learning_rate", "downscale"
 SETTINGS_FIELDS = ["optimizer", "loss", "metric", "lr_schedule", "plateau_factor", "plateau_patience", "step_factor",
                    "step_every", "class_weighting", "class_weights", "val_split", "load_full", "preview_every",
                    "normalization", "steps_per_epoch", "separate_contours", "contour_weight", "contour_sigma",
-                   "prefer_labelled", "prefer_tries", "prefer_min_pixels", "seed"]
+                   "prefer_labelled", "prefer_tries", "prefer_min_pixels", "keep", "seed"]
 AUGMENT_FIELDS = ["patch_width", "patch_height", "hflip", "vflip", "blur", "blur_limit", "piecewise_affine",
-                  "dropout", "affine", "scale", "translate", "shear", "rotate"]
+                  "dropout", "affine", "scale", "translate", "shear", "rotate", "zoom", "zoom_range",
+                  "brightness_contrast", "brightness_range", "contrast_range", "gamma", "gamma_range", "noise",
+                  "noise_range"]
 
 
 def _default(field: str):

@@ -74,6 +74,8 @@ class TrainingSession:
         self._pending: collections.deque = collections.deque()
         self._dispatching = False
         self._task_worker = None
+        # image name -> the objects' diameter (image pixels) its last prediction used, None: the model's scale
+        self.diameters: dict = {}
 
     # -- state --------------------------------------------------------------
     @property
@@ -161,10 +163,12 @@ class TrainingSession:
         self.state_changed.emit(self.state)
 
     # -- prediction -----------------------------------------------------------
-    def predict(self, jobs: list, done: Callable, post=None) -> bool:
+    def predict(self, jobs: list, done: Callable, post=None, options: dict | None = None) -> bool:
         """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, result)`
         runs on the main thread as each finishes (see `Predictor.result`). During training it uses a snapshot
-        of the weights. Progress goes to a napari progress bar, tile by tile, and to `predict_progress`."""
+        of the weights. Progress goes to a napari progress bar, tile by tile, and to `predict_progress`.
+        `options`: the predictor's `diameter` and `tta` (``Trainer.predictor``); the objects' diameter used
+        for each key is in `diameters[key]` when `done` runs (None: the model's own scale)."""
         if not self.has_model:
             self._fail("There is no model yet: train or load one first.")
             return False
@@ -185,13 +189,14 @@ class TrainingSession:
         def run():
             # torch's first import takes seconds: here, not on the main thread, so the viewer stays live.
             import_engine_libraries()
-            predictor = _predictor(trainer, settings, snapshot)
+            predictor = _predictor(trainer, settings, snapshot, **(options or {}))
             for k, (key, image, rgb) in enumerate(jobs):
                 def tile(i, n, key=key, k=k):
                     relay.sent.emit((key, k, len(jobs), int(i), int(n)))
 
                 relay.sent.emit((key, k, len(jobs), 0, 0))  # "Predicting <name>" before its first tile
-                yield key, _result(predictor, image, rgb, post, tile)
+                result = _result(predictor, image, rgb, post, tile)
+                yield key, result, predictor.last_diameter
 
         from napari.utils import progress
 
@@ -209,7 +214,9 @@ class TrainingSession:
         relay.sent.connect(lambda value: self._in_order(moved, value))
 
         def one_done(result):
-            done(*result)  # (key, labels)
+            key, labels, diameter = result
+            self.diameters[key] = diameter
+            done(key, labels)
 
         def finished():
             bar.close()
@@ -383,9 +390,9 @@ class TrainingSession:
         self.failed.emit(message)
 
 
-def _predictor(trainer, settings, snapshot: bool):
+def _predictor(trainer, settings, snapshot: bool, diameter=None, tta: bool = False):
     """The trainer's predictor (normalisation settled); a copy of the weights while training goes on."""
-    predictor = trainer.predictor(snapshot=snapshot)
+    predictor = trainer.predictor(snapshot=snapshot, diameter=diameter, tta=tta)
     predictor.settings = settings
     return predictor
 

@@ -49,15 +49,20 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
         widget._notify("Open an image like the training images (choose it under Predict image): the package "
                        "needs one for its test and cover.")
         return False
+    widget.apply_kept_settings()  # the weights to use (best or last epoch) chosen now
     t = session.trainer
+    # The weights Predict uses (the best epoch's, or the latest: Weights to use), and their statistics:
+    # the best epoch's were settled when they were kept.
+    best = t.best.applies(t.settings.train.keep)
     # A snapshot: the user may train again while the export runs.
-    snapshot = types.SimpleNamespace(model=copy.deepcopy(t.model), settings=t.settings.copy(),
+    snapshot = types.SimpleNamespace(model=copy.deepcopy(t.kept_model()), settings=t.settings.copy(),
                                      history=list(t.history), data_size=t.data_size, device=None)
 
     def run():
         from ..engine.export import export_package
 
-        t.settle_normalization(model=snapshot.model)  # as Predict does, on the copy
+        if not best:
+            t.settle_normalization(model=snapshot.model)  # as Predict does, on the copy
         return export_package(snapshot, path, image, rgb=rgb, **options)
 
     def done(out):

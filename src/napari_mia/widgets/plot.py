@@ -1,7 +1,8 @@
 """The "Training Data" dock: MIA's Train Data window.
 
 Top: training loss and metric per iteration. Bottom: per epoch, validation
-(red) against training (dashed blue). It draws the session's record at most
+(red) against training (dashed blue), for instance models also the validation
+objects' F1 (purple), which picks the best epoch (the green line). It draws the session's record at most
 a few times a second, whatever the iteration rate, and renders the figure in
 a thread of its own: one matplotlib draw of the four axes takes 200-400 ms on
 a busy 2-core machine, which on the main thread froze the viewer that long
@@ -61,10 +62,14 @@ class TrainingPlotWidget(QWidget):
             "val_loss": self.ax_val_loss.plot([], [], color="tab:red", marker=".", label="validation")[0],
             "train_metric": self.ax_val_metric.plot([], [], "--", color="tab:blue", marker=".", label="training")[0],
             "val_metric": self.ax_val_metric.plot([], [], color="tab:red", marker=".", label="validation")[0],
+            # instance models: objects matched at IoU 0.5 on the whole validation images (picks the best epoch)
+            "val_objects": self.ax_val_metric.plot([], [], color="tab:purple", marker=".",
+                                                   label="validation objects F1")[0],
         }
         self.best_markers = [ax.axvline(0, color="tab:green", lw=1, alpha=0.6, visible=False)
                              for ax in (self.ax_val_loss, self.ax_val_metric)]
         self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7)
+        self.metric_legend = None  # on the metric axes once there is an objects F1 curve
         for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
             ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-17" offset above a flat curve
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and epochs are whole numbers
@@ -79,6 +84,9 @@ class TrainingPlotWidget(QWidget):
         self.save_button = PushButton(text="Save record", tooltip="Write every logged value (CSV) and this plot (PNG).")
         buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
                             labels=False)
+        from ._layout import wrap
+
+        wrap(self.info)  # the best epoch's score lengthens it: it must not widen the docks' column (window)
         lay = QVBoxLayout(self)
         lay.addWidget(self.view, stretch=1)
         lay.addWidget(self.info.native)
@@ -105,6 +113,7 @@ class TrainingPlotWidget(QWidget):
         metric = "metric"
         if self.session.trainer is not None:
             metric = self.session.trainer.settings.train.metric
+        self._metric = metric
         for ax, title in [(self.ax_loss, "training loss"), (self.ax_metric, f"training {metric}"),
                           (self.ax_val_loss, "loss per epoch"), (self.ax_val_metric, f"{metric} per epoch")]:
             ax.set_title(title, fontsize=9)
@@ -127,8 +136,8 @@ class TrainingPlotWidget(QWidget):
         bg = theme.background.as_hex()
         r, g, b = (int(bg[i:i + 2], 16) for i in (1, 3, 5))
         dark = 0.299 * r + 0.587 * g + 0.114 * b < 128
-        lines = {"train": "#5aa9f0", "val": "#ff7a6e", "best": "#7bd88f"} if dark else \
-            {"train": "tab:blue", "val": "tab:red", "best": "tab:green"}
+        lines = {"train": "#5aa9f0", "val": "#ff7a6e", "objects": "#d7a6ff", "best": "#7bd88f"} if dark else \
+            {"train": "tab:blue", "val": "tab:red", "objects": "tab:purple", "best": "tab:green"}
         return {"background": bg, "text": theme.text.as_hex(), "frame": theme.secondary.as_hex(), **lines}
 
     def _apply_theme(self, colours: dict) -> None:
@@ -143,12 +152,24 @@ class TrainingPlotWidget(QWidget):
             for spine in ax.spines.values():
                 spine.set_color(colours["frame"])
         for name, line in self.lines.items():
-            line.set_color(colours["val" if name.startswith("val") else "train"])
+            line.set_color(colours["objects" if name == "val_objects" else "val" if name.startswith("val")
+                                   else "train"])
         for m in self.best_markers:
             m.set_color(colours["best"])
         self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7, facecolor=colours["background"],
                                               edgecolor=colours["frame"], labelcolor=colours["text"])
+        self.metric_legend = None  # made again in the new colours when it is shown
         self._theme = colours
+
+    def _legend_for_objects(self, shown: bool) -> None:
+        """The metric axes name their curves once the objects F1 curve is among them."""
+        if shown and self.metric_legend is None:
+            c = self._theme or {}
+            self.metric_legend = self.ax_val_metric.legend(
+                loc="lower right", fontsize=7, facecolor=c.get("background"), edgecolor=c.get("frame"),
+                labelcolor=c.get("text"))
+        if self.metric_legend is not None:
+            self.metric_legend.set_visible(shown)
 
     def _on_event(self, ev):
         from ..engine.events import IterationEnd, TrainingStarted
@@ -189,6 +210,8 @@ class TrainingPlotWidget(QWidget):
             "train_metric": ([e.epoch for e in eps], [e.train_metric for e in eps]),
             "val_loss": ([e.epoch for e in val], [e.val_loss for e in val]),
             "val_metric": ([e.epoch for e in val], [e.val_metric for e in val]),
+            "val_objects": ([e.epoch for e in eps if e.val_objects is not None],
+                            [e.val_objects for e in eps if e.val_objects is not None]),
             "best": None if best is None else best.epoch,
             "theme": self.theme_colours(),
         }
@@ -215,6 +238,11 @@ class TrainingPlotWidget(QWidget):
         one_row = size[1] < SHORT_PX
         epochs = len(data["train_loss"][0]) > 0
         self._arrange(one_row, epochs)
+        objects = len(data["val_objects"][0]) > 0
+        # A short plot has no room for a legend over its curves: the title names the objects F1 line instead.
+        self._legend_for_objects(objects and not one_row)
+        self.ax_val_metric.title.set_text(f"{self._metric}, objects F1 (purple)" if objects and one_row
+                                          else f"{self._metric} per epoch")  # set_text keeps the theme's colour
         for ax, (x, _) in shown.items():
             hidden_row = one_row and (ax in (self.ax_loss, self.ax_metric)) == epochs
             ax.set_visible(len(x) > 0 and not hidden_row)  # no empty +-0.05 axes before the first values
@@ -260,8 +288,10 @@ class TrainingPlotWidget(QWidget):
     def _update_info(self) -> None:
         best = self.session.record.best_epoch
         if best is not None:
+            score = f"objects F1 {best.val_objects:.3f}" if best.val_objects is not None else \
+                "" if best.val_metric is None else f"{best.val_metric:.3f}"
             self.info.value = (self.info.value.split("  |")[0] +
-                               f"  |  best validation: epoch {best.epoch} ({best.val_metric:.3f})")
+                               f"  |  best validation: epoch {best.epoch}" + (f" ({score})" if score else ""))
 
     def resizeEvent(self, event):  # noqa: N802 - Qt's name
         self._dirty = True  # render again at the new size

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ..engine import settings as S
@@ -72,6 +72,7 @@ class TrainingWidget(DockActions, QWidget):
         device = Container(widgets=[c["device"], self.find_devices_button, self.device_label])
         settings = Container(widgets=[c[f] for f in F.SETTINGS_FIELDS])
         augment = Container(widgets=[c[f] for f in F.AUGMENT_FIELDS])
+        prediction = self._prediction_section()
         # -- actions ----------------------------------------------------------------
         self.start_button = PushButton(text="Start Training",
                                        tooltip="Train on the training set, continuing from the current weights.")
@@ -106,7 +107,7 @@ class TrainingWidget(DockActions, QWidget):
         self.scroll = build_dock(self, [("Data", data, True), *self._data_sections,
                                         ("Deep learning model", model, True), ("Training parameters", params, True),
                                         ("Device", device, False), ("Settings", settings, False),
-                                        ("Augmentations", augment, False),
+                                        ("Augmentations", augment, False), ("Prediction", prediction, True),
                                         *(s for a in self.apps.values() for s in a.prediction_sections())],
                                  actions, wrapped=[self.status, self.classes_label, self.device_label])
         caption_out_of_the_toasts(self.viewer)
@@ -128,6 +129,9 @@ class TrainingWidget(DockActions, QWidget):
         self.predict_all_button.changed.connect(self.predict_all)
         self.add_prediction_button.changed.connect(self.add_prediction)
         self.find_devices_button.changed.connect(self.find_devices)
+        self.estimate_button.changed.connect(self.estimate_diameter)
+        self.diameter_auto.changed.connect(self._on_diameter_auto)
+        self.evaluate_button.changed.connect(self.evaluate)
         c["architecture"].changed.connect(self._on_architecture)
         self.application.changed.connect(self._on_application)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
@@ -151,6 +155,53 @@ class TrainingWidget(DockActions, QWidget):
         self._on_architecture()
         self._on_application()
         self._update_buttons()
+
+    def _prediction_section(self) -> Container:
+        """How Predict reads the images (the objects' size, test-time augmentation), and Evaluate."""
+        self.diameter = FloatSpinBox(
+            value=0.0, min=0.0, max=5000.0, step=1.0,
+            tooltip="The typical diameter of the objects, in pixels, in the image you predict. The model rescales "
+                    "the image so that its objects have the size it was trained on, and gives the result at the "
+                    "image's own size. 0 = predict at the model's own scale (images like its training images).")
+        self.estimate_button = PushButton(
+            text="Estimate", tooltip="Measure the objects' typical diameter in the image chosen under Predict image "
+                                     "(the frame on screen) and put it in the field.")
+        self.diameter.native.setDecimals(1)
+        self.diameter_row = Container(widgets=[self.diameter, self.estimate_button], layout="horizontal",
+                                      labels=False, label="Object diameter (px)")
+        self.diameter_row.margins = (0, 0, 0, 0)
+        self.diameter_auto = CheckBox(
+            text="Estimate it for each image", value=False,
+            tooltip="Measure the objects' diameter in every image (every frame of a stack) before predicting it: "
+                    "for images whose objects differ in size. Images where nothing is found are predicted at "
+                    "the model's own scale.")
+        self.tta = CheckBox(
+            text="Test-time augmentation", value=False,
+            tooltip="Predict each image 8 times, flipped and rotated, and average: often a little more accurate "
+                    "and smoother, but 8 times slower.")
+        self.evaluate_combo = ComboBox(
+            choices=[], tooltip="Your own labels of the image chosen under Predict image. Evaluate on images that "
+                                "are not in the training set: the model has learnt those.")
+        self.evaluate_button = PushButton(
+            text="Evaluate", tooltip="Predict the image chosen under Predict image and score the prediction "
+                                     "against the labels chosen here (the table below).")
+        self.evaluate_row = Container(widgets=[self.evaluate_combo, self.evaluate_button], layout="horizontal",
+                                      labels=False, label="Evaluate with")
+        self.evaluate_row.margins = (0, 0, 0, 0)
+        self.scores_table = Table(value=[], tooltip="Scores of the model's prediction against your labels, per "
+                                                    "image (a stack: the mean over its frames).")
+        self.scores_table.read_only = True
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        # Qt's own display of the texts: magicgui's delegate would show 0.009 as 9.000e-03
+        self.scores_table.native.setItemDelegate(QStyledItemDelegate(self.scores_table.native))
+        self.scores_table.visible = False
+        self.scores: dict[str, dict] = {}  # image name -> scores of its last evaluation
+        return Container(widgets=[self.diameter_row, self.diameter_auto, self.tta, self.evaluate_row,
+                                  self.scores_table])
+
+    def _on_diameter_auto(self, *_):
+        self.diameter.enabled = self.estimate_button.enabled = not self.diameter_auto.value
 
     # -- application --------------------------------------------------------------
     @property
@@ -185,6 +236,8 @@ class TrainingWidget(DockActions, QWidget):
                 w.setVisible(name in app.shows)
             else:
                 w.visible = name in app.shows
+        if "evaluate_row" not in app.shows:
+            self.scores_table.visible = False
         self.labels_combo.label = app.target_kind or "Labels"
         self.labels_combo.tooltip = app.target_tooltip
         self.add_button.text, self.add_button.tooltip = app.add_text, app.add_tooltip
@@ -215,10 +268,12 @@ class TrainingWidget(DockActions, QWidget):
         return drawn + [(f"{layer.name} (prediction)", layer.name) for layer in layers if is_prediction(layer)]
 
     def _refresh_layers(self, *_):
-        for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, self.app.target_kind or "Labels"),
-                            (self.predict_combo, "Image")]:
+        target = self.app.target_kind or "Labels"
+        for combo, kind in [(self.image_combo, "Image"), (self.labels_combo, target), (self.predict_combo, "Image"),
+                            (self.evaluate_combo, target)]:
             current = combo.value
-            combo.choices = self._target_choices(kind) if combo is self.labels_combo else self._layer_names(kind)
+            combo.choices = self._target_choices(kind) if combo in (self.labels_combo, self.evaluate_combo) \
+                else self._layer_names(kind)
             if current in combo.choices:
                 combo.value = current
         # pairs whose layers were deleted leave the training set
@@ -286,8 +341,10 @@ class TrainingWidget(DockActions, QWidget):
         return F.read_settings(self.controls, task=self.task, **self.app.settings(), **self._kept_settings())
 
     def _kept_settings(self) -> dict:
-        """What every model keeps of the adapters' own controls (segmentation's Post-processing)."""
-        return {k: v for app in self.apps.values() for k, v in app.kept_settings().items()}
+        """What the model takes of the controls also after training: the weights to use, and the adapters' own
+        controls that every model keeps (segmentation's Post-processing)."""
+        return {"keep": self.controls["keep"].value,
+                **{k: v for app in self.apps.values() for k, v in app.kept_settings().items()}}
 
     def write_settings(self, settings: Settings) -> None:
         self.application.value = self.apps[settings.model.task].title

@@ -80,6 +80,11 @@ class DockApplication:
         """What the predictor is given as `post` for this application's models (None: nothing)."""
         return None
 
+    def prediction_options(self, diameter, tta: bool) -> dict:
+        """The predictor's options for this application's models, from the Prediction section: the objects'
+        diameter in the image (a number, "auto", or None for the model's own scale) and test-time augmentation."""
+        return {"diameter": diameter, "tta": tta}
+
     # -- training set ---------------------------------------------------------------------
     def check_target(self, image, target) -> None:
         """Raise a DataError saying why `target` cannot train with `image`."""
@@ -154,6 +159,16 @@ class DockApplication:
         dock.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
                             "current weights."
         return True
+
+    # -- evaluation (the Prediction section's Evaluate) --------------------------------------
+    def in_training_set(self, image: str, target: str) -> bool:
+        """Whether the model learnt from `image` (with any target): its scores would flatter the model."""
+        return any(p[0] == image for p in self.dock.pairs)
+
+    def scores(self, result, truth, diameter: float | None) -> dict:
+        """Shown name -> value of a prediction (`result`, as the predictor gave it) against `truth` (as
+        ``target_of`` copies it); `diameter`: the objects' diameter the prediction used (None: the model's)."""
+        raise NotImplementedError
 
     @classmethod
     def after_training(cls, trainer) -> None:

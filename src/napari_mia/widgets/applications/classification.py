@@ -48,6 +48,9 @@ class Classification(DockApplication):
     def settings(self) -> dict:
         return {"class_names": self.class_table.class_names(), "label_mode": "classes"}
 
+    def prediction_options(self, diameter, tta: bool) -> dict:
+        return {"tta": tta}  # the whole image is resized to the network's input: no object diameter
+
     def write_settings(self, settings) -> None:
         if settings.model.task == self.task:
             self.class_table.set_class_names(settings.model.class_names)

@@ -22,7 +22,7 @@ class Detection(DockApplication):
     add_prediction_tooltip = "After correcting '<image> detections' (add, move or delete points), train on it too."
     empty_message = "Add at least one image with its points to the training set first."
     shows = ("labels_combo", "pair_list", "remove_button", "object_size", "object_intensity", "classes_label",
-             "architecture")
+             "architecture", "diameter_row", "diameter_auto", "evaluate_row")
     lends = ("points_of",)
 
     def settings(self) -> dict:
@@ -56,6 +56,18 @@ class Detection(DockApplication):
         return np.c_[yx, cls]
 
     target_of = points_of
+
+    def scores(self, found, truth, diameter) -> dict:
+        """Points found within an object's radius of a true point (one to one), and the count error."""
+        from ...engine.evaluate import detection_scores
+
+        settings = self.dock.session.trainer.settings
+        radius = (diameter or settings.data.object_size / settings.data.downscale) / 2
+        found, truth = np.asarray(found, float), np.asarray(truth, float)
+        s = detection_scores(found[:, :2], truth[:, :2], tolerance=radius)
+        return {f"point F1 (within {radius:.0f} px)": s["point_f1"], "precision": s["precision"],
+                "recall": s["recall"], "count error": s["count_error"], "true objects": s["true_objects"],
+                "predicted objects": s["predicted_objects"]}
 
     def show_classes(self) -> None:
         dock, layers = self.dock, self.viewer.layers

@@ -21,7 +21,7 @@ class Segmentation(DockApplication):
     add_prediction_tooltip = "After correcting '<image> prediction' with napari's label tools, train on it too."
     empty_message = "Add at least one image with its labels to the training set first."
     shows = ("labels_combo", "pair_list", "remove_button", "label_mode", "classes_label", "architecture",
-             "section_post_processing")
+             "section_post_processing", "diameter_row", "diameter_auto", "evaluate_row")
     lends = ("min_size", "fill_holes", "split_touching")
 
     def __init__(self, dock):
@@ -57,6 +57,21 @@ class Segmentation(DockApplication):
 
         return PostProcess(min_size=int(self.min_size.value), fill_holes=bool(self.fill_holes.value),
                            split_touching=bool(self.split_touching.value))
+
+    def scores(self, labels, truth, diameter) -> dict:
+        """Per image (the mean over a stack's frames): foreground IoU, objects matched at IoU 0.5, AP."""
+        from ...engine.evaluate import mean_scores, segmentation_scores
+
+        instances = self.dock.session.trainer.settings.model.label_mode == "instances"
+        labels, truth = np.asarray(labels), np.asarray(truth)
+        if labels.ndim == 2:
+            labels, truth = labels[None], truth[None]
+        rows = [segmentation_scores(p, t, instances=instances) for p, t in zip(labels, truth)]
+        mean = mean_scores(rows)
+        return {"foreground IoU": mean["fg_iou"], "object F1 (IoU 0.5)": mean["object_f1"],
+                "precision": mean["precision"], "recall": mean["recall"], "AP (IoU 0.5-0.95)": mean["ap"],
+                "true objects": sum(r["true_objects"] for r in rows),
+                "predicted objects": sum(r["predicted_objects"] for r in rows)}
 
     # -- training set ---------------------------------------------------------------------
     def check_target(self, image, target) -> None:
