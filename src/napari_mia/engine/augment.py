@@ -10,10 +10,15 @@ from .settings import AugmentSettings
 from .targets import IGNORE
 
 
-def build_augment(a: AugmentSettings):
-    """A callable (image, target, weight, rng) -> augmented copies, or None."""
+def build_augment(a: AugmentSettings, skip: tuple[str, ...] = ()):
+    """A callable (image, target, weight, rng) -> augmented copies, or None.
+
+    `skip`: augmentations the application cannot take (``Application.augment_skip``)."""
+    import dataclasses
+
     import albumentations as A
 
+    a = dataclasses.replace(a, **{name: 0.0 for name in skip})
     steps = []
     if a.hflip:
         steps.append(A.HorizontalFlip(p=a.hflip))

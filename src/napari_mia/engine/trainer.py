@@ -251,7 +251,8 @@ class Trainer:
         return None
 
     def _dataset(self, epoch: int):
-        return self.app.dataset(self._run.train, self.settings, build_augment(self.settings.augment),
+        return self.app.dataset(self._run.train, self.settings,
+                                build_augment(self.settings.augment, skip=self.app.augment_skip),
                                 epoch_seed=epoch)
 
     def _loader(self, epoch: int):

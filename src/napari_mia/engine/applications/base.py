@@ -42,6 +42,8 @@ class Application:
     #: The network sees each image whole (resized to the patch size) and gives one vector per image:
     #: no down scaling, no tiles, no spatial output axes in an exported package.
     whole_image: bool = False
+    #: Augmentations (``AugmentSettings`` probabilities) this application's targets cannot follow.
+    augment_skip: tuple[str, ...] = ()
     #: What a result is (``Predictor.result``), in words, for docstrings and messages.
     result_type: str = ""
 

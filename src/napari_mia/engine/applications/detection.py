@@ -73,6 +73,8 @@ class Detection(Application):
     losses = REGRESSION_LOSSES
     default_loss = "mse"
     result_type = "(N, 4) y, x, class, score of the objects; (N, 5) frame, y, x, class, score for a stack"
+    # A zoom resamples the one-pixel dots of the targets: zooming out loses some, zooming in doubles them.
+    augment_skip = ("zoom",)
     cli_input = "points"
     cli_missing_input = "Detection needs --points CSV (columns name,y,x[,class])."
 

@@ -19,7 +19,7 @@ class Classification(DockApplication):
     add_prediction_tooltip = ("The predicted classes become the classes of the image's frames that have none "
                               "yet (correct the wrong ones with keys 1-9 first).")
     empty_message = "Add images and give at least one frame a class (select it, press 1-9) first."
-    shows = ("section_classes",)
+    shows = ("section_classes", "zoom", "zoom_range")
     lends = ("class_table", "add_class_image")
 
     def __init__(self, dock):
