@@ -9,6 +9,14 @@ from napari_mia.engine.settings import ARCHITECTURES, AugmentSettings, ModelSett
 from napari_mia.engine.targets import IGNORE
 
 
+# Every augmentation off (some are on by default), so that each test sees the one it names.
+OFF = dict(hflip=0, vflip=0, zoom=0, brightness_contrast=0, gamma=0, noise=0)
+
+
+def _only(**kw) -> AugmentSettings:
+    return AugmentSettings(**{**OFF, **kw})
+
+
 def _patch():
     rng = np.random.default_rng(0)
     img = rng.random((64, 64, 1)).astype(np.float32)
@@ -18,28 +26,28 @@ def _patch():
 
 
 def test_no_augmentation_means_no_pipeline():
-    assert build_augment(AugmentSettings(hflip=0, vflip=0)) is None
+    assert build_augment(_only()) is None
 
 
 def test_flips_move_image_and_mask_together():
     img, tgt, w, rng = _patch()
-    i2, t2, _ = build_augment(AugmentSettings(hflip=1.0, vflip=0))(img, tgt, w, rng)
+    i2, t2, _ = build_augment(_only(hflip=1.0))(img, tgt, w, rng)
     assert np.array_equal(i2, img[:, ::-1]) and np.array_equal(t2, tgt[:, ::-1])
 
 
 def test_affine_fills_new_border_with_ignore_and_blur_smooths():
     img, tgt, w, rng = _patch()
-    a = AugmentSettings(hflip=0, vflip=0, affine=1.0, rotate=(30, 30), scale=(1, 1), translate=(0, 0), shear=(0, 0))
+    a = _only(affine=1.0, rotate=(30, 30), scale=(1, 1), translate=(0, 0), shear=(0, 0))
     _, t2, _ = build_augment(a)(img, tgt, w, rng)
     assert (t2 == IGNORE).sum() > 100
-    b = AugmentSettings(hflip=0, vflip=0, blur=1.0, blur_limit=(7, 7))
+    b = _only(blur=1.0, blur_limit=(7, 7))
     i3, t3, _ = build_augment(b)(img, tgt, w, rng)
     assert i3.std() < img.std() * 0.6 and np.array_equal(t3, tgt)
 
 
 def test_dropout_hides_image_parts_only():
     img, tgt, w, rng = _patch()
-    i2, t2, _ = build_augment(AugmentSettings(hflip=0, vflip=0, dropout=1.0))(img + 1, tgt, w, rng)
+    i2, t2, _ = build_augment(_only(dropout=1.0))(img + 1, tgt, w, rng)
     assert (i2 == 0).sum() > 0 and np.array_equal(t2, tgt)
 
 

@@ -146,7 +146,8 @@ def test_classes_csv_pairs_files_and_names_a_missing_image(tmp_path):
 
 def test_dataset_gives_every_image_once_per_pass_augmented():
     # No normalisation: image k keeps its level k, so the items tell which image they are.
-    s = _settings(steps_per_epoch=0, batch_size=4, hflip=1.0, vflip=0.0, normalization="none")
+    s = _settings(steps_per_epoch=0, batch_size=4, hflip=1.0, vflip=0.0, normalization="none", zoom=0.0,
+                  brightness_contrast=0.0, gamma=0.0, noise=0.0)  # only the flip, to read the ramp
     images = [np.full((64, 64), k, np.float32) + np.linspace(0, 0.5, 64, dtype=np.float32)[None] for k in range(6)]
     src = sources_from_classes([(img, k % 2) for k, img in enumerate(images)], s)
     from napari_mia.engine.augment import build_augment

@@ -17,7 +17,7 @@ def _patch():
 
 def test_zoom_changes_object_size_both_ways():
     s = Settings()
-    s.update(hflip=0.0, vflip=0.0, zoom=1.0, zoom_range=(0.5, 2.0))
+    s.update(hflip=0.0, vflip=0.0, brightness_contrast=0.0, gamma=0.0, noise=0.0, zoom=1.0, zoom_range=(0.5, 2.0))
     aug = build_augment(s.augment)
     img, tgt, wgt = _patch()
     areas = [int((aug(img, tgt, wgt, np.random.default_rng(i))[1] == 1).sum()) for i in range(30)]
@@ -29,7 +29,7 @@ def test_zoom_changes_object_size_both_ways():
 
 def test_intensity_changes_image_only_and_stays_finite():
     s = Settings()
-    s.update(hflip=0.0, vflip=0.0, brightness_contrast=1.0, gamma=1.0, noise=1.0)
+    s.update(hflip=0.0, vflip=0.0, zoom=0.0, brightness_contrast=1.0, gamma=1.0, noise=1.0)
     aug = build_augment(s.augment)
     img, tgt, wgt = _patch()
     img[0, 0] = -0.05  # percentile normalisation puts a few values below 0
