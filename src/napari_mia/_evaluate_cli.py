@@ -91,9 +91,8 @@ def predictor_for(a):
 
 
 def evaluate(a) -> int:
-    from .cli import _bar, _colour, _write
+    from .cli import _predict_each, _skipped_exit
     from .engine.applications.base import write_csv
-    from .engine.data import fit_channels, read_image
     from .engine.errors import MiaError
 
     trainer, predictor = predictor_for(a)
@@ -105,24 +104,17 @@ def evaluate(a) -> int:
     items = app.cli_read_targets(a.images, path)
     if not items:
         raise MiaError(f"No labelled images found in {a.images}.")
-    rows, skipped = [], []
-    bar = _bar(len(items), a.quiet)
-    try:
-        for f, target in items:
-            try:
-                image = _colour(fit_channels(read_image(f), s.model.channels, f.name)[0], s)
-                row = {"name": f.name, **app.evaluate_item(predictor, image, target, s, a.tolerance)}
-                if predictor.last_diameter is not None:
-                    row["diameter_px"] = round(predictor.last_diameter, 1)
-                rows.append(row)
-            except MiaError as e:
-                skipped.append((f.name, str(e)))
-                _write(bar, f"Skipped {f.name}: {e}")
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    rows = []
+    targets = dict(items)
+
+    def one(f, image):
+        row = {"name": f.name, **app.evaluate_item(predictor, image, targets[f], s, a.tolerance)}
+        if predictor.last_diameter is not None:
+            row["diameter_px"] = round(predictor.last_diameter, 1)
+        rows.append(row)
+
+    # Read, predict and skip unreadable or refused images as predict does.
+    _predict_each(list(targets), predictor, a, one)
     if not rows:
         raise MiaError("No image could be evaluated (see the messages above).")
     columns = ["name", *app.evaluate_columns, *(["diameter_px"] if "diameter_px" in rows[0] else [])]
@@ -140,12 +132,7 @@ def evaluate(a) -> int:
     table = [[_csv(r.get(c)) for c in columns] for r in rows] + [["mean"] + [_csv(means.get(c)) for c in columns[1:]]]
     out = write_csv(a.out, columns, table)
     print(f"Wrote the scores of {len(rows)} image(s) to {out}")
-    if skipped:
-        print(f"napari-mia: error: {len(skipped)} image(s) were skipped, the others were evaluated:", file=sys.stderr)
-        for name, why in skipped:
-            print(f"  {name}: {why}", file=sys.stderr)
-        return 2
-    return 0
+    return _skipped_exit(a)
 
 
 def _cell(v, width: int) -> str:
