@@ -78,6 +78,13 @@ def _frames(image, channels: int, rgb, name: str) -> np.ndarray:
     return frames
 
 
+def _same_frame(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays are views of the same pixels (``frames[0]`` and the first frame of ``for f in frames``
+    are distinct objects)."""
+    return a is b or (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+                      and a.shape == b.shape and a.strides == b.strides and a.dtype == b.dtype)
+
+
 class Predictor:
     """Predictions of one model.
 
@@ -128,7 +135,7 @@ class Predictor:
         """The objects' diameter in `frame` (image pixels) that prediction uses; None: the model's scale."""
         if self.diameter != "auto":
             return self.diameter
-        if self._measured is None or self._measured[0] is not frame:
+        if self._measured is None or not _same_frame(self._measured[0], frame):
             from .scale import estimate_diameter
 
             self._measured = (frame, estimate_diameter(frame))

@@ -228,9 +228,10 @@ class Trainer:
             if run.val:
                 self.settle_normalization()  # the validation curve scores what Predict will give
             val = self._validate(run, head)
-            if val is not None and run.val:
+            if val is not None:
                 objects = self.app.validation_objects(self._predictor(self.model, self.settings), run.val,
-                                                      self.settings, stop=lambda: self._should_stop(run))
+                                                      self.settings, stop=lambda: self._should_stop(run)) \
+                    if run.val else None
                 val = None if objects == "stopped" else (*val, objects)
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
@@ -302,7 +303,7 @@ class Trainer:
         import torch
 
         if not run.val:
-            return (None, None, None)
+            return (None, None)
         n_cls = head.n_cm
         self.model.eval()
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)

@@ -55,7 +55,9 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
     # the best epoch's were settled when they were kept.
     best = t.best.applies(t.settings.train.keep)
     # A snapshot: the user may train again while the export runs.
-    snapshot = types.SimpleNamespace(model=copy.deepcopy(t.kept_model()), settings=t.settings.copy(),
+    kept = t.kept_model()  # the best epoch's weights are already a copy
+    snapshot = types.SimpleNamespace(model=kept if kept is not t.model else copy.deepcopy(kept),
+                                     settings=t.settings.copy(),
                                      history=list(t.history), data_size=t.data_size, device=None)
 
     def run():
