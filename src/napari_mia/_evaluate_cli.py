@@ -36,7 +36,10 @@ def diameter_value(text: str):
 
 
 def add_prediction_options(p: argparse.ArgumentParser) -> None:
-    """--diameter, --tta and --keep: shared by predict and evaluate."""
+    """--diameter, --tta, --keep and --channel-axis: shared by predict and evaluate."""
+    from .cli import add_channel_axis_option
+
+    add_channel_axis_option(p)
     p.add_argument("--diameter", type=diameter_value, metavar="D|auto",
                    help="the objects' typical diameter in these images, in pixels: each image is rescaled so its "
                         "objects have the size the model was trained on (results keep the image's size); 'auto' "

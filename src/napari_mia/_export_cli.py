@@ -59,13 +59,15 @@ def _sample_image(channels: int):
 
 
 def export(a) -> int:
-    from .engine.data import read_image
+    from .engine.data import fit_channels, read_image
     from .engine.export import export_package
     from .engine.trainer import Trainer
 
     trainer = Trainer.load(a.model)
     channels = trainer.settings.model.channels
     image = read_image(a.image) if a.image else _sample_image(channels)
+    # Channels last, from where they are guessed to be (a (C, H, W) file of a multi-channel model).
+    image = fit_channels(image, channels, a.image.name if a.image else "image")[0]
     if channels == 3 and image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]  # RGBA files lose their alpha, as in train and predict
     cite = []

@@ -16,7 +16,8 @@ from .engine.errors import MiaError
 
 # Options that would change the network itself: a model given with --from keeps its own.
 _NETWORK_OPTIONS = {"arch": "--arch", "backbone": "--backbone", "label_mode": "--label-mode",
-                    "pretrained": "--pretrained", "weights": "--weights", "config": "--config"}
+                    "pretrained": "--pretrained", "weights": "--weights", "config": "--config",
+                    "channels": "--channels"}
 # A scale this close to the model's is left alone: resampling costs detail for nothing.
 _SAME_SCALE = 1.1
 
@@ -93,4 +94,4 @@ def to_model_scale(a, trainer, pairs, sources, read):
     if math.isclose(scale, s.data.downscale):
         return sources
     s.data.downscale = scale
-    return app.cli_sources(pairs, s, read, [])
+    return app.cli_sources(pairs, s, read, [], channel_axis=a.channel_axis)

@@ -24,12 +24,38 @@ name,class (e.g. a01.tif,treated), one row per image; images the CSV does not
 name are skipped. Each image is resized whole to --patch x --patch pixels
 (--downscale does not apply).
 
+Multi-channel images (e.g. two fluorescence channels): --channels N, and
+--channel-axis A where the files hold them (0 for (C, H, W) files, -1 for
+(H, W, C)); without --channel-axis, (C, H, W) files whose first axis has N
+entries are read channels first. Without --channels the count is guessed:
+1 (Mono) or 3 (Color, RGB files); predict and evaluate take it from the model.
+
 examples:
   napari-mia train --task segmentation --images imgs/ --masks masks/ \\
       --label-mode instances --minutes 5 --out nuclei.pt
+  napari-mia train --images two_channel/ --masks masks/ --channels 2 \\
+      --channel-axis 0 --minutes 5 --out cells.pt
   napari-mia train --task classification --images imgs/ --classes classes.csv \\
       --patch 128 --minutes 5 --out phenotype.pt
 """
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_channel_axis_option(p: argparse.ArgumentParser) -> None:
+    """--channel-axis: shared by train, predict and evaluate."""
+    p.add_argument("--channel-axis", type=int, metavar="A",
+                   help="multi-channel images: the axis of the files that holds the channels, 0 for (C, H, W), "
+                        "-1 for (H, W, C) (default: last, or first when the first axis has as many entries as "
+                        "the channels and the last does not)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--label-mode", choices=["classes", "instances"],
                    help="classes: mask value = class id; instances: one id per object, objects are separated "
                         "(default: classes)")
+    t.add_argument("--channels", type=_positive_int, metavar="N",
+                   help="channels of the images: 1 (Mono), 3 (Color) or any other count, e.g. 2 for two "
+                        "fluorescence channels (default: 3 for RGB files, else 1)")
+    add_channel_axis_option(t)
     t.add_argument("--config", type=Path, help="settings file (YAML/JSON); the options below override it")
     t.add_argument("--epochs", type=int, help="passes over the training images (default: 10)")
     t.add_argument("--minutes", type=float, help="stop after this many minutes of training, saving the model")
@@ -150,11 +180,12 @@ def _colour(image, s):
     return image[..., :3] if s.model.channels == 3 and image.ndim == 3 and image.shape[-1] == 4 else image
 
 
-def _read_fit(f, s, quiet: bool = False):
-    """A training image as the model reads it (opaque alpha dropped, said on stderr unless `quiet`)."""
+def _read_fit(f, s, quiet: bool = False, channel_axis: int | None = None):
+    """A training image as the model reads it (channels last, opaque alpha dropped, said on stderr unless
+    `quiet`)."""
     from .engine.data import fit_channels, read_image
 
-    image, notes = fit_channels(read_image(f), s.model.channels, f.name)
+    image, notes = fit_channels(read_image(f), s.model.channels, f.name, channel_axis)
     for note in notes if not quiet else ():
         print(note, file=sys.stderr)
     return _colour(image, s)
@@ -164,9 +195,21 @@ def _guess_channels(image) -> int:
     return image.shape[-1] if image.ndim == 3 and image.shape[-1] in (3, 4) else 1
 
 
+def _train_channels(a, first) -> int:
+    """The model's channels: --channels, else the size of --channel-axis in the first image, else 1 or 3."""
+    from .engine.data import channels_last, fit_channels, read_image
+
+    if a.channels:
+        return a.channels
+    image = read_image(first)
+    if a.channel_axis is not None:
+        return int(channels_last(image, a.channel_axis, first.name).shape[-1])
+    # An opaque alpha carries nothing: an RGBA file is a colour image.
+    return _guess_channels(fit_channels(image, 3)[0])
+
+
 def train(a) -> int:
     from .engine import applications
-    from .engine.data import fit_channels, read_image
     from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
@@ -189,20 +232,20 @@ def train(a) -> int:
         print(f"Resuming {a.out.name} after epoch {done} of {s.train.epochs}.", file=sys.stderr)
     else:
         s = _settings_from_args(a)
-        if not a.config:
-            # An opaque alpha carries nothing: an RGBA file is a colour image.
-            s.model.channels = _guess_channels(fit_channels(read_image(pairs[0][0]), 3)[0])
+        if not a.config or a.channels:
+            s.model.channels = _train_channels(a, pairs[0][0])
         applications.get(s.model.task).cli_prepare_settings(s, pairs, given_config=bool(a.config))
         trainer = Trainer(s)
     if a.keep:
         s.train.keep = a.keep
     app = applications.for_settings(s)
     notes: list[str] = []
-    sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s), notes)
+    axis = a.channel_axis
+    sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s, channel_axis=axis), notes, channel_axis=axis)
     if a.start_from:
         from ._from_cli import to_model_scale
 
-        sources = to_model_scale(a, trainer, pairs, sources, lambda f: _read_fit(f, s, quiet=True))
+        sources = to_model_scale(a, trainer, pairs, sources, lambda f: _read_fit(f, s, True, axis))
     for note in notes:
         print(note, file=sys.stderr)
     trainer.autosave_path = a.out
@@ -244,7 +287,7 @@ def train(a) -> int:
     if last is not None and last.reason == "time_limit":
         print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
     if trainer.has_validation:
-        for line in app.cli_validation_report(trainer, pairs, lambda f: _read_fit(f, s, quiet=True)):
+        for line in app.cli_validation_report(trainer, pairs, lambda f: _read_fit(f, s, True, axis)):
             print(line)
     print(f"Model saved to {a.out}")
     return 0
@@ -284,7 +327,8 @@ def _predict_each(files, predictor, a, work) -> None:
     try:
         for f in files:
             try:
-                image, notes = fit_channels(read_image(f), predictor.settings.model.channels, f.name)
+                image, notes = fit_channels(read_image(f), predictor.settings.model.channels, f.name,
+                                            getattr(a, "channel_axis", None))
                 for note in notes:
                     _write(bar, note)
                 image = _colour(image, predictor.settings)

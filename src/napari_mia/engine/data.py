@@ -17,8 +17,8 @@ import numpy as np
 
 from .errors import DataError
 from .images import (  # noqa: F401 - the names this module has always offered
-    IMAGE_SUFFIXES, INSTANCE_BLOB_SHARE, INSTANCE_MIN_IDS, check_labels, check_pair_shape, fit_channels,
-    guess_label_mode, image_frames, is_stack, labelled_frames, list_images, normalize, pair_files, prepare_image,
+    IMAGE_SUFFIXES, INSTANCE_BLOB_SHARE, INSTANCE_MIN_IDS, channels_last, check_labels, check_pair_shape,
+    fit_channels, guess_label_mode, image_frames, is_stack, labelled_frames, list_images, normalize, pair_files, prepare_image,
     read_image, rescale, resize_to, scaled_shape,
 )
 from .settings import Settings
@@ -123,27 +123,42 @@ def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
 
 
 def sources_for_task(items: Sequence[tuple], settings: Settings,
-                     rgb: Sequence[bool | None] | None = None) -> list[SampleSource]:
+                     rgb: Sequence[bool | None] | None = None,
+                     channel_axis: int | Sequence[int | None] | None = None) -> list[SampleSource]:
     """Array items -> sources for the settings' application: (image, labels[, name[, labels name]]) for
     segmentation, (image, points[, name]) for detection, (image, class ids[, name]) for classification.
-    `rgb`: per item, whether the image's last axis is channels (napari's ``layer.rgb``; None guesses)."""
+    `rgb`: per item, whether the image's last axis is channels (napari's ``layer.rgb``; None guesses).
+    `channel_axis`: where the channels of multi-channel images are when not last (e.g. 0 for (C, H, W),
+    1 for a stack (N, C, H, W)), one for all items or one per item (None: channels last, or Mono)."""
     from . import applications
 
+    if channel_axis is not None:
+        axes = [channel_axis] * len(items) if isinstance(channel_axis, (int, np.integer)) else list(channel_axis)
+        moved, flags = [], []
+        for k, (item, axis) in enumerate(zip(items, axes)):
+            if axis is None:
+                moved.append(item)
+                flags.append(None if rgb is None else rgb[k])
+                continue
+            name = item[2] if len(item) > 2 else f"image {k + 1}"
+            moved.append((channels_last(item[0], axis, name), *item[1:]))
+            flags.append(True)
+        items, rgb = moved, flags
     return applications.for_settings(settings).sources(items, settings, rgb=rgb)
 
 
 def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
-                       notes: list[str] | None = None) -> list[SampleSource]:
+                       notes: list[str] | None = None, channel_axis: int | None = None) -> list[SampleSource]:
     """Image/mask files -> sources; read once now, or per use if not load_full.
 
-    Images pass through ``fit_channels`` (opaque alpha dropped); what it changed
-    is added to `notes`."""
+    Images pass through ``fit_channels`` (opaque alpha dropped, the channels moved last from
+    `channel_axis`, or from where they are guessed to be); what it changed is added to `notes`."""
     sources = []
     keep = settings.data.load_full
     channels = settings.model.channels
     for img_path, mask_path in pairs:
         labels = check_labels(read_image(mask_path), mask_path.name)
-        image, found = fit_channels(read_image(img_path), channels, img_path.name)
+        image, found = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)
         if notes is not None:
             notes += found
         frames = labelled_frames(image, labels, settings.model.channels, img_path.name, mask_path.name)
@@ -152,8 +167,8 @@ def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
         def load(img_path=img_path, mask_path=mask_path):
-            _, img, lab = labelled_frames(fit_channels(read_image(img_path), channels)[0], read_image(mask_path), channels,
-                                          img_path.name, mask_path.name)[0]
+            image = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)[0]
+            _, img, lab = labelled_frames(image, read_image(mask_path), channels, img_path.name, mask_path.name)[0]
             return make_sample(img, lab, settings, img_path.name)
 
         top, guess, diameters = int(labels.max()), _guess_for_check(labels, settings), _diameters(labels, settings)

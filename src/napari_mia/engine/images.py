@@ -37,17 +37,27 @@ def _full_value(dtype) -> float:
     return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
-def fit_channels(image: np.ndarray, channels: int, name: str = "image") -> tuple[np.ndarray, list[str]]:
+def fit_channels(image: np.ndarray, channels: int, name: str = "image",
+                 channel_axis: int | None = None) -> tuple[np.ndarray, list[str]]:
     """A file's image as the model reads it, and what was changed, in plain words.
 
-    An RGBA image (H, W, 4) whose alpha is fully opaque loses its alpha (it
-    carries nothing); for a Mono model, a colour image whose three channels are
-    equal (gray saved as RGB or RGBA) becomes one channel. Anything else is
-    returned as it is (the channel checks explain what does not fit). The
-    input is never modified.
+    `channel_axis`: where the channels are in the file (e.g. 0 for (C, H, W)); the result then has them
+    last, (H, W, C). None guesses: for a model of 2 or more channels, a (C, H, W) file whose first axis
+    holds exactly the model's channels (and whose last does not) is read channels first, as ImageJ and
+    most microscopes save them; anything else is read as it is.
+
+    An RGBA image (H, W, 4) whose alpha is fully opaque loses its alpha (it carries nothing), unless the
+    model reads 4 channels; for a Mono model, a colour image whose three channels are equal (gray saved
+    as RGB or RGBA) becomes one channel. Anything else is returned as it is (the channel checks explain
+    what does not fit). The input is never modified.
     """
     image, notes = np.asarray(image), []
-    if image.ndim == 3 and image.shape[-1] == 4 and min(image.shape[:2]) >= _LONG:
+    if channel_axis is not None:
+        image = channels_last(image, channel_axis, name)
+    elif (channels > 1 and image.ndim == 3 and image.shape[0] == channels and image.shape[-1] != channels
+          and min(image.shape[1:]) >= _LONG):
+        image = np.moveaxis(image, 0, -1)
+    if (channels != 4 and image.ndim == 3 and image.shape[-1] == 4 and min(image.shape[:2]) >= _LONG):
         alpha = image[..., 3]
         if (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)) \
                 and alpha.size and alpha.min() >= _full_value(image.dtype):
@@ -117,30 +127,85 @@ def _small_first_axis(shape: tuple) -> bool:
 def _channels_last_message(name: str, shape: tuple) -> str:
     c, (h, w) = shape[-1], shape[:2]
     return (f"'{name}' has shape {tuple(shape)}: napari-mia would read this as {h} frames of {w}x{c} pixels, "
-            f"but the last axis looks like {c} channels of one {h}x{w} image. napari-mia trains on one channel "
-            "(Mono) or colour (Color, 3 channels) for now: keep one channel (e.g. numpy image[..., 0], or "
-            "in napari split the channels), or save the image as RGB to use Color.")
+            f"but the last axis looks like {c} channels of one {h}x{w} image. To train on its {c} channels, "
+            f"choose Input: {c} channels with the channel axis last (command line: --channels {c} "
+            f"--channel-axis -1; Python: channel_axis=-1); or keep one channel (e.g. numpy image[..., 0]).")
 
 
 def _channels_first_hint(name: str, shape: tuple) -> str:
     n, h, w = shape
     return (f"Image '{name}' has shape {tuple(shape)}: napari-mia reads this as {n} frames of {h}x{w}. If the first "
-            f"axis is {n} channels of one image, napari-mia cannot train on multi-channel images yet: keep one "
-            "channel (napari: right-click the layer, Split Stack, and add that layer as the image), or save the "
-            "image as RGB to use Color.")
+            f"axis is {n} channels of one image, choose Input: {n} channels with the channel axis first "
+            f"(command line: --channels {n} --channel-axis 0; Python: channel_axis=0); or keep one channel "
+            "(napari: right-click the layer, Split Stack, and add that layer as the image).")
 
 
-def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: bool | None = None) -> np.ndarray:
+def channel_kind(n: int) -> str:
+    """A channel count as the dock's Input names it."""
+    return {1: "Mono (1 channel)", 3: "Color (3 channels)"}.get(n, f"{n} channels")
+
+
+def channel_mismatch(name: str, found: int, channels: int, shape: tuple | None = None) -> str:
+    """Why an image of `found` channels does not fit a model of `channels`, and what to do, in plain words.
+
+    `shape`: the image's shape as given (before its channels were moved last), to point at an axis that
+    may hold the channels.
+    """
+    text = f"'{name}' has {found} channel{'s' if found != 1 else ''} but the model expects {channel_kind(channels)}. "
+    if channels == 1 and found == 3:
+        return text + "Choose Color in the training settings, or convert the image to grayscale."
+    if channels == 3 and found == 1 and not (shape and len(shape) >= 3 and channels in shape[-3:]):
+        return text + "Choose Mono in the training settings, or use a colour image."
+    hint = ""
+    if found == 1 and shape and len(shape) >= 3:
+        axes = [i for i in range(len(shape)) if shape[i] == channels]
+        if axes:
+            hint = (f" Its shape is {tuple(shape)}: if axis {axes[0]} holds the channels, say so (channel axis "
+                    f"{'first' if axes[0] == len(shape) - 3 else 'last' if axes[0] == len(shape) - 1 else axes[0]};"
+                    f" command line: --channel-axis {axes[0]}; Python: channel_axis={axes[0]}).")
+    return (text + f"Predict images of {channel_kind(channels)} with it, or choose Input: {channel_kind(found)} "
+            "to train a new model on images like this one." + hint)
+
+
+def channels_last(image: np.ndarray, channel_axis: int, name: str = "image") -> np.ndarray:
+    """The image with its channel axis moved last: (C, H, W) -> (H, W, C), (N, C, H, W) -> (N, H, W, C).
+
+    `channel_axis` counts as numpy does (0 = first, -1 = last). A view: the image is not copied or changed.
+    """
+    image = np.asarray(image)
+    try:
+        axis = int(channel_axis)
+    except (TypeError, ValueError):
+        raise DataError(f"The channel axis must be a whole number (0 = first axis, -1 = last), got "
+                        f"{channel_axis!r}.") from None
+    if image.ndim < 3 or not -image.ndim <= axis < image.ndim:
+        raise DataError(
+            f"'{name}' has shape {tuple(image.shape)}: it has no channel axis {axis}. An image with channels has "
+            "3 axes, e.g. (channels, height, width) with the channel axis 0 (first), or (height, width, channels) "
+            "with the channel axis -1 (last); a stack has 4, e.g. (frames, channels, height, width).")
+    return np.moveaxis(image, axis, -1)
+
+
+def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: bool | None = None,
+                 channel_axis: int | None = None) -> np.ndarray:
     """Any supported image -> (N, H, W, C) view, checking the channel count.
 
     2D grayscale (H, W), colour or multi-channel (H, W, C), and stacks of
     either (N, H, W[, C]). ``rgb`` says whether the last axis is channels
     (napari's ``layer.rgb``); ``None`` guesses from the model's channel count.
+    ``channel_axis``: where the channels are, when not last (e.g. 0 for (C, H, W), 1 or -3 for
+    (N, C, H, W)); they are moved last and ``rgb`` does not apply.
     """
-    image = np.asarray(image)
+    image = given = np.asarray(image)
+    if channel_axis is not None:
+        image, rgb = channels_last(image, channel_axis, name), True
+    guessed = rgb is None
     rgb, spatial = _layout(image, channels, rgb)
     if not rgb and _small_last_axis(image.shape):
-        raise DataError(_channels_last_message(name, image.shape))
+        if not (guessed and channels > 1):
+            raise DataError(_channels_last_message(name, image.shape))
+        # A model of several channels: a short last axis is channels, of another count (said below).
+        rgb, spatial = True, 2
     if spatial not in (2, 3) or image.ndim > 4:
         raise DataError(
             f"'{name}' has shape {image.shape}: expected a 2D image (height, width[, channels]) "
@@ -151,13 +216,7 @@ def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: boo
         frames = frames[None]
     c = frames.shape[-1]
     if c != channels:
-        kind = {1: "Mono (1 channel)", 3: "Color (3 channels)"}
-        raise DataError(
-            f"'{name}' has {c} channel{'s' if c != 1 else ''} but the model expects "
-            f"{kind.get(channels, f'{channels} channels')}. "
-            + ("Choose Color in the training settings, or convert the image to grayscale." if c > channels else
-               "Choose Mono in the training settings, or use a colour image.")
-        )
+        raise DataError(channel_mismatch(name, c, channels, None if channel_axis is not None else given.shape))
     if not (np.issubdtype(frames.dtype, np.number) or frames.dtype == bool):
         raise DataError(f"'{name}' has data type {frames.dtype}, which is not a number type.")
     return frames

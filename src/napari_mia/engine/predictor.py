@@ -15,7 +15,7 @@ import numpy as np
 
 from . import applications
 from .errors import DataError, OutOfMemoryError, SettingsError
-from .images import image_frames, is_stack, normalize, rescale, resize_to
+from .images import channels_last, image_frames, is_stack, normalize, rescale, resize_to
 from .settings import Settings
 from .targets import fill_holes as _fill_holes  # noqa: F401 - importable from here, as before
 
@@ -274,12 +274,15 @@ class Predictor:
         return classify(self, image, rgb, progress, name)
 
     def predict(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
-                progress: Callable[[int, int], None] | None = None, name: str = "image") -> np.ndarray:
+                progress: Callable[[int, int], None] | None = None, name: str = "image",
+                channel_axis: int | None = None) -> np.ndarray:
         """Label image for a 2D image, or a stack of them (same spatial shape).
 
         `progress(done, total)` is called after each tile, counted over the whole
-        image or stack (total = frames x tiles per frame).
+        image or stack (total = frames x tiles per frame). `channel_axis`: as in ``result``.
         """
+        if channel_axis is not None:
+            image, rgb = channels_last(image, channel_axis, name), True
         frames = _frames(image, self.settings.model.channels, rgb, name)
         self._start_progress(progress, frames)
         out = []
@@ -289,13 +292,18 @@ class Predictor:
         return stack if is_stack(image, self.settings.model.channels, rgb) else stack[0]
 
     def result(self, image: np.ndarray, rgb: bool | None = None, post: PostProcess | None = None,
-               progress: Callable[[int, int], None] | None = None, name: str = "image"):
+               progress: Callable[[int, int], None] | None = None, name: str = "image",
+               channel_axis: int | None = None):
         """What the model's task gives for an image or a stack.
 
         `progress(done, total)`: called after each tile (classification: each frame),
-        counted over the whole image or stack.
+        counted over the whole image or stack. `channel_axis`: where a multi-channel image holds its
+        channels when not last (0 for (C, H, W), 1 for a stack (N, C, H, W)); None: last, or Mono. An
+        image whose channel count differs from the model's raises a DataError saying both.
 
         Segmentation: a label image like `image`. Detection: (N, 4) y, x, class, score, or (N, 5)
         frame, y, x, class, score for a stack. Classification: [(class id, probabilities)] per frame.
         """
+        if channel_axis is not None:
+            image, rgb = channels_last(image, channel_axis, name), True
         return self.app.result(self, image, rgb=rgb, post=post, progress=progress, name=name)

@@ -195,9 +195,10 @@ class Application:
         """Settings a new model takes from the training files (``train``, not with --resume)."""
 
     def cli_sources(self, pairs: list[tuple], settings: Settings, read: Callable[[Path], Any],
-                    notes: list[str]) -> list[SampleSource]:
+                    notes: list[str], channel_axis: int | None = None) -> list[SampleSource]:
         """[(image file, targets)] -> sources (``train``). `read` reads an image as the model takes it (saying on
-        stderr what it changed); what file readers change in passing is added to `notes`."""
+        stderr what it changed; channels last, from `channel_axis`, the axis of the files that holds them, or
+        guessed when None); what file readers change in passing is added to `notes`."""
         raise NotImplementedError
 
     def cli_after_training(self, trainer) -> list[str]:

@@ -303,7 +303,7 @@ class Classification(Application):
         settings.model.class_names = found
         settings.validate()
 
-    def cli_sources(self, pairs, settings, read, notes):
+    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         # One file at a time: only the resized image is kept.
         ids = {name: i for i, name in enumerate(settings.model.class_names)}
         sources = []

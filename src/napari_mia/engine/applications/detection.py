@@ -164,7 +164,7 @@ class Detection(Application):
 
         return read_points_csv(path, images)
 
-    def cli_sources(self, pairs, settings, read, notes):
+    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         return sources_from_points([(read(f), pts, f.name) for f, pts in pairs], settings)
 
     def cli_after_training(self, trainer) -> list[str]:

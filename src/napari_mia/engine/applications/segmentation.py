@@ -138,10 +138,11 @@ class Segmentation(Application):
 
         return pair_files(images, path)
 
-    def cli_sources(self, pairs, settings, read, notes):
+    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         from ..data import sources_from_files
 
-        return sources_from_files(pairs, settings, notes)
+        # Read here rather than through `read`: a source not kept in memory reads its files again at each use.
+        return sources_from_files(pairs, settings, notes, channel_axis)
 
     def _validation_what(self, settings) -> str:
         return " (foreground)" if _instances(settings) else ""
