@@ -145,13 +145,14 @@ def channel_kind(n: int) -> str:
     return {1: "Mono (1 channel)", 3: "Color (3 channels)"}.get(n, f"{n} channels")
 
 
-def channel_mismatch(name: str, found: int, channels: int, shape: tuple | None = None) -> str:
+def channel_mismatch(name: str, found: int, channels: int, shape: tuple | None = None, where: str = "") -> str:
     """Why an image of `found` channels does not fit a model of `channels`, and what to do, in plain words.
 
     `shape`: the image's shape as given (before its channels were moved last), to point at an axis that
-    may hold the channels.
+    may hold the channels. `where`: where the channels were counted, said after the count.
     """
-    text = f"'{name}' has {found} channel{'s' if found != 1 else ''} but the model expects {channel_kind(channels)}. "
+    text = (f"'{name}' has {found} channel{'s' if found != 1 else ''}{where} but the model expects "
+            f"{channel_kind(channels)}. ")
     if channels == 1 and found == 3:
         return text + "Choose Color in the training settings, or convert the image to grayscale."
     if channels == 3 and found == 1 and not (shape and len(shape) >= 3 and channels in shape[-3:]):

@@ -27,7 +27,9 @@ class DockActions:
             return False
         preview = None
         if settings.train.preview_every and self.predict_combo.value:
-            preview = (self.predict_combo.value, np.array(self.viewer.layers[self.predict_combo.value].data))
+            image = self.image_for(self.predict_combo.value, settings.model.channels)
+            if image.channels == settings.model.channels:  # one the model cannot read would end the training
+                preview = (self.predict_combo.value, np.array(image.data))
         if not self.session.start(settings, self.training_items(), preview):
             return False
         self._epoch_text = ""
@@ -68,7 +70,16 @@ class DockActions:
             self._notify("Choose an image layer to predict.")
             return False
         # copies: the user may paint or delete layers while the worker runs
-        jobs = [(n, np.array(self.viewer.layers[n].data), self.viewer.layers[n].rgb) for n in names]
+        jobs = []
+        for n in names:
+            image = self.image_for(n)
+            try:
+                if self.session.has_model and not image.plain:  # layers read as they are: the engine checks
+                    image.check(self.input_channels(), trained=True)
+            except MiaError as e:
+                self._notify(explain(e))
+                return False
+            jobs.append((n, np.array(image.data), image.rgb, image.label))
         self.apply_kept_settings()
         if not self.session.predict(jobs, self._on_prediction, post=self._model_app().post_process(),
                                     options=self.prediction_options()):
@@ -85,7 +96,9 @@ class DockActions:
             f"Predicting {name}{which}…"
 
     def predict_all(self, *_) -> bool:
-        return self.predict(names=self._layer_names("Image"))
+        """Every image layer, but those that are the other channels of an image (they come with it)."""
+        members = self.channel_members()
+        return self.predict(names=[n for n in self._layer_names("Image") if n not in members])
 
     def _on_prediction(self, name: str, result) -> None:
         if self._closed:  # the viewer was closed meanwhile
@@ -93,7 +106,8 @@ class DockActions:
         if name not in self.viewer.layers:
             self._notify(f"Image '{name}' was removed before its prediction finished; the prediction is dropped.")
             return
-        self._model_app().show_prediction(self.viewer.layers[name], result)
+        # The image as the model read it: its prediction has its shape (no channel axis), scale and offset.
+        self._model_app().show_prediction(self.image_for(name), result)
         if self.session.state != TRAINING:
             self.status.value += self._scale_text(name)
 
@@ -131,16 +145,19 @@ class DockActions:
             return ": no objects measured, predicted at the model's own scale."
         return f": objects' diameter {d:.0f} px (model: {m:.0f} px)." if m else f": objects' diameter {d:.0f} px."
 
-    def _current_frame(self, layer) -> np.ndarray | None:
-        """The 2D image (or (H, W, C) colour image) of `layer` on screen; None for more dimensions."""
-        data = layer.data
-        spatial = data.ndim - (1 if layer.rgb else 0)
+    def _current_frame(self, image) -> np.ndarray | None:
+        """The 2D image (or (H, W, C) image of several channels, averaged past 4) on screen of `image` (as
+        ``image_for`` reads a layer); None for more dimensions."""
+        data = image.data
+        spatial = np.ndim(data) - (1 if image.rgb else 0)
         if spatial == 2:
-            return np.asarray(data)
-        if spatial != 3:
+            frame = np.asarray(data)
+        elif spatial == 3:
+            i = int(round(float(image.layer.world_to_data(self.viewer.dims.point)[0])))
+            frame = np.asarray(data[min(max(i, 0), len(data) - 1)])
+        else:
             return None
-        i = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
-        return np.asarray(data[min(max(i, 0), len(data) - 1)])
+        return frame.mean(-1) if image.rgb and frame.shape[-1] > 4 else frame
 
     def estimate_diameter(self, *_) -> float | None:
         """Estimate: the objects' diameter in the chosen image's frame on screen goes into the field."""
@@ -148,7 +165,7 @@ class DockActions:
         if name is None or name not in self.viewer.layers:
             self._notify("Choose the image under Predict image first: Estimate measures its objects.")
             return None
-        frame = self._current_frame(self.viewer.layers[name])
+        frame = self._current_frame(self.image_for(name))
         if frame is None:
             self._notify(f"'{name}' has more than 3 dimensions: Estimate measures 2D images and stacks of them.")
             return None
@@ -179,8 +196,10 @@ class DockActions:
         if image_name is None or truth_name is None:
             self._notify(f"Choose an image under Predict image and its {kind} layer under Evaluate with.")
             return False
-        image, truth = self.viewer.layers[image_name], self.viewer.layers[truth_name]
+        image, truth = self.image_for(image_name), self.viewer.layers[truth_name]
         try:
+            if not image.plain:  # layers read as they are: the engine checks
+                image.check(self.input_channels(), trained=True)
             app.check_target(image, truth)
             target = app.target_of(image, truth)
         except MiaError as e:
@@ -197,7 +216,7 @@ class DockActions:
             if not self._closed:
                 self._show_scores(name, truth_name, app.scores(result, target, self.session.diameters.get(name)))
 
-        if not self.session.predict([(image_name, np.array(image.data), bool(image.rgb))], scored,
+        if not self.session.predict([(image_name, np.array(image.data), bool(image.rgb), image.label)], scored,
                                     post=app.post_process(), options=self.prediction_options()):
             return False
         self.status.value = f"Evaluating {image_name} against {truth_name}…"

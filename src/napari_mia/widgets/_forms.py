@@ -24,8 +24,12 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                      "without internet. Leave empty to use the downloaded ones.",
                      {"widget_type": "FileEdit", "mode": "r", "filter": "*.safetensors *.pth *.pt"}),
     # training parameters
-    "channels": ("Input", "Mono: grayscale images (one channel). Color: RGB images such as H&E.",
-                 {"choices": [("Mono", 1), ("Color", 3)]}),
+    "channels": ("Input", "Mono: grayscale images (one channel). Color: RGB images such as H&E, or any three "
+                 "channels. 2, 4 ... channels: images with several channels, e.g. two fluorescence stains, in one "
+                 "layer (say where under Channel axis, in Data) or one layer per channel (choose the Other "
+                 "channels, in Data).",
+                 {"choices": [("Mono", 1), ("Color (or 3 channels)", 3)] + [(f"{n} channels", n)
+                                                                           for n in (2, 4, 5, 6, 7, 8)]}),
     "batch_size": ("Batch size", "Patches learned from at once. Lower it if you run out of memory.",
                    {"min": 1, "max": 256}),
     "epochs": ("Epochs", "Passes over all training images. Stop earlier any time: the weights are kept.",

@@ -164,7 +164,8 @@ class TrainingSession:
 
     # -- prediction -----------------------------------------------------------
     def predict(self, jobs: list, done: Callable, post=None, options: dict | None = None) -> bool:
-        """Predict `jobs` [(key, image, rgb)] in a worker, one after the other; `done(key, result)`
+        """Predict `jobs` [(key, image, rgb[, name])] in a worker, one after the other (`name`: how the engine's
+        messages name the image, the key if not given); `done(key, result)`
         runs on the main thread as each finishes (see `Predictor.result`). During training it uses a snapshot
         of the weights. Progress goes to a napari progress bar, tile by tile, and to `predict_progress`.
         `options`: the predictor's `diameter` and `tta` (``Trainer.predictor``); the objects' diameter used
@@ -190,12 +191,12 @@ class TrainingSession:
             # torch's first import takes seconds: here, not on the main thread, so the viewer stays live.
             import_engine_libraries()
             predictor = _predictor(trainer, settings, snapshot, **(options or {}))
-            for k, (key, image, rgb) in enumerate(jobs):
+            for k, (key, image, rgb, *name) in enumerate(jobs):
                 def tile(i, n, key=key, k=k):
                     relay.sent.emit((key, k, len(jobs), int(i), int(n)))
 
                 relay.sent.emit((key, k, len(jobs), 0, 0))  # "Predicting <name>" before its first tile
-                result = _result(predictor, image, rgb, post, tile)
+                result = _result(predictor, image, rgb, post, tile, name[0] if name else str(key))
                 yield key, result, predictor.last_diameter
 
         from napari.utils import progress
@@ -397,9 +398,9 @@ def _predictor(trainer, settings, snapshot: bool, diameter=None, tta: bool = Fal
     return predictor
 
 
-def _result(predictor, image, rgb, post, tile: Callable):
+def _result(predictor, image, rgb, post, tile: Callable, name: str = "image"):
     """`predictor.result`, reporting each tile through `tile(done, total)`."""
-    return predictor.result(image, rgb=rgb, post=post, progress=tile)
+    return predictor.result(image, rgb=rgb, post=post, progress=tile, name=name)
 
 
 def _calibrated(trainer, events):

@@ -16,12 +16,12 @@ from ._session import TRAINING, explain
 
 def _test_image(widget):
     """(array, rgb) of the image to cut the package's test tensors and cover from: the image chosen for
-    prediction, else the first training image."""
+    prediction, else the first training image (as the model reads it: channels joined or moved last)."""
     names = [widget.predict_combo.value] + [p[0] for p in widget.pairs]
     for name in names:
         if name is not None and name in widget.viewer.layers:
-            layer = widget.viewer.layers[name]
-            return np.array(layer.data), bool(layer.rgb)
+            image = widget.image_for(name)
+            return np.array(image.data), bool(image.rgb)
     return None, None
 
 

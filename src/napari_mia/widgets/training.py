@@ -19,6 +19,7 @@ from ..engine.models import valid_encoders
 from ..engine.settings import Settings
 from . import _forms as F
 from ._actions import DockActions
+from ._channels import image_for
 from ._layers import is_kind, is_prediction
 from ._session import explain, session_for
 from .applications import ADAPTERS
@@ -46,6 +47,23 @@ class TrainingWidget(DockActions, QWidget):
                                     tooltip=next(iter(ADAPTERS.values())).tooltip)
         self.image_combo = ComboBox(label="Image", choices=self._layer_names("Image"),
                                     tooltip="An image layer to train on.")
+        # Multi-channel images (issue #16): shown while Input is more than one channel.
+        self.channel_axis = ComboBox(
+            label="Channel axis", choices=[("first (C, Y, X)", "first"), ("last (Y, X, C)", "last")],
+            value="first",
+            tooltip="For an image layer that holds all its channels (napari shows a slider over them): the axis "
+                    "of the channels. first: (channels, height, width), as ImageJ and most microscopes save "
+                    "them; a stack (frames, channels, height, width). last: (height, width, channels). Colour "
+                    "(RGB) layers hold their channels themselves.")
+        self.channel_layers = Select(
+            label="Other channels", choices=[],
+            tooltip="When each channel is its own layer (e.g. napari opened the file with one layer per "
+                    "channel): select the layers of the Image's other channels. The Image is the first channel, "
+                    "then these, in the order of this list. Training, Predict and Evaluate read the Image with "
+                    "them; the layers are not changed.")
+        # image layer name -> the layers of its other channels, in order (chosen under Other channels)
+        self.channel_groups: dict[str, tuple[str, ...]] = {}
+        self._showing_channels = False
         self.labels_combo = ComboBox(label="Labels", choices=self._layer_names("Labels"),
                                      tooltip="The labels layer drawn on that image (0 = background).")
         self.add_button = PushButton(text="Add to training set",
@@ -53,7 +71,8 @@ class TrainingWidget(DockActions, QWidget):
         self.pair_list = Select(label="Training set", choices=[], tooltip="Image / labels pairs used for training.")
         self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
         self.classes_label = Label(label="Classes", value="(add labels)")
-        data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.add_button,
+        data = Container(widgets=[self.application, self.image_combo, self.channel_axis, self.channel_layers,
+                                  self.labels_combo, self.add_button,
                                   self.pair_list, self.remove_button, c["label_mode"], c["object_size"],
                                   c["object_intensity"], self.classes_label])
         # Every application's adapter lives as long as the dock: a loaded model or a prediction still
@@ -133,6 +152,9 @@ class TrainingWidget(DockActions, QWidget):
         self.diameter_auto.changed.connect(self._on_diameter_auto)
         self.evaluate_button.changed.connect(self.evaluate)
         c["architecture"].changed.connect(self._on_architecture)
+        c["channels"].changed.connect(self._on_channels)
+        self.image_combo.changed.connect(self._show_channel_layers)
+        self.channel_layers.changed.connect(self._on_channel_layers)
         self.application.changed.connect(self._on_application)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
                    self.viewer.layers.events.moved):
@@ -154,6 +176,7 @@ class TrainingWidget(DockActions, QWidget):
         self.destroyed.connect(closed)
         self._on_architecture()
         self._on_application()
+        self._on_channels()
         self._update_buttons()
 
     def _prediction_section(self) -> Container:
@@ -276,9 +299,20 @@ class TrainingWidget(DockActions, QWidget):
                 else self._layer_names(kind)
             if current in combo.choices:
                 combo.value = current
-        # pairs whose layers were deleted leave the training set
+        # pairs whose layers were deleted leave the training set, and so do those of an image that lost the
+        # layer of one of its channels (it would train on fewer channels than it has)
         names = {layer.name for layer in self.viewer.layers}
-        kept = [p for p in self.pairs if p[0] in names and p[1] in names]
+        lost = set()
+        for image, others in list(self.channel_groups.items()):
+            if image not in names or any(o not in names for o in others):
+                lost.add(image)
+                kept_channels = tuple(o for o in others if o in names)
+                if image in names and kept_channels:
+                    self.channel_groups[image] = kept_channels
+                else:
+                    del self.channel_groups[image]
+        self._show_channel_layers()
+        kept = [p for p in self.pairs if p[0] in names and p[1] in names and p[0] not in lost]
         if kept != self.pairs:
             self.pairs = kept
             self._update_pairs()
@@ -288,15 +322,20 @@ class TrainingWidget(DockActions, QWidget):
     def add_pair(self, image_name: str, labels_name: str) -> bool:
         """Add an image with its labels (or points); refuse layers that do not fit, saying why."""
         try:
-            image, target = self.viewer.layers[image_name], self.viewer.layers[labels_name]
+            layer, target = self.viewer.layers[image_name], self.viewer.layers[labels_name]
+            # The first image of a new model sets Input; later ones, and any with a model, must fit it.
+            first = not self.pairs and not self.session.has_model
+            channels = self._first_channels(layer) if first else self.input_channels()
+            image = self.image_for(image_name, channels)
+            image.check(channels, trained=self.session.has_model)
             self.app.check_target(image, target)
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
             return False
         if (image_name, labels_name) not in self.pairs:
             self.pairs.append((image_name, labels_name))
-        if len(self.pairs) == 1:
-            self._take_channels(image)
+        if first:
+            self._set_input(channels)
         self._update_pairs()
         n = len(self.pairs)
         # A successful add replaces an older error in the status line.
@@ -305,9 +344,75 @@ class TrainingWidget(DockActions, QWidget):
         self.app.target_added(labels_name, target)
         return True
 
-    def _take_channels(self, image) -> None:
-        channels = image.data.shape[-1] if image.rgb else 1
+    def _take_channels(self, layer) -> None:
+        """The first image of a training set sets Input (``_first_channels``)."""
+        self._set_input(self._first_channels(layer))
+
+    def _first_channels(self, layer) -> int:
+        """The channels a new model takes from its first image: the Input chosen, if the image reads as that
+        many channels, or if several were chosen (a mismatch is then explained); else as napari shows the
+        layer, RGB (its colours) or not (Mono)."""
+        chosen = int(self.controls["channels"].value)
+        if chosen > 1 and (self.image_for(layer.name, chosen).channels == chosen or chosen != 3
+                           or self.channel_groups.get(layer.name)):
+            return chosen
+        return layer.data.shape[-1] if layer.rgb else 1
+
+    def _set_input(self, channels: int) -> None:
         F.write_settings({"channels": self.controls["channels"]}, Settings().update(channels=channels))
+
+    # -- channels (issue #16) ----------------------------------------------------------
+    def input_channels(self) -> int:
+        """The channels images are read with: the model's, or Input's before a model exists."""
+        if self.session.has_model:
+            return self.session.trainer.settings.model.channels
+        return int(self.controls["channels"].value)
+
+    def image_for(self, name: str, channels: int | None = None):
+        """Image layer `name` as the model reads it (a ``ChannelImage``, widgets/_channels.py): with the Other
+        channels chosen for it, or its Channel axis moved last; as it is for Mono and RGB."""
+        channels = self.input_channels() if channels is None else channels
+        return image_for(self.viewer.layers, name, channels, self.channel_groups.get(name, ()),
+                         self.channel_axis.value)
+
+    def channel_members(self) -> set[str]:
+        """Layers that are another image's channel (not images of their own) while Input has several."""
+        if self.input_channels() == 1:
+            return set()
+        return {n for others in self.channel_groups.values() for n in others}
+
+    def _on_channels(self, *_):
+        several = int(self.controls["channels"].value) > 1
+        self.channel_axis.visible = self.channel_layers.visible = several
+        if self.pairs:
+            self._update_pairs()  # joined layers show in the pairs only while they are read
+
+    def _show_channel_layers(self, *_):
+        """Other channels: the image layers (not RGB) other than the Image, those chosen for it selected."""
+        image = self.image_combo.value
+        names = [layer.name for layer in self.viewer.layers
+                 if is_kind(layer, "Image") and not layer.rgb and layer.name != image]
+        self._showing_channels = True
+        try:
+            if list(self.channel_layers.choices) != names:
+                self.channel_layers.choices = names
+            self.channel_layers.value = [n for n in self.channel_groups.get(image, ()) if n in names]
+        finally:
+            self._showing_channels = False
+
+    def _on_channel_layers(self, *_):
+        """The layers chosen under Other channels become the Image's other channels, in the list's order."""
+        image = self.image_combo.value
+        if self._showing_channels or image is None:
+            return
+        chosen = set(self.channel_layers.value)
+        others = tuple(n for n in self.channel_layers.choices if n in chosen)
+        if others:
+            self.channel_groups[image] = others
+        else:
+            self.channel_groups.pop(image, None)
+        if any(p[0] == image for p in self.pairs):
+            self._update_pairs()
 
     def _on_add(self, *_):
         self.app.on_add()
@@ -318,9 +423,9 @@ class TrainingWidget(DockActions, QWidget):
         self._update_pairs()
         self.status.value = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''} in the training set."
 
-    @staticmethod
-    def _pair_text(p) -> str:
-        return f"{p[0]}  ←  {p[1]}"
+    def _pair_text(self, p) -> str:
+        others = self.channel_groups.get(p[0], ()) if self.input_channels() > 1 else ()
+        return f"{' + '.join((p[0], *others))}  ←  {p[1]}"
 
     def _update_pairs(self):
         self.pair_list.choices = [self._pair_text(p) for p in self.pairs]

@@ -87,7 +87,9 @@ class DockApplication:
 
     # -- training set ---------------------------------------------------------------------
     def check_target(self, image, target) -> None:
-        """Raise a DataError saying why `target` cannot train with `image`."""
+        """Raise a DataError saying why `target` cannot train with `image` (the image as the model reads it,
+        ``dock.image_for``: like its layer, with ``name``, ``data``, ``rgb``, ``scale``, ``translate``, and
+        ``shape``, the data's shape without reading it; the channels of a multi-channel image last)."""
         raise NotImplementedError
 
     def target_added(self, name: str, target) -> None:
@@ -133,7 +135,8 @@ class DockApplication:
         """Copies of the layers' data: (image, target, name, target name, rgb) for the session."""
         out = []
         for img_name, lab_name in self.dock.pairs:
-            img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
+            # as the model reads it: the layers of its other channels joined, or its channel axis moved last
+            img, lab = self.dock.image_for(img_name), self.viewer.layers[lab_name]
             out.append((np.array(img.data), self.target_of(img, lab), img_name, lab_name, bool(img.rgb)))
         return out
 

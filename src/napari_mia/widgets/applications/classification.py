@@ -69,14 +69,22 @@ class Classification(DockApplication):
         if name is None or name not in self.viewer.layers:
             dock._notify("Choose an image layer to add.")
             return False
-        layer = self.viewer.layers[name]
-        spatial = layer.data.ndim - (1 if layer.rgb else 0)
+        # The first image of a new model sets Input; later ones, and any with a model, must fit it.
+        first = not self.class_table.truth and not dock.session.has_model
+        channels = dock._first_channels(self.viewer.layers[name]) if first else dock.input_channels()
+        image = dock.image_for(name, channels)
+        try:
+            image.check(channels, trained=dock.session.has_model)
+        except DataError as e:
+            dock._notify(str(e))
+            return False
+        spatial = len(image.shape) - (1 if image.rgb else 0)
         if spatial not in (2, 3):
             dock._notify(f"'{name}' has {spatial} dimensions: classification takes 2D images or stacks of them.")
             return False
-        if not self.class_table.truth:
-            dock._take_channels(layer)
-        self.class_table.add_image(name, layer.data.shape[0] if spatial == 3 else 1, spatial == 3)
+        if first:
+            dock._set_input(channels)
+        self.class_table.add_image(name, image.shape[0] if spatial == 3 else 1, spatial == 3)
         self.class_table.select(name, 0)
         return True
 
@@ -97,7 +105,7 @@ class Classification(DockApplication):
     def training_items(self) -> list:
         out = []
         for name, classes in self.class_table.labelled().items():
-            img = self.viewer.layers[name]
+            img = self.dock.image_for(name)  # as the model reads it (its channels joined or moved last)
             out.append((np.array(img.data), classes if self.class_table.stack.get(name) else classes[0],
                         name, None, bool(img.rgb)))
         return out

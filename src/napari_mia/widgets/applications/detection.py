@@ -32,7 +32,7 @@ class Detection(DockApplication):
     def check_target(self, image, points) -> None:
         if not is_kind(points, "Points"):
             raise DataError(f"'{points.name}' is not a Points layer: detection learns from points, one per object.")
-        spatial = image.data.ndim - (1 if image.rgb else 0)
+        spatial = len(image.shape) - (1 if image.rgb else 0)
         if spatial != 2:
             raise DataError(f"'{image.name}' is a stack: detection trains on 2D images. Split the stack into "
                             "single images (napari: right-click the layer, Split Stack).")

@@ -78,7 +78,7 @@ class Segmentation(DockApplication):
         if not is_kind(target, "Labels"):
             raise DataError(f"'{target.name}' is not a Labels layer: segmentation learns from labels "
                             "painted on the image (0 = background).")
-        check_pair_shape(image.data.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
+        check_pair_shape(image.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
 
     def target_added(self, name: str, target) -> None:
         self._label_mode_from_data(name, np.asarray(target.data))
