@@ -61,6 +61,9 @@ class TrainingWidget(DockActions, QWidget):
                     "channel): select the layers of the Image's other channels. The Image is the first channel, "
                     "then these, in the order of this list. Training, Predict and Evaluate read the Image with "
                     "them; the layers are not changed.")
+        # A few rows: the list scrolls, the Data section stays short.
+        rows = self.channel_layers.native
+        rows.setMaximumHeight(5 * rows.fontMetrics().height() + 4 * rows.frameWidth() + 8)
         # image layer name -> the layers of its other channels, in order (chosen under Other channels)
         self.channel_groups: dict[str, tuple[str, ...]] = {}
         self._showing_channels = False
@@ -339,7 +342,7 @@ class TrainingWidget(DockActions, QWidget):
         self._update_pairs()
         n = len(self.pairs)
         # A successful add replaces an older error in the status line.
-        self.status.value = f"'{image_name}' with '{labels_name}' is in the training set ({n} pair" \
+        self.status.value = f"'{image.label}' with '{labels_name}' is in the training set ({n} pair" \
                             f"{'s' if n != 1 else ''})."
         self.app.target_added(labels_name, target)
         return True
