@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._from_cli import add_train_options
 
     add_train_options(t)
+    from ._labels_cli import add_label_options
+
+    add_label_options(t)
 
     pr = sub.add_parser("predict", help="predict label images with a trained model")
     pr.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
@@ -130,7 +133,7 @@ def _settings_from_args(a):
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
-        val_split=a.val_split, seed=a.seed, device=a.device,
+        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse,
     )
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
@@ -196,7 +199,12 @@ def train(a) -> int:
         trainer = Trainer(s)
     if a.keep:
         s.train.keep = a.keep
+    if a.sparse and a.start_from:
+        s.data.sparse = True
+    from ._labels_cli import with_regions
+
     app = applications.for_settings(s)
+    pairs = with_regions(a, pairs, app)
     notes: list[str] = []
     sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s), notes)
     if a.start_from:

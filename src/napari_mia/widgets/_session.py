@@ -98,7 +98,7 @@ class TrainingSession:
     def start(self, settings: Settings, items: list, preview=None) -> bool:
         """Start a run from the current weights.
 
-        `items`: copied (image, target, name, target name, rgb), the target being a labels array
+        `items`: copied (image, target, name, target name, rgb[, reviewed regions]), the target being a labels array
         (segmentation), (N, 2|3) y, x[, class] points (detection) or one class id per frame, -1 for
         none (classification).
         """
@@ -128,7 +128,8 @@ class TrainingSession:
                 return
             from ..engine.data import sources_for_task
 
-            sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items])
+            sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items],
+                                       regions=[it[5] if len(it) > 5 else None for it in items])
             yield from _calibrated(trainer, trainer.train(sources))
 
         self._launch(run, TRAINING)

@@ -53,9 +53,18 @@ class TrainingWidget(DockActions, QWidget):
         self.pair_list = Select(label="Training set", choices=[], tooltip="Image / labels pairs used for training.")
         self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
         self.classes_label = Label(label="Classes", value="(add labels)")
-        data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.add_button,
-                                  self.pair_list, self.remove_button, c["label_mode"], c["object_size"],
-                                  c["object_intensity"], self.classes_label])
+        self.regions_combo = ComboBox(
+            label="Reviewed regions", choices=self._region_choices(),
+            tooltip="A Shapes layer whose rectangles or polygons mark the parts you labelled completely: there, "
+                    "every unpainted pixel is background; outside them nothing is learned. Used by Add and by "
+                    "Add prediction to training set (train only on the part of a prediction you checked).")
+        self.labelled_label = Label(label="Labelled", value="")
+        # pair -> the Shapes layer of its reviewed regions; pairs made from a prediction (0 = background)
+        self.pair_regions: dict[tuple[str, str], str] = {}
+        self.prediction_pairs: set[tuple[str, str]] = set()
+        data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.regions_combo,
+                                  self.add_button, self.pair_list, self.remove_button, c["label_mode"], c["sparse"],
+                                  c["object_size"], c["object_intensity"], self.classes_label, self.labelled_label])
         # Every application's adapter lives as long as the dock: a loaded model or a prediction still
         # arriving may belong to another application than the one chosen now.
         self.apps = {task: adapter(self) for task, adapter in ADAPTERS.items()}
@@ -109,7 +118,8 @@ class TrainingWidget(DockActions, QWidget):
                                         ("Device", device, False), ("Settings", settings, False),
                                         ("Augmentations", augment, False), ("Prediction", prediction, True),
                                         *(s for a in self.apps.values() for s in a.prediction_sections())],
-                                 actions, wrapped=[self.status, self.classes_label, self.device_label])
+                                 actions, wrapped=[self.status, self.classes_label, self.device_label,
+                                                   self.labelled_label])
         caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
         self._locked = [self.application, self.add_button, self.remove_button, self.pair_list, self.reset_button,
@@ -133,6 +143,7 @@ class TrainingWidget(DockActions, QWidget):
         self.diameter_auto.changed.connect(self._on_diameter_auto)
         self.evaluate_button.changed.connect(self.evaluate)
         c["architecture"].changed.connect(self._on_architecture)
+        c["sparse"].changed.connect(self._update_classes)
         self.application.changed.connect(self._on_application)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
                    self.viewer.layers.events.moved):
@@ -276,25 +287,42 @@ class TrainingWidget(DockActions, QWidget):
                 else self._layer_names(kind)
             if current in combo.choices:
                 combo.value = current
-        # pairs whose layers were deleted leave the training set
+        current = self.regions_combo.value
+        self.regions_combo.choices = self._region_choices()
+        if current in self.regions_combo.choices:
+            self.regions_combo.value = current
+        # pairs whose layers were deleted leave the training set; a deleted Shapes layer leaves its pairs whole
         names = {layer.name for layer in self.viewer.layers}
         kept = [p for p in self.pairs if p[0] in names and p[1] in names]
-        if kept != self.pairs:
+        gone = [p for p, r in self.pair_regions.items() if r not in names or p not in kept]
+        for p in gone:
+            del self.pair_regions[p]
+        if kept != self.pairs or gone:
             self.pairs = kept
             self._update_pairs()
         for app in self.apps.values():
             app.layers_changed(names)
 
-    def add_pair(self, image_name: str, labels_name: str) -> bool:
-        """Add an image with its labels (or points); refuse layers that do not fit, saying why."""
+    def _region_choices(self) -> list[tuple[str, str | None]]:
+        return [("(whole image)", None)] + [(n, n) for n in self._layer_names("Shapes")]
+
+    def add_pair(self, image_name: str, labels_name: str, regions: str | None = None) -> bool:
+        """Add an image with its labels (or points); refuse layers that do not fit, saying why. `regions`: a
+        Shapes layer marking the parts labelled completely (``region_of``), None: the whole image."""
         try:
             image, target = self.viewer.layers[image_name], self.viewer.layers[labels_name]
             self.app.check_target(image, target)
+            if regions is not None:
+                self.region_of(image, target, regions)  # refused now, not at Start
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
             return False
         if (image_name, labels_name) not in self.pairs:
             self.pairs.append((image_name, labels_name))
+        if regions is None:
+            self.pair_regions.pop((image_name, labels_name), None)
+        else:
+            self.pair_regions[(image_name, labels_name)] = regions
         if len(self.pairs) == 1:
             self._take_channels(image)
         self._update_pairs()
@@ -315,12 +343,27 @@ class TrainingWidget(DockActions, QWidget):
     def _on_remove(self, *_):
         chosen = set(self.pair_list.value)
         self.pairs = [p for p in self.pairs if self._pair_text(p) not in chosen]
+        for p in [p for p in self.pair_regions if p not in self.pairs]:
+            del self.pair_regions[p]
         self._update_pairs()
         self.status.value = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''} in the training set."
 
-    @staticmethod
-    def _pair_text(p) -> str:
-        return f"{p[0]}  ←  {p[1]}"
+    def region_of(self, image, target, regions: str):
+        """The mask of the reviewed regions in the Shapes layer `regions`, in the target's pixels (points: the
+        image's)."""
+        from ._layers import is_kind, region_mask
+
+        shapes = self.viewer.layers[regions]
+        if not is_kind(shapes, "Shapes"):
+            raise MiaError(f"'{regions}' is not a Shapes layer: draw the reviewed regions as rectangles or "
+                           "polygons in a Shapes layer.")
+        shape = target.data.shape if is_kind(target, "Labels") else \
+            (image.data.shape[:-1] if image.rgb else image.data.shape)
+        return region_mask(shapes, image, tuple(shape))
+
+    def _pair_text(self, p) -> str:
+        region = self.pair_regions.get(p)
+        return f"{p[0]}  ←  {p[1]}" + (f"  [only in {region}]" if region else "")
 
     def _update_pairs(self):
         self.pair_list.choices = [self._pair_text(p) for p in self.pairs]

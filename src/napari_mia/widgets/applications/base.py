@@ -107,8 +107,10 @@ class DockApplication:
         name = dock.labels_combo.value
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         prediction = layer is not None and is_prediction(layer)
-        if not dock.add_pair(dock.image_combo.value, name):
+        if not dock.add_pair(dock.image_combo.value, name, regions=self._regions()):
             return
+        if prediction:
+            dock.prediction_pairs.add((dock.image_combo.value, name))
         if prediction:
             # From now on these are training labels: no prediction writes over them.
             layer.metadata["napari_mia"] = "training labels"
@@ -129,12 +131,27 @@ class DockApplication:
     def show_classes(self) -> None:
         """Say what the training set holds (the Classes line, or the class table's tooltip)."""
 
+    def _regions(self) -> str | None:
+        """The Shapes layer chosen under Reviewed regions, if this application shows that control."""
+        return self.dock.regions_combo.value if "regions_combo" in self.shows else None
+
     def training_items(self) -> list:
-        """Copies of the layers' data: (image, target, name, target name, rgb) for the session."""
-        out = []
-        for img_name, lab_name in self.dock.pairs:
+        """Copies of the layers' data: (image, target, name, target name, rgb, reviewed regions or None)."""
+        dock, out = self.dock, []
+        for pair in dock.pairs:
+            img_name, lab_name = pair
             img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
-            out.append((np.array(img.data), self.target_of(img, lab), img_name, lab_name, bool(img.rgb)))
+            target = self.target_of(img, lab)
+            shapes = dock.pair_regions.get(pair)
+            region = None if shapes is None or shapes not in self.viewer.layers else dock.region_of(img, lab, shapes)
+            if pair in dock.prediction_pairs and dock.controls["sparse"].value:
+                # A corrected prediction says 0 = background: as sparse labels, background is 1 and only the
+                # reviewed regions (or the whole image) are labelled.
+                inside = np.ones(target.shape, bool) if region is None else np.asarray(region, bool)
+                target = np.where(inside, np.where(target > 0, target + 1, 1), 0).astype(
+                    np.promote_types(target.dtype, np.uint16))
+                region = None
+            out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb), region))
         return out
 
     # -- predictions ----------------------------------------------------------------------
@@ -151,13 +168,18 @@ class DockApplication:
             return False
         active = self.viewer.layers.selection.active
         layer = active if active in ours else ours[-1]
-        if not dock.add_pair(image, layer.name):
+        regions = self._regions()
+        if not dock.add_pair(image, layer.name, regions=regions):
             return False
+        dock.prediction_pairs.add((image, layer.name))
         # From now on these are the user's training labels: no prediction writes over them.
         layer.metadata["napari_mia"] = "training labels"
         dock._refresh_layers()
-        dock.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
-                            "current weights."
+        where = f", only inside the regions drawn in '{regions}' (what you checked)" if regions else \
+            " (all of it: draw the part you checked in a Shapes layer and choose it under Reviewed regions to " \
+            "train on that part only)"
+        dock.status.value = f"'{layer.name}' added to the training set{where}. Start Training continues from " \
+                            "the current weights."
         return True
 
     # -- evaluation (the Prediction section's Evaluate) --------------------------------------
