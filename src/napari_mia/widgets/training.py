@@ -37,6 +37,9 @@ class TrainingWidget(DockActions, QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.pairs: list[tuple[str, str]] = []  # (image layer name, labels layer name)
+        # Pairs the user chose to hold out: the validation set instead of a random split. A mark belongs to its
+        # pair: it leaves with the pair (Remove selected, a deleted layer), and a pair added again trains.
+        self.validation: set[tuple[str, str]] = set()
         self._epoch_text = ""  # the last epoch's result, kept in the status line during the next epoch
         self.controls = {f: F.make_control(f) for f in F.SPECS}
         c = self.controls
@@ -52,9 +55,17 @@ class TrainingWidget(DockActions, QWidget):
                                      tooltip="Add this image with its labels to the training set.")
         self.pair_list = Select(label="Training set", choices=[], tooltip="Image / labels pairs used for training.")
         self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
+        self.validation_button = PushButton(
+            text="Use for validation",
+            tooltip="Hold the selected pairs out of training to check the model on them (marked '(validation)'); "
+                    "press again to train on them. When pairs are marked, they are the validation set and the "
+                    "Validation split is not used.")
+        self.pair_buttons = Container(widgets=[self.remove_button, self.validation_button], layout="horizontal",
+                                      labels=False)
+        self.pair_buttons.margins = (0, 0, 0, 0)
         self.classes_label = Label(label="Classes", value="(add labels)")
         data = Container(widgets=[self.application, self.image_combo, self.labels_combo, self.add_button,
-                                  self.pair_list, self.remove_button, c["label_mode"], c["object_size"],
+                                  self.pair_list, self.pair_buttons, c["label_mode"], c["object_size"],
                                   c["object_intensity"], self.classes_label])
         # Every application's adapter lives as long as the dock: a loaded model or a prediction still
         # arriving may belong to another application than the one chosen now.
@@ -112,12 +123,14 @@ class TrainingWidget(DockActions, QWidget):
                                  actions, wrapped=[self.status, self.classes_label, self.device_label])
         caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
-        self._locked = [self.application, self.add_button, self.remove_button, self.pair_list, self.reset_button,
+        self._locked = [self.application, self.add_button, self.remove_button, self.validation_button,
+                        self.pair_list, self.reset_button,
                         self.load_button, self.start_button, *c.values(), self.find_devices_button]
 
         # -- wiring -----------------------------------------------------------------
         self.add_button.changed.connect(self._on_add)
         self.remove_button.changed.connect(self._on_remove)
+        self.validation_button.changed.connect(self._on_validation)
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.session.stop)
         self.resume_button.changed.connect(self.session.resume)
@@ -318,16 +331,53 @@ class TrainingWidget(DockActions, QWidget):
         self._update_pairs()
         self.status.value = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''} in the training set."
 
-    @staticmethod
-    def _pair_text(p) -> str:
-        return f"{p[0]}  ←  {p[1]}"
+    def _on_validation(self, *_):
+        chosen = set(self.pair_list.value)
+        self.mark_validation([p for p in self.pairs if self._pair_text(p) in chosen])
+
+    def mark_validation(self, pairs: list[tuple[str, str]]) -> bool:
+        """Use for validation: mark `pairs` as validation, or train on them again if all of them are marked.
+        Marking every pair is refused: nothing would be left to train on."""
+        pairs = [p for p in pairs if p in self.pairs]
+        if not pairs:
+            self._notify("Select pairs in the training set first, then press Use for validation.")
+            return False
+        if all(p in self.validation for p in pairs):
+            self.validation -= set(pairs)
+        elif set(self.pairs) <= self.validation | set(pairs):
+            self._notify("Not every pair can be for validation: nothing would be left to train on. Keep at "
+                         "least one pair for training.")
+            return False
+        else:
+            self.validation |= set(pairs)
+        self._update_pairs()
+        n = len(self.validation)
+        self.status.value = (f"{n} pair{'s' if n != 1 else ''} for validation, {len(self.pairs) - n} for training "
+                             "(the Validation split is not used)." if n else
+                             "No pair is marked for validation: the Validation split holds images out.")
+        return True
+
+    def _pair_text(self, p) -> str:
+        return f"{p[0]}  ←  {p[1]}" + ("  (validation)" if p in self.validation else "")
 
     def _update_pairs(self):
+        self.validation &= set(self.pairs)
         self.pair_list.choices = [self._pair_text(p) for p in self.pairs]
         self._update_classes()
 
     def _update_classes(self, *_):
         self.app.show_classes()
+        self._update_validation()
+
+    def _update_validation(self) -> None:
+        """Marked validation pairs replace the random split: the Validation split control says so."""
+        from ._session import IDLE
+
+        marked = self.app.validation_count()
+        control = self.controls["val_split"]
+        control.enabled = not marked and self.session.state == IDLE
+        control.tooltip = F.SPECS["val_split"][1] + (" Not used now: the images marked for validation are held "
+                                                     "out." if marked else "")
 
     # -- settings -------------------------------------------------------------------
     def _on_architecture(self, *_):
@@ -383,8 +433,13 @@ class TrainingWidget(DockActions, QWidget):
         """Copies of the layers' data: training never sees (or touches) the live layers.
 
         (image, target, name, target name, rgb): the target is labels, (N, 3) points or a class per frame.
+        The pairs marked for validation are not among them (``validation_items``).
         """
         return self.app.training_items()
+
+    def validation_items(self) -> list:
+        """Copies of the pairs marked for validation, as ``training_items``; [] when none is marked."""
+        return self.app.validation_items()
 
     def _on_reset(self, *_):
         if self.session.has_model:
