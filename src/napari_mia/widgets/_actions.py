@@ -25,6 +25,7 @@ class DockActions:
         except MiaError as e:
             self._notify(explain(e))
             return False
+        self.remember_settings(settings)  # the settings of the last training open the next session's dock
         items, val = self.training_items(), self.validation_items()
         if not items:  # e.g. the training pairs were removed after the others were marked
             self._notify("Every image in the training set is marked for validation: nothing is left to train on. "

@@ -8,6 +8,7 @@ actions and what the session reports back are in _actions.py.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
@@ -17,7 +18,7 @@ from ..engine import settings as S
 from ..engine.errors import MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
-from . import _forms as F
+from . import _forms as F, _remembered
 from ._actions import DockActions
 from ._layers import is_kind, is_prediction
 from ._session import explain, session_for
@@ -27,8 +28,12 @@ from .export import export_dialog
 if TYPE_CHECKING:
     import napari
 
+log = logging.getLogger(__name__)
+
 # shown name -> the engine's task
 APPLICATIONS = {a.title: task for task, a in ADAPTERS.items()}
+# The Prediction section's options when the dock opens for the first time, and after Reset to defaults.
+PREDICTION_DEFAULTS = {"diameter": 0.0, "diameter_auto": False, "tta": False}
 
 
 class TrainingWidget(DockActions, QWidget):
@@ -81,7 +86,12 @@ class TrainingWidget(DockActions, QWidget):
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
         device = Container(widgets=[c["device"], self.find_devices_button, self.device_label])
-        settings = Container(widgets=[c[f] for f in F.SETTINGS_FIELDS])
+        self.defaults_button = PushButton(
+            text="Reset to defaults",
+            tooltip="Put every setting of this window (all sections, also Augmentations and Prediction) back to "
+                    "its default. The training set and the model's weights stay; so do the settings they fix "
+                    "(input channels, label mode, and the network of a trained model).")
+        settings = Container(widgets=[self.defaults_button, *(c[f] for f in F.SETTINGS_FIELDS)])
         augment = Container(widgets=[c[f] for f in F.AUGMENT_FIELDS])
         prediction = self._prediction_section()
         # -- actions ----------------------------------------------------------------
@@ -124,7 +134,7 @@ class TrainingWidget(DockActions, QWidget):
         caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
         self._locked = [self.application, self.add_button, self.remove_button, self.validation_button,
-                        self.pair_list, self.reset_button,
+                        self.pair_list, self.reset_button, self.defaults_button,
                         self.load_button, self.start_button, *c.values(), self.find_devices_button]
 
         # -- wiring -----------------------------------------------------------------
@@ -135,6 +145,7 @@ class TrainingWidget(DockActions, QWidget):
         self.stop_button.changed.connect(self.session.stop)
         self.resume_button.changed.connect(self.session.resume)
         self.reset_button.changed.connect(self._on_reset)
+        self.defaults_button.changed.connect(self.reset_settings)
         self.save_button.changed.connect(self._on_save)
         self.load_button.changed.connect(self._on_load)
         self.export_button.changed.connect(lambda *_: export_dialog(self))
@@ -167,6 +178,7 @@ class TrainingWidget(DockActions, QWidget):
         self.destroyed.connect(closed)
         self._on_architecture()
         self._on_application()
+        self._restore_settings()  # the last session's, if any
         self._update_buttons()
 
     def _prediction_section(self) -> Container:
@@ -401,6 +413,74 @@ class TrainingWidget(DockActions, QWidget):
         F.write_settings(self.controls, settings)
         for app in self.apps.values():
             app.write_settings(settings)
+
+    # -- remembered between sessions (widgets/_remembered.py) ---------------------------
+    def prediction_section_options(self) -> dict:
+        """The Prediction section's options (not model settings), as remembered."""
+        return {"diameter": float(self.diameter.value), "diameter_auto": bool(self.diameter_auto.value),
+                "tta": bool(self.tta.value)}
+
+    def _write_prediction_options(self, options: dict) -> None:
+        self.diameter.value = min(max(options["diameter"], self.diameter.min), self.diameter.max)
+        self.diameter_auto.value, self.tta.value = options["diameter_auto"], options["tta"]
+
+    def remember_settings(self, settings: Settings | None = None) -> bool:
+        """Remember `settings` (default: the controls') for the dock of the next napari session."""
+        if settings is None:
+            try:
+                settings = self.read_settings()
+            except MiaError as e:  # a value being typed (e.g. class weights): the last good ones stay remembered
+                log.info("napari-mia: settings not remembered: %s", e)
+                return False
+        return _remembered.save(settings, self.prediction_section_options())
+
+    def _restore_settings(self) -> None:
+        """The settings remembered by the last session reach the controls; if they do not fit, the defaults."""
+        settings, prediction = _remembered.load()
+        try:
+            if settings is not None:
+                self.write_settings(settings)
+            self._write_prediction_options({**PREDICTION_DEFAULTS, **prediction})
+        except Exception as e:  # noqa: BLE001 - a convenience: never a reason for the dock not to open
+            log.warning("napari-mia: the remembered settings do not fit the Train Model dock (%s); it opens with "
+                        "its defaults.", e)
+            self.reset_settings(remember=False)
+            self.status.value = "The settings of the last session did not fit this version: the defaults are used."
+
+    def reset_settings(self, *_, remember: bool = True) -> None:
+        """Reset to defaults: every control back to its default for the chosen application. The training set and
+        the model stay, with the settings they fix (channels and label mode of the training set; the network
+        of a trained model, whose controls are locked)."""
+        from ..engine import applications
+
+        task = self.task
+        app = applications.get(task)
+        defaults = Settings()
+        defaults.model.task, defaults.train.loss = task, app.default_loss
+        defaults.train.metric = app.default_metric or defaults.train.metric
+        fixed = ["architecture", "encoder", "pretrained", "channels", "label_mode"] if self.session.has_model \
+            else ["channels", "label_mode"] if self.app.has_training_data() else []
+        for f in fixed:
+            defaults.update(**{f: F.to_value(f, self.controls[f])})
+        # Classification's class names belong to its table (the training set), not to the settings.
+        defaults.model.class_names = self.app.settings().get("class_names", defaults.model.class_names)
+        self.write_settings(defaults)
+        self._write_prediction_options(PREDICTION_DEFAULTS)
+        self.app.chosen()
+        shown = [F.SPECS[f][0] for f in fixed if f in self.app.shows or all(f not in a.shows for a in self.apps.values())]
+        self.status.value = "Settings back to their defaults" + (
+            f" (kept: {', '.join(shown)}, which the {'model' if self.session.has_model else 'training set'} "
+            "needs)." if shown else ".")
+        if remember:
+            self.remember_settings()
+
+    def hideEvent(self, event):  # noqa: N802 - Qt's name
+        # Closing the dock or the viewer hides the dock first, while its controls still exist.
+        try:
+            self.remember_settings()
+        except RuntimeError:  # Qt deleted the controls already
+            pass
+        super().hideEvent(event)
 
     def find_devices(self, *_) -> bool:
         """Look for GPUs in a worker: the first look imports torch (seconds), the viewer stays live."""
