@@ -329,4 +329,10 @@ def test_a_chosen_validation_set_replaces_the_random_split(tmp_path, capsys):
         rc = main([*train, "--out", str(tmp_path / "x.pt"), *args])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith(f"napari-mia: error: {says}") and err.count("\n") == 1, err
+    # the other applications name their validation targets after their own option
+    classes = tmp_path / "classes.csv"
+    classes.write_text("name,class\n" + "".join(f"{n}.tif,{'ab'[i % 2]}\n" for i, n in enumerate(names[:3])))
+    rc = main(["train", "--task", "classification", "--images", str(images), "--classes", str(classes), "--quiet",
+               "--out", str(tmp_path / "x.pt"), "--val-images", str(val_images)])
+    assert rc == 2 and "--val-images needs --val-classes for classification" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

@@ -47,3 +47,23 @@ def test_a_validation_pair_is_held_out(widget, nuclei_viewer, qtbot, warnings_sh
     assert widget.mark_validation([held]) and widget.validation == {held}
     del viewer.layers["held out labels"]
     assert widget.pairs == [trains] and widget.validation == set() and c["val_split"].enabled
+
+
+def test_classification_holds_out_the_images_marked_under_its_table(nuclei_viewer, warnings_shown):
+    from tests.widgets.conftest import docked
+
+    w = docked(nuclei_viewer, "Image classification", steps=1, patch=64)
+    nuclei_viewer.add_image(np.array(nuclei_viewer.layers["nuclei"].data[0]), name="one")
+    table = w.class_table
+    assert w.add_class_image("nuclei") and w.add_class_image("one")
+    table.assign(0, rows=[0, 1, 2, 3])
+    table.assign(1, rows=[4])
+    table.table.selectRow(4)
+    table.validation_button.click()
+    assert table.table.item(4, 0).text() == "one (validation)" and not w.controls["val_split"].enabled
+    assert [it[2] for it in w.training_items()] == ["nuclei"] and [it[2] for it in w.validation_items()] == ["one"]
+    table.table.selectAll()
+    table.validation_button.click()  # every image: refused
+    assert "nothing would be left to train on" in warnings_shown[-1] and table.validation == {"one"}
+    del nuclei_viewer.layers["one"]  # the mark leaves with the layer
+    assert table.validation == set() and w.controls["val_split"].enabled
