@@ -148,7 +148,8 @@ class ClassTable(QWidget):
             c = self.truth[name][i]
             pred = self.predicted.get(name, [])
             p = pred[i] if i < len(pred) else None
-            cells = [f"{name} (validation)" if name in self.validation else name, str(i) if self.stack.get(name) else "", _name(names, c) if c != NONE else "",
+            shown = f"{name} (validation)" if name in self.validation else name
+            cells = [shown, str(i) if self.stack.get(name) else "", _name(names, c) if c != NONE else "",
                      _name(names, p[0]) if p else "", f"{p[1]:.2f}" if p else ""]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

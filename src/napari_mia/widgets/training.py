@@ -467,7 +467,8 @@ class TrainingWidget(DockActions, QWidget):
         self.write_settings(defaults)
         self._write_prediction_options(PREDICTION_DEFAULTS)
         self.app.chosen()
-        shown = [F.SPECS[f][0] for f in fixed if f in self.app.shows or all(f not in a.shows for a in self.apps.values())]
+        shown = [F.SPECS[f][0] for f in fixed
+                 if f in self.app.shows or all(f not in a.shows for a in self.apps.values())]
         self.status.value = "Settings back to their defaults" + (
             f" (kept: {', '.join(shown)}, which the {'model' if self.session.has_model else 'training set'} "
             "needs)." if shown else ".")
@@ -478,8 +479,8 @@ class TrainingWidget(DockActions, QWidget):
         # Closing the dock or the viewer hides the dock first, while its controls still exist.
         try:
             self.remember_settings()
-        except RuntimeError:  # Qt deleted the controls already
-            pass
+        except Exception:  # noqa: BLE001 - e.g. Qt deleted the controls already: remembering is a convenience
+            log.warning("napari-mia: the Train Model settings were not remembered", exc_info=True)
         super().hideEvent(event)
 
     def find_devices(self, *_) -> bool:
