@@ -136,9 +136,22 @@ class DockApplication:
         return self.dock.regions_combo.value if "regions_combo" in self.shows else None
 
     def training_items(self) -> list:
-        """Copies of the layers' data: (image, target, name, target name, rgb, reviewed regions or None)."""
+        """Copies of the layers' data: (image, target, name, target name, rgb, reviewed regions or
+        None) for the session; the pairs
+        marked for validation are not among them."""
+        return self._items([p for p in self.dock.pairs if p not in self.dock.validation])
+
+    def validation_items(self) -> list:
+        """The pairs marked for validation, as ``training_items`` copies them ([]: none is marked)."""
+        return self._items([p for p in self.dock.pairs if p in self.dock.validation])
+
+    def validation_count(self) -> int:
+        """How many images are marked for validation (0: the validation split holds images out)."""
+        return len(self.dock.validation)
+
+    def _items(self, pairs) -> list:
         dock, out = self.dock, []
-        for pair in dock.pairs:
+        for pair in pairs:
             img_name, lab_name = pair
             img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
             target = self.target_of(img, lab)
@@ -184,8 +197,9 @@ class DockApplication:
 
     # -- evaluation (the Prediction section's Evaluate) --------------------------------------
     def in_training_set(self, image: str, target: str) -> bool:
-        """Whether the model learnt from `image` (with any target): its scores would flatter the model."""
-        return any(p[0] == image for p in self.dock.pairs)
+        """Whether the model learnt from `image` (with any target): its scores would flatter the model. A pair
+        marked for validation was held out: it may be evaluated."""
+        return any(p[0] == image for p in self.dock.pairs if p not in self.dock.validation)
 
     def scores(self, result, truth, diameter: float | None) -> dict:
         """Shown name -> value of a prediction (`result`, as the predictor gave it) against `truth` (as

@@ -20,7 +20,7 @@ class Segmentation(DockApplication):
     predict_tooltip = "The image to predict (a new labels layer appears)."
     add_prediction_tooltip = "After correcting '<image> prediction' with napari's label tools, train on it too."
     empty_message = "Add at least one image with its labels to the training set first."
-    shows = ("labels_combo", "regions_combo", "pair_list", "remove_button", "label_mode", "sparse", "classes_label",
+    shows = ("labels_combo", "regions_combo", "pair_list", "pair_buttons", "label_mode", "sparse", "classes_label",
              "labelled_label", "architecture",
              "section_post_processing", "diameter_row", "diameter_auto", "evaluate_row", "zoom", "zoom_range")
     lends = ("min_size", "fill_holes", "split_touching")
