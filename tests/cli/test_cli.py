@@ -26,7 +26,8 @@ def test_help_documents_the_contract():
     out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "train", "--help"], capture_output=True, text=True)
     for opt in ["--task", "--images", "--masks", "--out", "--label-mode", "--config", "--epochs", "--minutes", "--arch",
                 "--backbone", "--pretrained", "--weights", "--batch-size", "--lr", "--patch", "--downscale",
-                "--val-split", "--seed", "--device", "--val-images", "--val-masks", "--val-points", "--val-classes"]:
+                "--val-split", "--seed", "--device", "--val-images", "--val-masks", "--val-points", "--val-classes",
+                "--sparse", "--regions"]:
         assert opt in out.stdout
     out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "predict", "--help"], capture_output=True, text=True)
     assert all(o in out.stdout for o in ["--model", "--images", "--out"])
