@@ -38,6 +38,8 @@ def main() -> None:
     import tempfile
 
     os.environ["NAPARI_CONFIG"] = str(Path(tempfile.mkdtemp(prefix="napari-mia-shots-")) / "settings.yaml")
+    # Nor the Train Model dock's remembered settings: every picture starts from the defaults.
+    os.environ["NAPARI_MIA_CONFIG_DIR"] = tempfile.mkdtemp(prefix="napari-mia-shots-config-")
     display = None
     if not os.environ.get("DISPLAY"):
         from pyvirtualdisplay import Display

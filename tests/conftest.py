@@ -13,6 +13,9 @@ import pytest
 # huggingface_hub reads these once, at import: set them before anything imports it.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mia-hf-cache-")
+# Nor the user's remembered Train Model settings (widgets/_remembered.py): a folder of their own here, and a new
+# empty one for every test (`remembered_settings_apart`), so that every dock opens with the defaults.
+os.environ["NAPARI_MIA_CONFIG_DIR"] = tempfile.mkdtemp(prefix="mia-config-")
 
 SHARED = Path(os.environ.get("NAPARI_MIA_SHARED", Path(__file__).resolve().parents[1].parent / "shared")) / "data"
 DSB = SHARED / "dsb2018_fluo"
@@ -33,6 +36,12 @@ def load_dsb(n: int, size=(256, 256)):
 
     return [(tifffile.imread(DSB / "images" / f"{k}.tif"), tifffile.imread(DSB / "masks" / f"{k}.tif"), k[:8])
             for k in _dsb_names(n, size)]
+
+
+@pytest.fixture(autouse=True)
+def remembered_settings_apart(monkeypatch, tmp_path_factory):
+    """A dock that a test closes (or starts training in) remembers its settings here, for this test only."""
+    monkeypatch.setenv("NAPARI_MIA_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
 
 
 @pytest.fixture(scope="session")

@@ -74,11 +74,17 @@ def test_the_manual_builds_without_warnings(tmp_path):
 
 
 def test_gui_demo_sets_the_measured_defaults(qtbot):
-    """The settings benchmarks/demo_defaults.py measured (docs/benchmarks.md) reach the dock's controls."""
+    """The settings benchmarks/demo_defaults.py measured (docs/benchmarks.md) reach the dock's controls, whatever
+    the last session remembered (here: classification, sparse labels)."""
     from napari_mia.demo import DEMO_SETTINGS, open_demo_viewer
+    from napari_mia.engine.settings import Settings
+    from napari_mia.widgets import _remembered
 
+    _remembered.save(Settings().update(task="classification", loss="cross_entropy", sparse=True,
+                                       class_names=["a", "b"]), {})
     viewer, widget = open_demo_viewer(show=False)
     try:
+        assert widget.task == "segmentation" and widget.controls["sparse"].value is False
         settings = widget.read_settings()
         flat = {**vars(settings.model), **vars(settings.data), **vars(settings.train)}
         assert \

@@ -30,6 +30,13 @@ Multi-channel images (e.g. two fluorescence channels): --channels N, and
 entries are read channels first. Without --channels the count is guessed:
 1 (Mono) or 3 (Color, RGB files); predict and evaluate take it from the model.
 
+Validation: by default --val-split of the images is held out at random. To
+choose the validation images yourself, give them in their own folder with
+--val-images and their targets in the training option's form: --val-masks DIR
+(segmentation), --val-points CSV (detection) or --val-classes CSV
+(classification). Every image of --images then trains, and --val-split is not
+used.
+
 examples:
   napari-mia train --task segmentation --images imgs/ --masks masks/ \\
       --label-mode instances --minutes 5 --out nuclei.pt
@@ -37,6 +44,8 @@ examples:
       --channel-axis 0 --minutes 5 --out cells.pt
   napari-mia train --task classification --images imgs/ --classes classes.csv \\
       --patch 128 --minutes 5 --out phenotype.pt
+  napari-mia train --images imgs/ --masks masks/ --val-images val_imgs/ \\
+      --val-masks val_masks/ --label-mode instances --out nuclei.pt
 """
 
 
@@ -100,7 +109,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--patch", type=int, help="patch width and height in pixels, a multiple of 32 (default: 256); "
                                              "classification: the size each whole image is resized to")
     t.add_argument("--downscale", type=float, help="scale images by this factor (0-1] before training (default: 1.0)")
-    t.add_argument("--val-split", type=float, help="fraction of images held out for validation (default: 0.1)")
+    t.add_argument("--val-split", type=float, help="fraction of images held out for validation (default: 0.1; "
+                                                   "not used with --val-images)")
+    t.add_argument("--val-images", type=Path, metavar="DIR",
+                   help="folder of validation images, with their targets given like the training ones: "
+                        "--val-masks, --val-points or --val-classes. They are the validation set, instead of a "
+                        "random --val-split of --images")
+    t.add_argument("--val-masks", type=Path, metavar="DIR",
+                   help="segmentation: folder of label masks of the --val-images, same file names")
+    t.add_argument("--val-points", type=Path, metavar="CSV",
+                   help="detection: CSV of the --val-images' points (columns name,y,x[,class], as --points)")
+    t.add_argument("--val-classes", type=Path, metavar="CSV",
+                   help="classification: CSV of the --val-images' classes (columns name,class, as --classes)")
     t.add_argument("--seed", type=int, help="random seed (default: 0)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -110,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     from ._from_cli import add_train_options
 
     add_train_options(t)
+    from ._labels_cli import add_label_options
+
+    add_label_options(t)
 
     pr = sub.add_parser("predict", help="predict label images with a trained model")
     pr.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
@@ -160,7 +183,7 @@ def _settings_from_args(a):
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
-        val_split=a.val_split, seed=a.seed, device=a.device,
+        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse,
     )
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
@@ -173,6 +196,33 @@ def _training_pairs(a, app):
     if not path:
         raise MiaError(app.cli_missing_input)
     return app.cli_read_targets(a.images, path)
+
+
+# The validation counterpart of each application's input option (Application.cli_input).
+_VAL_INPUTS = {"masks": "--val-masks", "points": "--val-points", "classes": "--val-classes"}
+
+
+def _validation_pairs(a, app) -> list[tuple] | None:
+    """[(image file, targets)] of --val-images, read as the training ones are; None: a random split."""
+    given = [flag for key, flag in _VAL_INPUTS.items() if getattr(a, f"val_{key}", None)]
+    wanted = _VAL_INPUTS[app.cli_input]
+    if a.val_images is None:
+        if given:
+            raise MiaError(f"{given[0]} needs --val-images DIR: the folder of the validation images.")
+        return None
+    other = [flag for flag in given if flag != wanted]
+    if other:
+        raise MiaError(f"{other[0]} does not fit {app.name}: its validation targets are given with {wanted}.")
+    path = getattr(a, f"val_{app.cli_input}")
+    if not path:
+        raise MiaError(f"--val-images needs {wanted} for {app.name}: the validation images' targets, given as "
+                       f"for --{app.cli_input}.")
+    pairs = app.cli_read_targets(a.val_images, path)
+    if not pairs:  # a CSV that names none of the images
+        raise MiaError(f"No validation image in {a.val_images} has targets in {path}.")
+    if a.val_split is not None:
+        print("--val-split is not used: the --val-images are the validation set.", file=sys.stderr)
+    return pairs
 
 
 def _colour(image, s):
@@ -238,7 +288,13 @@ def train(a) -> int:
         trainer = Trainer(s)
     if a.keep:
         s.train.keep = a.keep
+    if a.sparse and a.start_from:
+        s.data.sparse = True
+    from ._labels_cli import with_regions
+
     app = applications.for_settings(s)
+    pairs = with_regions(a, pairs, app)
+    val_pairs = _validation_pairs(a, app)
     notes: list[str] = []
     axis = a.channel_axis
     sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s, channel_axis=axis), notes, channel_axis=axis)
@@ -246,6 +302,9 @@ def train(a) -> int:
         from ._from_cli import to_model_scale
 
         sources = to_model_scale(a, trainer, pairs, sources, lambda f: _read_fit(f, s, True, axis))
+    # After the training images' scale is settled: the validation images are read at the same one.
+    val = None if val_pairs is None else app.cli_sources(val_pairs, s, lambda f: _read_fit(f, s, channel_axis=axis),
+                                                         notes, channel_axis=axis)
     for note in notes:
         print(note, file=sys.stderr)
     trainer.autosave_path = a.out
@@ -255,7 +314,7 @@ def train(a) -> int:
     metric = s.train.metric
     last = None
     try:
-        for ev in trainer.train(sources, max_seconds=max_seconds, continue_saved=a.resume):
+        for ev in trainer.train(sources, val=val, max_seconds=max_seconds, continue_saved=a.resume):
             record.add(ev)
             if isinstance(ev, TrainingStarted):
                 print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
@@ -287,7 +346,7 @@ def train(a) -> int:
     if last is not None and last.reason == "time_limit":
         print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
     if trainer.has_validation:
-        for line in app.cli_validation_report(trainer, pairs, lambda f: _read_fit(f, s, True, axis)):
+        for line in app.cli_validation_report(trainer, val_pairs or pairs, lambda f: _read_fit(f, s, True, axis)):
             print(line)
     print(f"Model saved to {a.out}")
     return 0

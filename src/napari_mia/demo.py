@@ -48,6 +48,9 @@ def open_demo_viewer(show: bool = True):
     for data, meta, kind in make_sample_data():
         getattr(viewer, f"add_{kind}")(data, **meta)
     _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    # The demo's sample needs the defaults (full labels, segmentation), whatever the last session used.
+    widget.application.value = "Semantic segmentation"
+    widget.reset_settings(remember=False)
     for name, value in DEMO_SETTINGS.items():
         widget.controls[name].value = value
     widget.add_pair("nuclei", "nuclei labels")

@@ -26,7 +26,8 @@ def test_help_documents_the_contract():
     out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "train", "--help"], capture_output=True, text=True)
     for opt in ["--task", "--images", "--masks", "--out", "--label-mode", "--config", "--epochs", "--minutes", "--arch",
                 "--backbone", "--pretrained", "--weights", "--batch-size", "--lr", "--patch", "--downscale",
-                "--val-split", "--seed", "--device"]:
+                "--val-split", "--seed", "--device", "--val-images", "--val-masks", "--val-points", "--val-classes",
+                "--sparse", "--regions"]:
         assert opt in out.stdout
     out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "predict", "--help"], capture_output=True, text=True)
     assert all(o in out.stdout for o in ["--model", "--images", "--out"])
@@ -285,3 +286,54 @@ def test_predict_folder_skips_bad_files_names_them_and_exits_2(folders, tmp_path
     assert "nan.tif: 'nan.tif' contains NaN or infinite values, so it cannot be predicted" in err
     assert "before training" not in err and "rgba.png: its alpha (transparency) channel is fully opaque" in err
     assert before == {p.name: p.read_bytes() for p in imgs.iterdir()}
+
+
+def _crops(root, names, size):
+    """Folders images/ and masks/ of the central `size` pixels of real 256x256 DSB images (small: fast to validate;
+    the centres of these hold nuclei)."""
+    crop = slice(128 - size // 2, 128 + size // 2)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for name in names:
+            tifffile.imwrite(root / sub / f"{name}.tif", tifffile.imread(DSB / sub / f"{name}.tif")[crop, crop])
+    return root / "images", root / "masks"
+
+
+def test_a_chosen_validation_set_replaces_the_random_split(tmp_path, capsys):
+    """--val-images/--val-masks: every --images image trains, exactly the given ones validate."""
+    from napari_mia.engine.settings import Settings
+    from napari_mia.engine.trainer import Trainer
+
+    names = _dsb_names(4)
+    images, masks = _crops(tmp_path / "train", names[:3], 128)
+    val_images, val_masks = _crops(tmp_path / "val", names[3:], 64)  # not in --images
+    cfg = tmp_path / "cfg.yaml"
+    Settings().update(label_mode="instances", epochs=1, steps_per_epoch=1, patch_width=64, patch_height=64,
+                      batch_size=2).save(cfg)
+    model = tmp_path / "m.pt"
+    train = ["train", "--images", str(images), "--masks", str(masks), "--config", str(cfg), "--quiet"]
+    rc = main([*train, "--val-images", str(val_images), "--val-masks", str(val_masks), "--val-split", "0.5",
+               "--out", str(model)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "--val-split is not used" in err and "Training on 3 images (1 for validation)" in err
+    assert "Validation iou (foreground)" in out
+    assert Trainer.load(model).data_size == {"train_images": 3, "validation_images": 1}
+    epoch = [r for r in csv.DictReader((tmp_path / "m_record.csv").open()) if r["kind"] == "epoch"]
+    assert len(epoch) == 1 and epoch[0]["val_loss"] != ""
+    # plain one-line errors: no folder, an option without its partner, the other application's option
+    for args, says in [(["--val-images", str(tmp_path / "nope"), "--val-masks", str(val_masks)], "Folder not found"),
+                       (["--val-masks", str(val_masks)], "--val-masks needs --val-images"),
+                       (["--val-images", str(val_images)], "--val-images needs --val-masks"),
+                       (["--val-images", str(val_images), "--val-points", str(cfg)],
+                        "--val-points does not fit segmentation")]:
+        rc = main([*train, "--out", str(tmp_path / "x.pt"), *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.startswith(f"napari-mia: error: {says}") and err.count("\n") == 1, err
+    # the other applications name their validation targets after their own option
+    classes = tmp_path / "classes.csv"
+    classes.write_text("name,class\n" + "".join(f"{n}.tif,{'ab'[i % 2]}\n" for i, n in enumerate(names[:3])))
+    rc = main(["train", "--task", "classification", "--images", str(images), "--classes", str(classes), "--quiet",
+               "--out", str(tmp_path / "x.pt"), "--val-images", str(val_images)])
+    assert rc == 2 and "--val-images needs --val-classes for classification" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

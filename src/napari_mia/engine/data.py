@@ -18,8 +18,8 @@ import numpy as np
 from .errors import DataError
 from .images import (  # noqa: F401 - the names this module has always offered
     IMAGE_SUFFIXES, INSTANCE_BLOB_SHARE, INSTANCE_MIN_IDS, channels_last, check_labels, check_pair_shape,
-    fit_channels, guess_label_mode, image_frames, is_stack, labelled_frames, list_images, normalize, pair_files, prepare_image,
-    read_image, rescale, resize_to, scaled_shape,
+    fit_channels, guess_label_mode, image_frames, is_stack, labelled_frames, list_images, normalize, pair_files,
+    prepare_image, read_image, rescale, resize_to, scaled_shape,
 )
 from .settings import Settings
 from .targets import IGNORE
@@ -53,19 +53,104 @@ class Sample:
 
 
 
-def make_sample(frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
-    """One labelled frame -> a prepared Sample, as its application makes it."""
+def make_sample(frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str,
+                known: np.ndarray | None = None) -> Sample:
+    """One labelled frame -> a prepared Sample, as its application makes it.
+
+    `known`: where the labels are to be trusted (``supervision``), None: everywhere. Elsewhere the
+    target is IGNORE: neither the loss nor the metrics see it."""
     from . import applications
 
-    return applications.for_settings(settings).make_sample(frame, labels, settings, name)
+    app = applications.for_settings(settings)
+    sample = app.make_sample(frame, labels, settings, name)
+    if known is not None:
+        known = resize_to(known.astype(np.uint8), sample.target.shape, order=0).astype(bool)
+        sample.target = app.mask_unknown(sample.target, known, settings)
+    return sample
+
+
+# -- sparse labels and reviewed regions (issue #16) ---------------------------------------------
+def supervision(labels: np.ndarray, sparse: bool, region: np.ndarray | None = None,
+                name: str = "labels") -> tuple[np.ndarray, np.ndarray | None]:
+    """Raw labels -> (labels as the applications read them: 0 background, 1, 2, ... objects or classes;
+    where they are known, or None for everywhere).
+
+    Sparse: 0 = not labelled, 1 = background painted on purpose, v >= 2 = object or class v - 1.
+    `region` (nonzero = reviewed, fully labelled): inside it an unpainted pixel is background; outside it
+    nothing is learned, unless sparse labels paint it (painted on purpose counts everywhere).
+    The input is never modified."""
+    labels = np.asarray(labels)
+    known = None
+    if sparse:
+        known = labels > 0
+        labels = np.where(known, labels - 1, 0).astype(labels.dtype)
+    if region is not None:
+        region = np.asarray(region)
+        if region.shape != labels.shape:
+            raise DataError(f"The reviewed regions of '{name}' are {_size(region.shape)} but the labels are "
+                            f"{_size(labels.shape)}: draw the regions on the same image.")
+        reviewed = region > 0
+        if known is None:
+            known, labels = reviewed, np.where(reviewed, labels, 0).astype(labels.dtype)
+        else:
+            known = known | reviewed
+    return labels, known
+
+
+def _size(shape: tuple) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def label_one_as_background(labels: np.ndarray, name: str) -> str | None:
+    """Why label 1 looks like background painted on purpose (sparse labels) in labels read as full labels, in
+    plain words; None if it does not: 1 painted as several separate patches while every other label is one
+    object."""
+    from .images import _blobs_per_id
+
+    frames = labels[None] if labels.ndim == 2 else labels
+    for frame in frames:
+        if not (frame == 1).any():
+            continue
+        blobs = _blobs_per_id(frame)
+        ids = np.unique(frame[frame > 0])
+        ones, others = blobs[ids == 1], blobs[ids > 1]
+        if len(ones) and ones[0] >= 3 and len(others) >= 2 and np.mean(others == 1) >= 0.8:
+            return (f"In '{name}', label 1 is painted as {int(ones[0])} separate patches while the other labels "
+                    "are one object each: is 1 the background, painted on purpose? Then tick Sparse labels "
+                    "(command line: --sparse): 1 = background, 2, 3, ... = objects, 0 = not labelled. If 1 "
+                    "really is one object, give each patch its own number.")
+    return None
+
+
+def check_sparse_one(labels: np.ndarray, settings: Settings, name: str) -> None:
+    """Refuse instance labels where 1 looks like background painted on purpose while Sparse labels is off (in
+    instance mode every value is one object, so the pattern is a mistake; classes may legitimately look so)."""
+    if settings.data.sparse or settings.model.label_mode != "instances":
+        return
+    message = label_one_as_background(labels, name)
+    if message:
+        raise DataError(message)
+
+
+def labelled_counts(labels: np.ndarray, sparse: bool, region: np.ndarray | None = None) -> dict[str, int]:
+    """Pixels labelled as what (the dock's summary): 'background', 'objects' (or classes), 'not labelled'."""
+    labels, known = supervision(labels, sparse, region)
+    n = labels.size
+    k = n if known is None else int(np.count_nonzero(known))
+    fg = int(np.count_nonzero(labels if known is None else (labels > 0) & known))
+    return {"background": k - fg, "objects": fg, "not labelled": n - k}
 
 
 class SampleSource:
     """One labelled frame, prepared now (in memory) or on each use (from disk)."""
 
     def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
-                 max_label: int, label_mode_guess: str | None = None, diameters: np.ndarray | None = None):
+                 max_label: int, label_mode_guess: str | None = None, diameters: np.ndarray | None = None,
+                 background: bool | None = None):
         self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
+        # Sparse labels or reviewed regions: whether any background is known; None: every unlabelled
+        # pixel is background.
+        self.background = background
         # What the raw labels look like (guess_label_mode), for the check at Start.
         self.label_mode_guess = label_mode_guess
         # The labelled objects' diameters in the network's pixels (Application.object_diameters), or None.
@@ -80,23 +165,37 @@ def sources_from_arrays(
     pairs: Sequence[tuple],
     settings: Settings,
     rgb: Sequence[bool | None] | None = None,
+    regions: Sequence[np.ndarray | None] | None = None,
+    sparse: bool | None = None,
 ) -> list[SampleSource]:
-    """(image, labels[, name[, labels name]]) arrays -> one source per labelled frame."""
+    """(image, labels[, name[, labels name]]) arrays -> one source per labelled frame.
+
+    `regions`: per pair, its reviewed regions (the labels' shape, nonzero = reviewed) or None;
+    `sparse`: whether the labels are sparse (None: the settings' ``data.sparse``), see ``supervision``."""
+    sparse = settings.data.sparse if sparse is None else sparse
     sources = []
     for k, pair in enumerate(pairs):
         image, labels = pair[0], pair[1]
         name = pair[2] if len(pair) > 2 else f"image {k + 1}"
         labels_name = pair[3] if len(pair) > 3 else f"{name} labels"
+        region = None if regions is None or regions[k] is None else np.asarray(regions[k])
+        raw = check_labels(labels, labels_name)
+        check_sparse_one(raw, settings, labels_name)
+        mapped, known = supervision(raw, sparse, region, labels_name)
         frames = labelled_frames(
-            image, labels, settings.model.channels, name, labels_name, rgb=None if rgb is None else rgb[k]
+            image, raw, settings.model.channels, name, labels_name, rgb=None if rgb is None else rgb[k],
+            region=region,
         )
-        for i, img, lab in frames:
-            fname = name if len(frames) == 1 and np.asarray(labels).ndim == 2 else f"{name}[{i}]"
+        for i, img, _ in frames:
+            lab = mapped if mapped.ndim == 2 else mapped[i]
+            kn = None if known is None else (known if known.ndim == 2 else known[i])
+            fname = name if len(frames) == 1 and raw.ndim == 2 else f"{name}[{i}]"
             sources.append(
                 SampleSource(
-                    (lambda img=img, lab=lab, fname=fname: make_sample(img, lab, settings, fname)),
+                    (lambda img=img, lab=lab, kn=kn, fname=fname: make_sample(img, lab, settings, fname, kn)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
                     label_mode_guess=_guess_for_check(lab, settings), diameters=_diameters(lab, settings),
+                    background=None if kn is None else bool(np.any(kn & (lab == 0))),
                 )
             )
     return sources
@@ -122,12 +221,13 @@ def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
 
 
 
-def sources_for_task(items: Sequence[tuple], settings: Settings,
-                     rgb: Sequence[bool | None] | None = None,
+def sources_for_task(items: Sequence[tuple], settings: Settings, rgb: Sequence[bool | None] | None = None,
+                     regions: Sequence[np.ndarray | None] | None = None,
                      channel_axis: int | Sequence[int | None] | None = None) -> list[SampleSource]:
     """Array items -> sources for the settings' application: (image, labels[, name[, labels name]]) for
     segmentation, (image, points[, name]) for detection, (image, class ids[, name]) for classification.
     `rgb`: per item, whether the image's last axis is channels (napari's ``layer.rgb``; None guesses).
+    `regions`: per item, its reviewed regions or None (segmentation, detection; ``supervision``).
     `channel_axis`: where the channels of multi-channel images are when not last (e.g. 0 for (C, H, W),
     1 for a stack (N, C, H, W)), one for all items or one per item (None: channels last, or Mono)."""
     from . import applications
@@ -144,38 +244,63 @@ def sources_for_task(items: Sequence[tuple], settings: Settings,
             moved.append((channels_last(item[0], axis, name), *item[1:]))
             flags.append(True)
         items, rgb = moved, flags
-    return applications.for_settings(settings).sources(items, settings, rgb=rgb)
+    app = applications.for_settings(settings)
+    if regions is not None and any(r is not None for r in regions):
+        return app.sources(items, settings, rgb=rgb, regions=regions)
+    return app.sources(items, settings, rgb=rgb)
 
 
-def sources_from_files(pairs: Sequence[tuple[Path, Path]], settings: Settings,
+def sources_from_files(pairs: Sequence[tuple], settings: Settings,
                        notes: list[str] | None = None, channel_axis: int | None = None) -> list[SampleSource]:
-    """Image/mask files -> sources; read once now, or per use if not load_full.
+    """(image file, mask file[, region file or None]) -> sources; read once now, or per use if not load_full.
 
     Images pass through ``fit_channels`` (opaque alpha dropped, the channels moved last from
-    `channel_axis`, or from where they are guessed to be); what it changed is added to `notes`."""
+    `channel_axis`, or from where they are guessed to be); what it changed is added to `notes`. A region
+    file marks the reviewed regions (nonzero), see ``supervision``."""
     sources = []
     keep = settings.data.load_full
     channels = settings.model.channels
-    for img_path, mask_path in pairs:
-        labels = check_labels(read_image(mask_path), mask_path.name)
-        image, found = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)
-        if notes is not None:
-            notes += found
-        frames = labelled_frames(image, labels, settings.model.channels, img_path.name, mask_path.name)
+
+    def read(img_path, mask_path, region_path):
+        raw = check_labels(read_image(mask_path), mask_path.name)
+        region = None if region_path is None else read_image(region_path)
+        check_sparse_one(raw, settings, mask_path.name)
+        labels, known = supervision(raw, settings.data.sparse, region, mask_path.name)
+        image = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)
+        frames = labelled_frames(image[0], raw, channels, img_path.name, mask_path.name, region=region)
         if len(frames) != 1 or labels.ndim != 2:
             raise DataError(f"{img_path.name}: the command line takes 2D images; split stacks into one file per frame.")
+        return frames[0][1], labels, known, image[1]
+
+    for pair in pairs:
+        img_path, mask_path = pair[0], pair[1]
+        region_path = pair[2] if len(pair) > 2 else None
+        img, labels, known, found = read(img_path, mask_path, region_path)
+        if notes is not None:
+            notes += found
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
-        def load(img_path=img_path, mask_path=mask_path):
-            image = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)[0]
-            _, img, lab = labelled_frames(image, read_image(mask_path), channels, img_path.name, mask_path.name)[0]
-            return make_sample(img, lab, settings, img_path.name)
+        def load(img_path=img_path, mask_path=mask_path, region_path=region_path):
+            img, lab, kn, _ = read(img_path, mask_path, region_path)
+            return make_sample(img, lab, settings, img_path.name, kn)
 
         top, guess, diameters = int(labels.max()), _guess_for_check(labels, settings), _diameters(labels, settings)
-        del image, labels  # the loader reads the files again: memory is only kept if load_full
+        background = None if known is None else bool(np.any(known & (labels == 0)))
+        del img, labels, known  # the loader reads the files again: memory is only kept if load_full
         sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess,
-                                    diameters=diameters))
+                                    diameters=diameters, background=background))
     return sources
+
+
+def check_known_background(sources: Sequence[SampleSource]) -> None:
+    """Refuse sparse labels or regions that nowhere say what background is: the model would call everything an
+    object."""
+    flags = [s.background for s in sources if getattr(s, "background", None) is not None]
+    if flags and not any(flags) and len(flags) == len(sources):
+        raise DataError(
+            "Nothing is labelled as background: with sparse labels, paint some background with label 1 (or draw "
+            "a reviewed region around objects you labelled completely), so that the model learns what is not "
+            "an object.")
 
 
 def too_few_for_validation(n: int, val_split: float) -> str | None:
@@ -262,7 +387,8 @@ class PatchDataset:
     def __getitem__(self, i: int):
         t = self.settings.train
         rng = np.random.default_rng((t.seed, self.epoch_seed, i))
-        tries = t.prefer_tries if t.prefer_labelled else 0
+        # Sparse labels: a patch of unlabelled pixels teaches nothing, whatever prefer_labelled says.
+        tries = t.prefer_tries if t.prefer_labelled or self.settings.data.sparse else 0
         for attempt in range(tries + 1):
             sample = self.sources[rng.choice(len(self.sources), p=self.p)].get()
             h, w = sample.target.shape

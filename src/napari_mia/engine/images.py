@@ -310,9 +310,12 @@ def check_pair_shape(image_shape: tuple, labels_shape: tuple, name: str = "image
 
 def labelled_frames(
     image: np.ndarray, labels: np.ndarray, channels: int, name: str = "image", labels_name: str = "labels",
-    rgb: bool | None = None,
+    rgb: bool | None = None, region: np.ndarray | None = None,
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """Pair each labelled frame of an image with its labels: [(index, HWC, HW)]."""
+    """Pair each labelled frame of an image with its labels: [(index, HWC, HW)].
+
+    `region`: reviewed regions, the labels' shape (nonzero = reviewed): a frame with a region and no
+    labels is labelled too (a region without objects teaches background)."""
     labels = check_labels(labels, labels_name)
     image = np.asarray(image)
     rgb = check_pair_shape(image.shape, labels.shape, name, labels_name, rgb)
@@ -326,7 +329,8 @@ def labelled_frames(
             f"'{labels_name}', as channels would: napari-mia would train on them as {len(lab)} separate grayscale "
             "images. If they really are frames, label each one where it differs."
         )
-    out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any()]
+    reg = None if region is None else (region[None] if region.ndim == 2 else region)
+    out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any() or (reg is not None and reg[i].any())]
     if not out:
         raise DataError(
             f"Labels '{labels_name}' are empty (all background). Paint at least one object before training."

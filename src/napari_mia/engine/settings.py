@@ -98,6 +98,9 @@ class DataSettings:
     # use it: whole images are resized to patch_width x patch_height instead.
     downscale: float = 1.0
     normalization: str = "percentile"
+    # Sparse labels (issue #16): 0 = not labelled (ignored), 1 = background painted on purpose,
+    # 2, 3, ... = objects (instance mode) or classes (value v is class v-1). Off: 0 is background.
+    sparse: bool = False
     patch_width: int = 256
     patch_height: int = 256
     # Load every image once into memory (fast) or read from disk per patch.

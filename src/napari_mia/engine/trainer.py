@@ -28,6 +28,7 @@ from .checkpoint import BestWeights
 from .data import (
     SampleSource,
     object_diameter,
+    check_known_background,
     sources_for_task,
     split_train_val,
     too_few_for_validation,
@@ -164,6 +165,7 @@ class Trainer:
         else:
             train, val_sources = sources, self._sources(val) if len(val) else []
         self._check_classes(train + val_sources)
+        check_known_background(train + val_sources)
         self._ensure_model()
         optimizer = build_optimizer(self.model, self.settings.train)
         scheduler = build_scheduler(optimizer, self.settings.train)

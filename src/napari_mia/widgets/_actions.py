@@ -25,12 +25,19 @@ class DockActions:
         except MiaError as e:
             self._notify(explain(e))
             return False
+        self.remember_settings(settings)  # the settings of the last training open the next session's dock
+        items, val = self.training_items(), self.validation_items()
+        if not items:  # e.g. the training pairs were removed after the others were marked
+            self._notify("Every image in the training set is marked for validation: nothing is left to train on. "
+                         "Press Use for validation on some of them to train on them again.")
+            return False
         preview = None
         if settings.train.preview_every and self.predict_combo.value:
             image = self.image_for(self.predict_combo.value, settings.model.channels)
             if image.channels == settings.model.channels:  # one the model cannot read would end the training
                 preview = (self.predict_combo.value, np.array(image.data))
-        if not self.session.start(settings, self.training_items(), preview):
+        # Marked pairs are the validation set; none marked: the Validation split holds images out at random.
+        if not self.session.start(settings, items, preview, val=val or None):
             return False
         self._epoch_text = ""
         self.status.value = "Starting training…"  # the first start loads the libraries: seconds
@@ -303,6 +310,7 @@ class DockActions:
         loading = self.session.state == LOADING
         for w in self._locked:
             w.enabled = not running and self.session.state == IDLE
+        self._update_validation()  # the Validation split stays off while pairs are marked
         for section in self._data_sections:  # the adapters' training data, e.g. the class table
             section[1].setEnabled(not running and self.session.state == IDLE)
         self.stop_button.enabled = running

@@ -131,6 +131,9 @@ SPECS: dict[str, tuple[str, str, dict]] = {
     "label_mode": ("Label mode", "classes: each label value is a class (1 = first class...). instances: each "
                    "object has its own value; the model learns to separate touching objects.",
                    {"choices": S.LABEL_MODES}),
+    "sparse": ("Sparse labels", "Label only part of the image: 0 = not labelled (the model ignores it), "
+               "1 = background painted on purpose, 2, 3, … = objects (in classes mode: value v is class v-1). "
+               "Off: every unpainted pixel is background.", {}),
     "device": ("Device", "Where to train: auto picks a GPU when there is one.", {"choices": ["auto", "cpu"]}),
     # detection
     "object_size": ("Object size (px)", "Diameter of the objects in pixels: the width of the bump the model "

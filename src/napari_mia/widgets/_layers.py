@@ -22,3 +22,30 @@ def digest(data) -> str:
     import hashlib
 
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
+
+
+def region_mask(shapes, image, shape: tuple) -> np.ndarray:
+    """The reviewed regions drawn in a Shapes layer as a mask of `shape` (the labels' or the image's pixels).
+
+    The shapes are drawn in world coordinates: brought into `image`'s pixels first, so that an image with a
+    scale (micrometres) or a shift gets the regions where they are seen. A 2D Shapes layer over a stack marks
+    every frame. Raises DataError when no region lies on the image."""
+    import napari.layers
+
+    from ..engine.errors import DataError
+
+    if not len(shapes.data):
+        raise DataError(f"'{shapes.name}' holds no shapes: draw a rectangle or polygon around the part you "
+                        "labelled completely, or choose '(whole image)'.")
+    spatial = shape[-2:]
+    data = []
+    for verts in shapes.data:
+        world = np.asarray([shapes.data_to_world(v) for v in np.asarray(verts)])
+        # 2D shapes over a stack: the frame axis does not matter (padded with 0)
+        pad = np.zeros(max(image.ndim - world.shape[1], 0))
+        data.append(np.asarray([image.world_to_data(np.concatenate([pad, w])) for w in world])[:, -2:])
+    flat = napari.layers.Shapes(data, shape_type=list(shapes.shape_type)).to_masks(mask_shape=spatial)
+    mask = np.asarray(flat).any(axis=0)
+    if not mask.any():
+        raise DataError(f"None of the regions in '{shapes.name}' lies on '{image.name}': draw them over the image.")
+    return np.broadcast_to(mask, shape) if len(shape) > 2 else mask

@@ -95,12 +95,13 @@ class TrainingSession:
         self.state_changed.emit(state)
 
     # -- training -----------------------------------------------------------
-    def start(self, settings: Settings, items: list, preview=None) -> bool:
+    def start(self, settings: Settings, items: list, preview=None, val: list | None = None) -> bool:
         """Start a run from the current weights.
 
-        `items`: copied (image, target, name, target name, rgb), the target being a labels array
+        `items`: copied (image, target, name, target name, rgb[, reviewed regions]), the target being a labels array
         (segmentation), (N, 2|3) y, x[, class] points (detection) or one class id per frame, -1 for
-        none (classification).
+        none (classification). `val`: items of the same kind held out for validation; None: the
+        validation split of the settings holds some of `items` out.
         """
         if self.busy:
             self._fail("Training is already running. Stop it first.")
@@ -128,8 +129,11 @@ class TrainingSession:
                 return
             from ..engine.data import sources_for_task
 
-            sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items])
-            yield from _calibrated(trainer, trainer.train(sources))
+            sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items],
+                                       regions=[it[5] if len(it) > 5 else None for it in items])
+            held_out = None if val is None else sources_for_task(
+                val, trainer.settings, rgb=[it[4] for it in val], regions=[it[5] if len(it) > 5 else None for it in val])
+            yield from _calibrated(trainer, trainer.train(sources, val=held_out))
 
         self._launch(run, TRAINING)
         return True

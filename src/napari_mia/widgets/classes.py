@@ -37,6 +37,8 @@ class ClassTable(QWidget):
         self.truth: dict[str, list[int]] = {}  # image layer name -> class id per frame (NONE = none)
         self.stack: dict[str, bool] = {}
         self.predicted: dict[str, list[tuple[int, float]]] = {}  # -> (class id, probability) per frame
+        # Images held out of training to validate on (all their frames), instead of a random split.
+        self.validation: set[str] = set()
         self.names_edit = QLineEdit("class 1, class 2")
         self.names_edit.setToolTip("The classes, separated by commas. Keys 1-9 assign them in this order.")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -52,6 +54,11 @@ class ClassTable(QWidget):
         self.clear_button = QPushButton("Clear class")
         self.remove_button = QPushButton("Remove selected")
         self.remove_button.setToolTip("Take the selected images out of the training set.")
+        self.validation_button = QPushButton("Use for validation")
+        self.validation_button.setToolTip(
+            "Hold the selected images (all their frames) out of training to check the model on them (marked "
+            "'(validation)'); press again to train on them. When images are marked, they are the validation set "
+            "and the Validation split is not used.")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
@@ -64,6 +71,7 @@ class ClassTable(QWidget):
         extra.addWidget(self.clear_button)
         extra.addWidget(self.remove_button)
         lay.addLayout(extra)
+        lay.addWidget(self.validation_button)
 
         self.names_edit.editingFinished.connect(self._on_names)
         self.clear_button.clicked.connect(lambda: self.assign(NONE))
@@ -112,10 +120,20 @@ class ClassTable(QWidget):
         for n in names:
             self.truth.pop(n, None)
             self.predicted.pop(n, None)
+            self.validation.discard(n)
         self._fill()
 
     def remove_selected(self) -> None:
-        self.remove_images({self._rows[r][0] for r in self._selected_rows()})
+        self.remove_images(self.selected_images())
+
+    def selected_images(self) -> list[str]:
+        """The images of the selected rows, in the table's order."""
+        return list(dict.fromkeys(self._rows[r][0] for r in self._selected_rows()))
+
+    def set_validation(self, names, on: bool) -> None:
+        """Mark the images `names` as validation images (on) or training images again."""
+        self.validation = (self.validation | set(names)) if on else (self.validation - set(names))
+        self._fill()
 
     def rows(self) -> list[tuple[str, int]]:
         return list(self._rows)
@@ -130,7 +148,8 @@ class ClassTable(QWidget):
             c = self.truth[name][i]
             pred = self.predicted.get(name, [])
             p = pred[i] if i < len(pred) else None
-            cells = [name, str(i) if self.stack.get(name) else "", _name(names, c) if c != NONE else "",
+            shown = f"{name} (validation)" if name in self.validation else name
+            cells = [shown, str(i) if self.stack.get(name) else "", _name(names, c) if c != NONE else "",
                      _name(names, p[0]) if p else "", f"{p[1]:.2f}" if p else ""]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)

@@ -8,6 +8,7 @@ actions and what the session reports back are in _actions.py.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
@@ -17,9 +18,9 @@ from ..engine import settings as S
 from ..engine.errors import MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
-from . import _forms as F
+from . import _forms as F, _remembered
 from ._actions import DockActions
-from ._channels import image_for
+from ._channels import ChannelImage, image_for
 from ._layers import is_kind, is_prediction
 from ._session import explain, session_for
 from .applications import ADAPTERS
@@ -28,8 +29,12 @@ from .export import export_dialog
 if TYPE_CHECKING:
     import napari
 
+log = logging.getLogger(__name__)
+
 # shown name -> the engine's task
 APPLICATIONS = {a.title: task for task, a in ADAPTERS.items()}
+# The Prediction section's options when the dock opens for the first time, and after Reset to defaults.
+PREDICTION_DEFAULTS = {"diameter": 0.0, "diameter_auto": False, "tta": False}
 
 
 class TrainingWidget(DockActions, QWidget):
@@ -38,6 +43,9 @@ class TrainingWidget(DockActions, QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.pairs: list[tuple[str, str]] = []  # (image layer name, labels layer name)
+        # Pairs the user chose to hold out: the validation set instead of a random split. A mark belongs to its
+        # pair: it leaves with the pair (Remove selected, a deleted layer), and a pair added again trains.
+        self.validation: set[tuple[str, str]] = set()
         self._epoch_text = ""  # the last epoch's result, kept in the status line during the next epoch
         self.controls = {f: F.make_control(f) for f in F.SPECS}
         c = self.controls
@@ -73,11 +81,28 @@ class TrainingWidget(DockActions, QWidget):
                                      tooltip="Add this image with its labels to the training set.")
         self.pair_list = Select(label="Training set", choices=[], tooltip="Image / labels pairs used for training.")
         self.remove_button = PushButton(text="Remove selected", tooltip="Take the selected pairs out.")
+        self.validation_button = PushButton(
+            text="Use for validation",
+            tooltip="Hold the selected pairs out of training to check the model on them (marked '(validation)'); "
+                    "press again to train on them. When pairs are marked, they are the validation set and the "
+                    "Validation split is not used.")
+        self.pair_buttons = Container(widgets=[self.remove_button, self.validation_button], layout="horizontal",
+                                      labels=False)
+        self.pair_buttons.margins = (0, 0, 0, 0)
         self.classes_label = Label(label="Classes", value="(add labels)")
+        self.regions_combo = ComboBox(
+            label="Reviewed regions", choices=self._region_choices(),
+            tooltip="A Shapes layer whose rectangles or polygons mark the parts you labelled completely: there, "
+                    "every unpainted pixel is background; outside them nothing is learned. Used by Add and by "
+                    "Add prediction to training set (train only on the part of a prediction you checked).")
+        self.labelled_label = Label(label="Labelled", value="")
+        # pair -> the Shapes layer of its reviewed regions; pairs made from a prediction (0 = background)
+        self.pair_regions: dict[tuple[str, str], str] = {}
+        self.prediction_pairs: set[tuple[str, str]] = set()
         data = Container(widgets=[self.application, self.image_combo, self.channel_axis, self.channel_layers,
-                                  self.labels_combo, self.add_button,
-                                  self.pair_list, self.remove_button, c["label_mode"], c["object_size"],
-                                  c["object_intensity"], self.classes_label])
+                                  self.labels_combo, self.regions_combo, self.add_button, self.pair_list,
+                                  self.pair_buttons, c["label_mode"], c["sparse"], c["object_size"],
+                                  c["object_intensity"], self.classes_label, self.labelled_label])
         # Every application's adapter lives as long as the dock: a loaded model or a prediction still
         # arriving may belong to another application than the one chosen now.
         self.apps = {task: adapter(self) for task, adapter in ADAPTERS.items()}
@@ -92,7 +117,12 @@ class TrainingWidget(DockActions, QWidget):
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
         device = Container(widgets=[c["device"], self.find_devices_button, self.device_label])
-        settings = Container(widgets=[c[f] for f in F.SETTINGS_FIELDS])
+        self.defaults_button = PushButton(
+            text="Reset to defaults",
+            tooltip="Put every setting of this window (all sections, also Augmentations and Prediction) back to "
+                    "its default. The training set and the model's weights stay; so do the settings they fix "
+                    "(input channels, label mode, and the network of a trained model).")
+        settings = Container(widgets=[self.defaults_button, *(c[f] for f in F.SETTINGS_FIELDS)])
         augment = Container(widgets=[c[f] for f in F.AUGMENT_FIELDS])
         prediction = self._prediction_section()
         # -- actions ----------------------------------------------------------------
@@ -131,19 +161,23 @@ class TrainingWidget(DockActions, QWidget):
                                         ("Device", device, False), ("Settings", settings, False),
                                         ("Augmentations", augment, False), ("Prediction", prediction, True),
                                         *(s for a in self.apps.values() for s in a.prediction_sections())],
-                                 actions, wrapped=[self.status, self.classes_label, self.device_label])
+                                 actions, wrapped=[self.status, self.classes_label, self.device_label,
+                                                   self.labelled_label])
         caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
-        self._locked = [self.application, self.add_button, self.remove_button, self.pair_list, self.reset_button,
+        self._locked = [self.application, self.add_button, self.remove_button, self.validation_button,
+                        self.pair_list, self.reset_button, self.defaults_button,
                         self.load_button, self.start_button, *c.values(), self.find_devices_button]
 
         # -- wiring -----------------------------------------------------------------
         self.add_button.changed.connect(self._on_add)
         self.remove_button.changed.connect(self._on_remove)
+        self.validation_button.changed.connect(self._on_validation)
         self.start_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.session.stop)
         self.resume_button.changed.connect(self.session.resume)
         self.reset_button.changed.connect(self._on_reset)
+        self.defaults_button.changed.connect(self.reset_settings)
         self.save_button.changed.connect(self._on_save)
         self.load_button.changed.connect(self._on_load)
         self.export_button.changed.connect(lambda *_: export_dialog(self))
@@ -158,6 +192,7 @@ class TrainingWidget(DockActions, QWidget):
         c["channels"].changed.connect(self._on_channels)
         self.image_combo.changed.connect(self._show_channel_layers)
         self.channel_layers.changed.connect(self._on_channel_layers)
+        c["sparse"].changed.connect(self._update_classes)
         self.application.changed.connect(self._on_application)
         for ev in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed,
                    self.viewer.layers.events.moved):
@@ -180,6 +215,7 @@ class TrainingWidget(DockActions, QWidget):
         self._on_architecture()
         self._on_application()
         self._on_channels()
+        self._restore_settings()  # the last session's, if any
         self._update_buttons()
 
     def _prediction_section(self) -> Container:
@@ -302,8 +338,13 @@ class TrainingWidget(DockActions, QWidget):
                 else self._layer_names(kind)
             if current in combo.choices:
                 combo.value = current
+        current = self.regions_combo.value
+        self.regions_combo.choices = self._region_choices()
+        if current in self.regions_combo.choices:
+            self.regions_combo.value = current
         # pairs whose layers were deleted leave the training set, and so do those of an image that lost the
-        # layer of one of its channels (it would train on fewer channels than it has)
+        # layer of one of its channels (it would train on fewer channels than it has); a deleted Shapes layer
+        # leaves its pairs whole
         names = {layer.name for layer in self.viewer.layers}
         lost = set()
         for image, others in list(self.channel_groups.items()):
@@ -316,14 +357,21 @@ class TrainingWidget(DockActions, QWidget):
                     del self.channel_groups[image]
         self._show_channel_layers()
         kept = [p for p in self.pairs if p[0] in names and p[1] in names and p[0] not in lost]
-        if kept != self.pairs:
+        gone = [p for p, r in self.pair_regions.items() if r not in names or p not in kept]
+        for p in gone:
+            del self.pair_regions[p]
+        if kept != self.pairs or gone:
             self.pairs = kept
             self._update_pairs()
         for app in self.apps.values():
             app.layers_changed(names)
 
-    def add_pair(self, image_name: str, labels_name: str) -> bool:
-        """Add an image with its labels (or points); refuse layers that do not fit, saying why."""
+    def _region_choices(self) -> list[tuple[str, str | None]]:
+        return [("(whole image)", None)] + [(n, n) for n in self._layer_names("Shapes")]
+
+    def add_pair(self, image_name: str, labels_name: str, regions: str | None = None) -> bool:
+        """Add an image with its labels (or points); refuse layers that do not fit, saying why. `regions`: a
+        Shapes layer marking the parts labelled completely (``region_of``), None: the whole image."""
         try:
             layer, target = self.viewer.layers[image_name], self.viewer.layers[labels_name]
             # The first image of a new model sets Input; later ones, and any with a model, must fit it.
@@ -332,11 +380,17 @@ class TrainingWidget(DockActions, QWidget):
             image = self.image_for(image_name, channels)
             image.check(channels, trained=self.session.has_model)
             self.app.check_target(image, target)
+            if regions is not None:
+                self.region_of(image, target, regions)  # refused now, not at Start
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
             return False
         if (image_name, labels_name) not in self.pairs:
             self.pairs.append((image_name, labels_name))
+        if regions is None:
+            self.pair_regions.pop((image_name, labels_name), None)
+        else:
+            self.pair_regions[(image_name, labels_name)] = regions
         if first:
             self._set_input(channels)
         self._update_pairs()
@@ -423,19 +477,75 @@ class TrainingWidget(DockActions, QWidget):
     def _on_remove(self, *_):
         chosen = set(self.pair_list.value)
         self.pairs = [p for p in self.pairs if self._pair_text(p) not in chosen]
+        for p in [p for p in self.pair_regions if p not in self.pairs]:
+            del self.pair_regions[p]
         self._update_pairs()
         self.status.value = f"{len(self.pairs)} pair{'s' if len(self.pairs) != 1 else ''} in the training set."
 
+    def region_of(self, image, target, regions: str):
+        """The mask of the reviewed regions in the Shapes layer `regions`, in the target's pixels (points: the
+        image's)."""
+        from ._layers import is_kind, region_mask
+
+        shapes = self.viewer.layers[regions]
+        if not is_kind(shapes, "Shapes"):
+            raise MiaError(f"'{regions}' is not a Shapes layer: draw the reviewed regions as rectangles or "
+                           "polygons in a Shapes layer.")
+        # `image`: a layer, or as the model reads it (``image_for``): the regions are drawn over its layer
+        dims = image.shape if isinstance(image, ChannelImage) else image.data.shape
+        shape = target.data.shape if is_kind(target, "Labels") else (dims[:-1] if image.rgb else dims)
+        return region_mask(shapes, getattr(image, "layer", image), tuple(shape))
+
+    def _on_validation(self, *_):
+        chosen = set(self.pair_list.value)
+        self.mark_validation([p for p in self.pairs if self._pair_text(p) in chosen])
+
+    def mark_validation(self, pairs: list[tuple[str, str]]) -> bool:
+        """Use for validation: mark `pairs` as validation, or train on them again if all of them are marked.
+        Marking every pair is refused: nothing would be left to train on."""
+        pairs = [p for p in pairs if p in self.pairs]
+        if not pairs:
+            self._notify("Select pairs in the training set first, then press Use for validation.")
+            return False
+        if all(p in self.validation for p in pairs):
+            self.validation -= set(pairs)
+        elif set(self.pairs) <= self.validation | set(pairs):
+            self._notify("Not every pair can be for validation: nothing would be left to train on. Keep at "
+                         "least one pair for training.")
+            return False
+        else:
+            self.validation |= set(pairs)
+        self._update_pairs()
+        n = len(self.validation)
+        self.status.value = (f"{n} pair{'s' if n != 1 else ''} for validation, {len(self.pairs) - n} for training "
+                             "(the Validation split is not used)." if n else
+                             "No pair is marked for validation: the Validation split holds images out.")
+        return True
+
     def _pair_text(self, p) -> str:
+        region = self.pair_regions.get(p)
         others = self.channel_groups.get(p[0], ()) if self.input_channels() > 1 else ()
-        return f"{' + '.join((p[0], *others))}  ←  {p[1]}"
+        return f"{' + '.join((p[0], *others))}  ←  {p[1]}" + (f"  [only in {region}]" if region else "") + \
+            ("  (validation)" if p in self.validation else "")
 
     def _update_pairs(self):
+        self.validation &= set(self.pairs)
         self.pair_list.choices = [self._pair_text(p) for p in self.pairs]
         self._update_classes()
 
     def _update_classes(self, *_):
         self.app.show_classes()
+        self._update_validation()
+
+    def _update_validation(self) -> None:
+        """Marked validation pairs replace the random split: the Validation split control says so."""
+        from ._session import IDLE
+
+        marked = self.app.validation_count()
+        control = self.controls["val_split"]
+        control.enabled = not marked and self.session.state == IDLE
+        control.tooltip = F.SPECS["val_split"][1] + (" Not used now: the images marked for validation are held "
+                                                     "out." if marked else "")
 
     # -- settings -------------------------------------------------------------------
     def _on_architecture(self, *_):
@@ -459,6 +569,75 @@ class TrainingWidget(DockActions, QWidget):
         F.write_settings(self.controls, settings)
         for app in self.apps.values():
             app.write_settings(settings)
+
+    # -- remembered between sessions (widgets/_remembered.py) ---------------------------
+    def prediction_section_options(self) -> dict:
+        """The Prediction section's options (not model settings), as remembered."""
+        return {"diameter": float(self.diameter.value), "diameter_auto": bool(self.diameter_auto.value),
+                "tta": bool(self.tta.value)}
+
+    def _write_prediction_options(self, options: dict) -> None:
+        self.diameter.value = min(max(options["diameter"], self.diameter.min), self.diameter.max)
+        self.diameter_auto.value, self.tta.value = options["diameter_auto"], options["tta"]
+
+    def remember_settings(self, settings: Settings | None = None) -> bool:
+        """Remember `settings` (default: the controls') for the dock of the next napari session."""
+        if settings is None:
+            try:
+                settings = self.read_settings()
+            except MiaError as e:  # a value being typed (e.g. class weights): the last good ones stay remembered
+                log.info("napari-mia: settings not remembered: %s", e)
+                return False
+        return _remembered.save(settings, self.prediction_section_options())
+
+    def _restore_settings(self) -> None:
+        """The settings remembered by the last session reach the controls; if they do not fit, the defaults."""
+        settings, prediction = _remembered.load()
+        try:
+            if settings is not None:
+                self.write_settings(settings)
+            self._write_prediction_options({**PREDICTION_DEFAULTS, **prediction})
+        except Exception as e:  # noqa: BLE001 - a convenience: never a reason for the dock not to open
+            log.warning("napari-mia: the remembered settings do not fit the Train Model dock (%s); it opens with "
+                        "its defaults.", e)
+            self.reset_settings(remember=False)
+            self.status.value = "The settings of the last session did not fit this version: the defaults are used."
+
+    def reset_settings(self, *_, remember: bool = True) -> None:
+        """Reset to defaults: every control back to its default for the chosen application. The training set and
+        the model stay, with the settings they fix (channels and label mode of the training set; the network
+        of a trained model, whose controls are locked)."""
+        from ..engine import applications
+
+        task = self.task
+        app = applications.get(task)
+        defaults = Settings()
+        defaults.model.task, defaults.train.loss = task, app.default_loss
+        defaults.train.metric = app.default_metric or defaults.train.metric
+        fixed = ["architecture", "encoder", "pretrained", "channels", "label_mode"] if self.session.has_model \
+            else ["channels", "label_mode"] if self.app.has_training_data() else []
+        for f in fixed:
+            defaults.update(**{f: F.to_value(f, self.controls[f])})
+        # Classification's class names belong to its table (the training set), not to the settings.
+        defaults.model.class_names = self.app.settings().get("class_names", defaults.model.class_names)
+        self.write_settings(defaults)
+        self._write_prediction_options(PREDICTION_DEFAULTS)
+        self.app.chosen()
+        shown = [F.SPECS[f][0] for f in fixed
+                 if f in self.app.shows or all(f not in a.shows for a in self.apps.values())]
+        self.status.value = "Settings back to their defaults" + (
+            f" (kept: {', '.join(shown)}, which the {'model' if self.session.has_model else 'training set'} "
+            "needs)." if shown else ".")
+        if remember:
+            self.remember_settings()
+
+    def hideEvent(self, event):  # noqa: N802 - Qt's name
+        # Closing the dock or the viewer hides the dock first, while its controls still exist.
+        try:
+            self.remember_settings()
+        except Exception:  # noqa: BLE001 - e.g. Qt deleted the controls already: remembering is a convenience
+            log.warning("napari-mia: the Train Model settings were not remembered", exc_info=True)
+        super().hideEvent(event)
 
     def find_devices(self, *_) -> bool:
         """Look for GPUs in a worker: the first look imports torch (seconds), the viewer stays live."""
@@ -491,8 +670,13 @@ class TrainingWidget(DockActions, QWidget):
         """Copies of the layers' data: training never sees (or touches) the live layers.
 
         (image, target, name, target name, rgb): the target is labels, (N, 3) points or a class per frame.
+        The pairs marked for validation are not among them (``validation_items``).
         """
         return self.app.training_items()
+
+    def validation_items(self) -> list:
+        """Copies of the pairs marked for validation, as ``training_items``; [] when none is marked."""
+        return self.app.validation_items()
 
     def _on_reset(self, *_):
         if self.session.has_model:

@@ -59,16 +59,26 @@ class Application:
         """Raise SettingsError for a class list this application cannot use (``Settings.validate``)."""
 
     # -- targets (engine.data, Trainer.train) --------------------------------------------------------------
-    def sources(self, items: Sequence[tuple], settings: Settings,
-                rgb: Sequence[bool | None] | None = None) -> list[SampleSource]:
-        """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``)."""
+    def sources(self, items: Sequence[tuple], settings: Settings, rgb: Sequence[bool | None] | None = None,
+                regions: Sequence[np.ndarray | None] | None = None) -> list[SampleSource]:
+        """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``). `regions`: per
+        item, its reviewed regions (nonzero = fully labelled) or None (``data.supervision``)."""
         from ..data import sources_from_arrays
 
-        return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb)
+        return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb, regions=regions)
 
     def make_sample(self, frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
         """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``data.sources_from_arrays``)."""
         raise NotImplementedError
+
+    def mask_unknown(self, target: np.ndarray, known: np.ndarray, settings: Settings) -> np.ndarray:
+        """A prepared target with nothing learned where the labels are not `known` (sparse labels, reviewed
+        regions; ``data.make_sample``): IGNORE there. `known` has the target's shape."""
+        import numpy as np
+
+        from ..targets import IGNORE
+
+        return np.where(known, target, IGNORE).astype(target.dtype)
 
     def label_mode_guess(self, labels: np.ndarray, settings: Settings) -> str | None:
         """What raw labels look like (``data.guess_label_mode``), kept for ``check_classes``; None: no check."""

@@ -238,7 +238,9 @@ class Classification(Application):
             raise SettingsError("Classification needs at least two classes to tell apart.")
 
     # -- targets --------------------------------------------------------------------------------
-    def sources(self, items, settings, rgb=None):
+    def sources(self, items, settings, rgb=None, regions=None):
+        if regions is not None and any(r is not None for r in regions):
+            raise DataError("Classification learns one class per whole image: reviewed regions do not apply.")
         return sources_from_classes([it[:3] for it in items], settings, rgb=rgb)
 
     def check_classes(self, settings, sources, new_model: bool) -> None:

@@ -35,8 +35,11 @@ class _DetectionHead:
         return self.loss_fn(out, heat, valid), blob_classes(out.detach().float(), self.intensity), truth
 
 
-def sources_from_points(pairs, settings) -> list:
-    """Detection: (image, points[, name]) with (N, 2) y, x or (N, 3) y, x, class points -> sources."""
+def sources_from_points(pairs, settings, regions=None) -> list:
+    """Detection: (image, points[, name]) with (N, 2) y, x or (N, 3) y, x, class points -> sources.
+
+    `regions`: per pair, the reviewed regions (nonzero: every object there has its point) or None; outside
+    them nothing is learned."""
     from ..data import sources_from_arrays
     from ..detection import points_to_dots
 
@@ -48,7 +51,10 @@ def sources_from_points(pairs, settings) -> list:
         if image.ndim != (3 if rgb else 2):
             raise DataError(f"'{name}': detection takes 2D images (one set of points per image).")
         dots = points_to_dots(points, image.shape[:2], f"{name} points")
-        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb])
+        region = None if regions is None else regions[k]
+        # Points are never sparse labels: a region alone says where the points are complete.
+        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb],
+                                   regions=[region], sparse=False)
     return out
 
 
@@ -94,8 +100,8 @@ class Detection(Application):
             raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
 
     # -- targets --------------------------------------------------------------------------------
-    def sources(self, items, settings, rgb=None):
-        return sources_from_points([it[:3] for it in items], settings)
+    def sources(self, items, settings, rgb=None, regions=None):
+        return sources_from_points([it[:3] for it in items], settings, regions=regions)
 
     def make_sample(self, frame, labels, settings, name):
         from ..data import Sample, prepare_image
@@ -116,7 +122,10 @@ class Detection(Application):
         if trainer._run is None or trainer.model is None:
             return super().calibrate(trainer)
         pairs = []
-        for src in trainer._run.train:
+        # Images with reviewed regions would count the objects found outside them as false: only whole
+        # images calibrate, unless there are none.
+        whole = [src for src in trainer._run.train if getattr(src, "background", None) is None]
+        for src in whole or trainer._run.train:
             sample = src.get()
             # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
             pairs.append((sample.image, dots_to_points(sample.target)))
@@ -165,7 +174,12 @@ class Detection(Application):
         return read_points_csv(path, images)
 
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        return sources_from_points([(read(f), pts, f.name) for f, pts in pairs], settings)
+        from ..images import read_image
+
+        # (image file, points[, reviewed regions file or None]), see napari_mia._labels_cli
+        regions = [read_image(p[2]) if len(p) > 2 and p[2] is not None else None for p in pairs]
+        return sources_from_points([(read(p[0]), p[1], p[0].name) for p in pairs], settings,
+                                   regions=regions if any(r is not None for r in regions) else None)
 
     def cli_after_training(self, trainer) -> list[str]:
         thr = trainer.calibrate_detection()
@@ -179,7 +193,7 @@ class Detection(Application):
 
         lines = super().cli_validation_report(trainer, pairs, read)
         val_names = {src.name for src in trainer.validation_sources}
-        r = score_detection(trainer.predictor(), [(read(f), pts) for f, pts in pairs if f.name in val_names],
+        r = score_detection(trainer.predictor(), [(read(f), pts) for f, pts, *_ in pairs if f.name in val_names],
                             tolerance=6)
         lines.append(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
                      f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "

@@ -71,6 +71,19 @@ class Segmentation(Application):
             weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
 
+    def mask_unknown(self, target, known, settings):
+        target = super().mask_unknown(target, known, settings)
+        if _instances(settings):
+            from scipy.ndimage import binary_dilation
+
+            from ..targets import BOUNDARY, IGNORE
+
+            # An object's edge is taught as boundary only where the other side is known too: an object
+            # cut by a region's edge, or painted beside unlabelled pixels, may go on there.
+            near_unknown = binary_dilation(~known, structure=np.ones((3, 3), bool))
+            target[(target == BOUNDARY) & near_unknown] = IGNORE
+        return target
+
     def object_diameters(self, labels, settings):
         from ..scale import object_diameters
 
@@ -100,6 +113,8 @@ class Segmentation(Application):
         post = PostProcess(min_size=d.min_object_size, fill_holes=d.fill_holes, split_touching=d.split_touching)
         rows = []
         for source in sources:
+            if getattr(source, "background", None) is not None:
+                continue  # partly labelled (sparse, regions): the unlabelled objects would count as false
             sample = source.get()
             pred = decode(predictor.maps(sample.image), settings, post)
             rows.append(segmentation_scores(pred, _target_instances(sample.target)))

@@ -109,8 +109,10 @@ class DockApplication:
         name = dock.labels_combo.value
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         prediction = layer is not None and is_prediction(layer)
-        if not dock.add_pair(dock.image_combo.value, name):
+        if not dock.add_pair(dock.image_combo.value, name, regions=self._regions()):
             return
+        if prediction:
+            dock.prediction_pairs.add((dock.image_combo.value, name))
         if prediction:
             # From now on these are training labels: no prediction writes over them.
             layer.metadata["napari_mia"] = "training labels"
@@ -131,13 +133,41 @@ class DockApplication:
     def show_classes(self) -> None:
         """Say what the training set holds (the Classes line, or the class table's tooltip)."""
 
+    def _regions(self) -> str | None:
+        """The Shapes layer chosen under Reviewed regions, if this application shows that control."""
+        return self.dock.regions_combo.value if "regions_combo" in self.shows else None
+
     def training_items(self) -> list:
-        """Copies of the layers' data: (image, target, name, target name, rgb) for the session."""
-        out = []
-        for img_name, lab_name in self.dock.pairs:
+        """Copies of the layers' data: (image, target, name, target name, rgb, reviewed regions or
+        None) for the session; the pairs
+        marked for validation are not among them."""
+        return self._items([p for p in self.dock.pairs if p not in self.dock.validation])
+
+    def validation_items(self) -> list:
+        """The pairs marked for validation, as ``training_items`` copies them ([]: none is marked)."""
+        return self._items([p for p in self.dock.pairs if p in self.dock.validation])
+
+    def validation_count(self) -> int:
+        """How many images are marked for validation (0: the validation split holds images out)."""
+        return len(self.dock.validation)
+
+    def _items(self, pairs) -> list:
+        dock, out = self.dock, []
+        for pair in pairs:
+            img_name, lab_name = pair
             # as the model reads it: the layers of its other channels joined, or its channel axis moved last
-            img, lab = self.dock.image_for(img_name), self.viewer.layers[lab_name]
-            out.append((np.array(img.data), self.target_of(img, lab), img_name, lab_name, bool(img.rgb)))
+            img, lab = dock.image_for(img_name), self.viewer.layers[lab_name]
+            target = self.target_of(img, lab)
+            shapes = dock.pair_regions.get(pair)
+            region = None if shapes is None or shapes not in self.viewer.layers else dock.region_of(img, lab, shapes)
+            if pair in dock.prediction_pairs and dock.controls["sparse"].value:
+                # A corrected prediction says 0 = background: as sparse labels, background is 1 and only the
+                # reviewed regions (or the whole image) are labelled.
+                inside = np.ones(target.shape, bool) if region is None else np.asarray(region, bool)
+                target = np.where(inside, np.where(target > 0, target + 1, 1), 0).astype(
+                    np.promote_types(target.dtype, np.uint16))
+                region = None
+            out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb), region))
         return out
 
     # -- predictions ----------------------------------------------------------------------
@@ -154,19 +184,25 @@ class DockApplication:
             return False
         active = self.viewer.layers.selection.active
         layer = active if active in ours else ours[-1]
-        if not dock.add_pair(image, layer.name):
+        regions = self._regions()
+        if not dock.add_pair(image, layer.name, regions=regions):
             return False
+        dock.prediction_pairs.add((image, layer.name))
         # From now on these are the user's training labels: no prediction writes over them.
         layer.metadata["napari_mia"] = "training labels"
         dock._refresh_layers()
-        dock.status.value = f"'{layer.name}' added to the training set. Start Training continues from the " \
-                            "current weights."
+        where = f", only inside the regions drawn in '{regions}' (what you checked)" if regions else \
+            " (all of it: draw the part you checked in a Shapes layer and choose it under Reviewed regions to " \
+            "train on that part only)"
+        dock.status.value = f"'{layer.name}' added to the training set{where}. Start Training continues from " \
+                            "the current weights."
         return True
 
     # -- evaluation (the Prediction section's Evaluate) --------------------------------------
     def in_training_set(self, image: str, target: str) -> bool:
-        """Whether the model learnt from `image` (with any target): its scores would flatter the model."""
-        return any(p[0] == image for p in self.dock.pairs)
+        """Whether the model learnt from `image` (with any target): its scores would flatter the model. A pair
+        marked for validation was held out: it may be evaluated."""
+        return any(p[0] == image for p in self.dock.pairs if p not in self.dock.validation)
 
     def scores(self, result, truth, diameter: float | None) -> dict:
         """Shown name -> value of a prediction (`result`, as the predictor gave it) against `truth` (as

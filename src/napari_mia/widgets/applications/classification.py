@@ -28,6 +28,7 @@ class Classification(DockApplication):
         super().__init__(dock)
         self.class_table = ClassTable(self.viewer)
         self.class_table.changed.connect(dock._update_classes)
+        self.class_table.validation_button.clicked.connect(lambda *_: self.mark_validation())
         self.viewer.dims.events.current_step.connect(self._update_overlay)
         self.viewer.layers.selection.events.active.connect(self._update_overlay)
         self._closed = False
@@ -103,12 +104,45 @@ class Classification(DockApplication):
         self.class_table.setToolTip(f"{done} of {total} frames have a class.")
 
     def training_items(self) -> list:
+        return self._class_items(validation=False)
+
+    def validation_items(self) -> list:
+        return self._class_items(validation=True)
+
+    def validation_count(self) -> int:
+        return len(self.class_table.validation)
+
+    def _class_items(self, validation: bool) -> list:
         out = []
         for name, classes in self.class_table.labelled().items():
+            if (name in self.class_table.validation) != validation:
+                continue
             img = self.dock.image_for(name)  # as the model reads it (its channels joined or moved last)
             out.append((np.array(img.data), classes if self.class_table.stack.get(name) else classes[0],
                         name, None, bool(img.rgb)))
         return out
+
+    def mark_validation(self, names: list[str] | None = None) -> bool:
+        """Use for validation: mark the selected images (or `names`) as validation images, or train on them again
+        if all of them are marked. Marking every image is refused: nothing would be left to train on."""
+        table, dock = self.class_table, self.dock
+        names = table.selected_images() if names is None else [n for n in names if n in table.truth]
+        if not names:
+            dock._notify("Select images in the table first, then press Use for validation.")
+            return False
+        if all(n in table.validation for n in names):
+            table.set_validation(names, False)
+        elif set(table.truth) <= table.validation | set(names):
+            dock._notify("Not every image can be for validation: nothing would be left to train on. Keep at "
+                         "least one image for training.")
+            return False
+        else:
+            table.set_validation(names, True)
+        n = len(table.validation)
+        dock.status.value = (f"{n} image{'s' if n != 1 else ''} for validation, {len(table.truth) - n} for "
+                             "training (the Validation split is not used)." if n else
+                             "No image is marked for validation: the Validation split holds frames out.")
+        return True
 
     # -- predictions ----------------------------------------------------------------------
     def show_prediction(self, image_layer, result) -> None:

@@ -21,7 +21,7 @@ class Detection(DockApplication):
     predict_tooltip = "The image to predict (a new points layer appears)."
     add_prediction_tooltip = "After correcting '<image> detections' (add, move or delete points), train on it too."
     empty_message = "Add at least one image with its points to the training set first."
-    shows = ("labels_combo", "pair_list", "remove_button", "object_size", "object_intensity", "classes_label",
+    shows = ("labels_combo", "regions_combo", "pair_list", "pair_buttons", "object_size", "object_intensity", "classes_label",
              "architecture", "diameter_row", "diameter_auto", "evaluate_row")
     lends = ("points_of",)
 

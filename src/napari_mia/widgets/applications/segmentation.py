@@ -20,13 +20,15 @@ class Segmentation(DockApplication):
     predict_tooltip = "The image to predict (a new labels layer appears)."
     add_prediction_tooltip = "After correcting '<image> prediction' with napari's label tools, train on it too."
     empty_message = "Add at least one image with its labels to the training set first."
-    shows = ("labels_combo", "pair_list", "remove_button", "label_mode", "classes_label", "architecture",
+    shows = ("labels_combo", "regions_combo", "pair_list", "pair_buttons", "label_mode", "sparse", "classes_label",
+             "labelled_label", "architecture",
              "section_post_processing", "diameter_row", "diameter_auto", "evaluate_row", "zoom", "zoom_range")
     lends = ("min_size", "fill_holes", "split_touching")
 
     def __init__(self, dock):
         super().__init__(dock)
         self._guessed: dict[str, str | None] = {}  # labels layer name -> label mode its data suggests
+        self._watched: set[int] = set()
         self.min_size = SpinBox(label="Min object size", min=0, max=1_000_000, value=0,
                                 tooltip="Objects smaller than this many pixels are removed from predictions.")
         self.fill_holes = CheckBox(text="Fill holes", value=False,
@@ -81,7 +83,20 @@ class Segmentation(DockApplication):
         check_pair_shape(image.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
 
     def target_added(self, name: str, target) -> None:
-        self._label_mode_from_data(name, np.asarray(target.data))
+        if id(target) not in self._watched:  # the Labelled counts follow the painting
+            self._watched.add(id(target))
+            # Deferred: napari emits `paint` before it writes a single (not stroked) paint into the data.
+            from qtpy.QtCore import QTimer
+
+            target.events.paint.connect(lambda *_: QTimer.singleShot(0, self.show_classes))
+        labels = np.asarray(target.data)
+        self._label_mode_from_data(name, labels)
+        if not self.dock.controls["sparse"].value:
+            from ...engine.data import label_one_as_background
+
+            message = label_one_as_background(labels if labels.ndim == 2 else labels[:16], name)
+            if message:  # said, not refused: in classes mode the pattern can be meant (Start refuses instances)
+                self.dock._notify(message)
 
     def _label_mode_from_data(self, labels_name: str, labels: np.ndarray) -> None:
         """Set the label mode from the labels where they are unambiguous, or say plainly that they disagree.
@@ -114,9 +129,13 @@ class Segmentation(DockApplication):
                              "Label mode if that is wrong."
 
     def show_classes(self) -> None:
+        self._show_labelled()
         dock = self.dock
+        sparse = dock.controls["sparse"].value
         if dock.controls["label_mode"].value == "instances":
-            dock.classes_label.value = "objects (instances): background / object"
+            dock.classes_label.value = ("sparse: paint background with 1, each object with its own number from 2 "
+                                        "on; 0 = not labelled") if sparse else \
+                "objects (instances): background / object"
             return
         colours: dict[int, str] = {}
         for _, lab in dock.pairs:
@@ -126,9 +145,44 @@ class Segmentation(DockApplication):
                 if v not in colours:  # the colour the user sees for this class, from its labels layer
                     rgba = np.asarray(layer.get_color(v), dtype=float).ravel()[:3]
                     colours[v] = "#%02x%02x%02x" % tuple(int(round(255 * c)) for c in rgba)
+        if sparse:  # value v is class v-1; 1 is background
+            shown = [v for v in sorted(colours) if v >= 2]
+            dock.classes_label.value = f'sparse: <span style="color:{colours.get(1, "#888")}">&#9632;</span> 1 = ' \
+                "background" + "".join(f', <span style="color:{colours[v]}">&#9632;</span> {v} = class {v - 1}'
+                                       for v in shown) + "; 0 = not labelled"
+            return
         dock.classes_label.value = "background, " + ", ".join(
             f'<span style="color:{colours[v]}">&#9632;</span> {v}' for v in sorted(colours)) if colours \
             else "(add labels)"
+
+    def _show_labelled(self) -> None:
+        """How many pixels of the training set are labelled as what: with sparse labels or regions, what the
+        model learns from (all of it otherwise)."""
+        from ...engine.data import labelled_counts
+        from ...engine.errors import MiaError
+
+        dock = self.dock
+        total = {"background": 0, "objects": 0, "not labelled": 0}
+        sparse = dock.controls["sparse"].value
+        for pair in dock.pairs:
+            img, lab = (self.viewer.layers[n] for n in pair)
+            labels = np.asarray(lab.data)
+            if labels.ndim > 2 and len(labels) > 16:
+                continue  # a long stack: not counted on the main thread
+            region, shapes = None, dock.pair_regions.get(pair)
+            try:
+                region = dock.region_of(img, lab, shapes) if shapes else None
+            except MiaError:
+                pass
+            dense = pair in dock.prediction_pairs
+            for k, v in labelled_counts(labels, sparse and not dense, region).items():
+                total[k] += v
+        n = sum(total.values())
+        if not n:
+            dock.labelled_label.value = ""
+            return
+        dock.labelled_label.value = (f"{total['objects']:,} px objects, {total['background']:,} px background, "
+                                     f"{total['not labelled'] / n:.0%} not labelled (ignored)")
 
     # -- predictions ----------------------------------------------------------------------
     def show_prediction(self, image_layer, labels) -> None:
