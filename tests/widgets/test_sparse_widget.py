@@ -51,6 +51,8 @@ def test_sparse_painting_trains_on_what_was_painted_only(two_nuclei, qtbot):
         w.image_combo.value, w.labels_combo.value = f"cells {k}", f"cells {k} labels"
         w.add_button.native.click()
     assert len(w.pairs) == 2
+    # Background painted with 1 in several strokes is not taken for a class painted in many places.
+    assert w.controls["label_mode"].value == "instances"
     # The dock says which value paints background, and how much is labelled.
     assert "1 = background" in w.classes_label.value or "background with 1" in w.classes_label.value
     assert "not labelled (ignored)" in w.labelled_label.value and "px background" in w.labelled_label.value
