@@ -4,7 +4,9 @@
 
 Runs under a virtual X display when there is none; writes docs/images/*.png. `--only window`: the
 whole napari window as `make demo` opens it, training with the plot, and an error message, each at
-1600x1000 and at napari's default window size (issue #13).
+1600x1000 and at napari's default window size (issue #13). `--only labelling`: sparse labels painted on a
+DSB field, the prediction after a short training, and a corrected prediction added by a reviewed region
+(docs/labelling.md, issue #16).
 Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
 the user's napari settings, and a size saved there does not change the pictures.
 """
@@ -32,7 +34,8 @@ def _close_toasts(viewer) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
-    p.add_argument("--only", choices=["window", "segmentation", "detection", "classification", "results"],
+    p.add_argument("--only", choices=["window", "segmentation", "detection", "classification", "results",
+                                      "labelling"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     import tempfile
@@ -67,6 +70,8 @@ def main() -> None:
         _classification(a, pump)
     if a.only in (None, "results"):
         _results(pump)
+    if a.only in (None, "labelling"):
+        _labelling(a, pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -321,6 +326,131 @@ def _results(pump) -> None:
     fig.tight_layout()
     fig.savefig(OUT / "results_area_histogram.png")
     plt.close(fig)
+    viewer.close()
+
+
+def background_grey(layer) -> None:
+    """Label 1 (background painted on purpose, with sparse labels) in dim grey, every other label in the
+    layer's own colours: the tip of docs/labelling.md, as a user types it in napari's console."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colours = {None: "white", 0: "transparent", 1: "dimgray"}
+    colours.update({v: layer.colormap.map(v) for v in range(2, 500)})
+    layer.colormap = DirectLabelColormap(color_dict=colours)
+
+
+def _sparse_paint(mask):
+    """What a person paints with sparse labels: 3 whole nuclei (2, 3, 4), a ring of background (1) around each
+    and a few background strokes, between them and along two edges of the field, kept off every nucleus."""
+    import numpy as np
+    from scipy.ndimage import binary_dilation
+    from skimage.draw import line
+    from skimage.measure import regionprops
+
+    props = [r for r in regionprops(mask) if 100 <= r.area <= 600 and min(r.bbox[:2]) > 20
+             and max(r.bbox[2:]) < min(mask.shape) - 20]
+    props.sort(key=lambda r: r.centroid[0] + r.centroid[1])
+    chosen = [props[0], props[len(props) // 2], props[-1]]  # spread over the field
+    paint = np.zeros(mask.shape, np.uint16)
+    for k, r in enumerate(chosen, start=2):
+        paint[mask == r.label] = k
+    nuclei = np.isin(mask, [r.label for r in chosen])
+    free = ~binary_dilation(mask > 0, iterations=2)
+    strokes = np.zeros(mask.shape, bool)
+    centres = [tuple(int(c) for c in r.centroid) for r in chosen]
+    h, w = mask.shape
+    edges = [((20, 5), (h - 20, 5)), ((h - 6, 20), (h - 6, w - 20))]  # the left and the bottom edge
+    for (y0, x0), (y1, x1) in list(zip(centres, centres[1:])) + edges:
+        rr, cc = line(y0, x0, y1, x1)
+        strokes[rr, cc] = True
+    strokes = binary_dilation(strokes, iterations=3) & free
+    ring = binary_dilation(nuclei, iterations=5) & (mask == 0)
+    paint[(strokes | ring) & (paint == 0)] = 1
+    return paint
+
+
+def _labelling(a, pump) -> None:
+    """Sparse labels on a DSB field (3 nuclei, background painted with 1), the prediction of another field after
+    a short training, then that prediction corrected in a box and added with the box as its reviewed region."""
+    import napari
+    import numpy as np
+
+    from napari_mia.widgets._layout import _dock_of
+    from napari_mia.widgets.training import TrainingWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(1500, 1000)
+    (img1, mask1), (img2, mask2) = _dsb(_dsb_names(lambda n: 15 <= n <= 30)[:2])
+    viewer.add_image(img1, name="field 1")
+    paint = viewer.add_labels(_sparse_paint(mask1), name="field 1 labels")
+    background_grey(paint)
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    from qtpy.QtCore import Qt
+
+    # wider than napari makes it (the user can drag its edge): the training set's names are not shortened
+    viewer.window._qt_window.resizeDocks([_dock_of(widget)], [500], Qt.Orientation.Horizontal)
+    c = widget.controls
+    c["label_mode"].value = "instances"
+    c["sparse"].value = True
+    c["epochs"].value, c["steps_per_epoch"].value, c["val_split"].value = 100, 8, 0.0
+    c["patch_width"].value = c["patch_height"].value = 128
+    widget.add_pair("field 1", "field 1 labels")
+    paint.mode, paint.selected_label = "paint", 1  # the brush on background, as when painting it
+    viewer.layers.selection.active = paint
+    widget.section_deep.collapse(animate=False)  # the Data section whole
+    widget.section_training.collapse(animate=False)
+    pump(0.5)
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.3)
+    viewer.screenshot(str(OUT / "labelling_sparse.png"), canvas_only=False)
+
+    widget.start()
+    pump(a.seconds)
+    end = time.perf_counter() + 4 * a.seconds  # some epochs on a busy CPU too (the first start loads torch)
+    while len(widget.session.record.epochs) < 8 and time.perf_counter() < end:
+        pump(0.5)
+    widget.session.stop()
+    while widget.session.busy:
+        pump(0.1)
+    viewer.add_image(img2, name="field 2")
+    _predict(widget, "field 2", pump)
+    for layer in viewer.layers:
+        layer.visible = layer.name.startswith("field 2")
+    widget.session.plot_widget.redraw()
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    widget.scroll.verticalScrollBar().setValue(0)
+    pump(0.2)
+    viewer.screenshot(str(OUT / "labelling_sparse_prediction.png"), canvas_only=False)
+
+    # The correct-retrain cycle with a box: the top left quarter checked and corrected (here: made equal to the
+    # human labels), a rectangle drawn around it, the prediction added with that region only.
+    pred = viewer.layers["field 2 prediction"]
+    box = (slice(0, 128), slice(0, 128))
+    corrected = np.asarray(pred.data).copy()
+    truth = mask2[box].astype(corrected.dtype)
+    corrected[box] = np.where(truth > 0, truth + corrected.max(), 0)
+    pred.data = corrected
+    viewer.add_shapes([np.array([[0, 0], [127, 127]])], shape_type="rectangle", name="checked",
+                      face_color="transparent", edge_color="yellow", edge_width=2)
+    widget.regions_combo.value = "checked"
+    widget.predict_combo.value = "field 2"
+    viewer.layers.selection.active = pred
+    widget.add_prediction()
+    viewer.layers.selection.active = viewer.layers["checked"]
+    plot = _dock_of(widget.session.plot_widget)
+    if plot is not None:  # the Train Model column whole: the Data section in sight
+        plot.hide()
+    pump(0.5)
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    widget.scroll.verticalScrollBar().setValue(0)
+    pump(0.2)
+    viewer.screenshot(str(OUT / "labelling_regions.png"), canvas_only=False)
     viewer.close()
 
 

@@ -51,6 +51,8 @@ def test_sparse_painting_trains_on_what_was_painted_only(two_nuclei, qtbot):
         w.image_combo.value, w.labels_combo.value = f"cells {k}", f"cells {k} labels"
         w.add_button.native.click()
     assert len(w.pairs) == 2
+    # Background painted with 1 in several strokes is not taken for a class painted in many places.
+    assert w.controls["label_mode"].value == "instances"
     # The dock says which value paints background, and how much is labelled.
     assert "1 = background" in w.classes_label.value or "background with 1" in w.classes_label.value
     assert "not labelled (ignored)" in w.labelled_label.value and "px background" in w.labelled_label.value
@@ -127,8 +129,8 @@ def test_label_one_as_background_without_sparse_is_explained(two_nuclei, qtbot, 
     w.image_combo.value, w.labels_combo.value = "cells 0", "cells 0 labels"
     w.add_button.native.click()
     assert any("label 1 is painted as" in m and "Sparse labels" in m for m in warnings_shown)
-    # In instance mode (every value one object) Start refuses it, in the same words.
-    w.controls["label_mode"].value = "instances"
+    # The label mode is not guessed from the mistake; in instance mode Start refuses it, in the same words.
+    assert w.controls["label_mode"].value == "instances"
     snap = snapshot(viewer)
     w.start_button.native.click()
     wait_idle(qtbot, w.session)

@@ -90,22 +90,26 @@ class Segmentation(DockApplication):
 
             target.events.paint.connect(lambda *_: QTimer.singleShot(0, self.show_classes))
         labels = np.asarray(target.data)
-        self._label_mode_from_data(name, labels)
-        if not self.dock.controls["sparse"].value:
+        sparse = self.dock.controls["sparse"].value
+        if not sparse:
             from ...engine.data import label_one_as_background
 
             message = label_one_as_background(labels if labels.ndim == 2 else labels[:16], name)
-            if message:  # said, not refused: in classes mode the pattern can be meant (Start refuses instances)
+            if message:
+                # Said, not refused: in classes mode the pattern can be meant (Start refuses it in instance mode).
+                # The label mode is left as it is: guessed from a mistake, it would hide the mistake.
                 self.dock._notify(message)
+                return
+        self._label_mode_from_data(name, labels, sparse=sparse)
 
-    def _label_mode_from_data(self, labels_name: str, labels: np.ndarray) -> None:
+    def _label_mode_from_data(self, labels_name: str, labels: np.ndarray, sparse: bool = False) -> None:
         """Set the label mode from the labels where they are unambiguous, or say plainly that they disagree.
 
         Instance masks (many ids, each one compact blob) trained in 'classes' mode would make a model with one
         class per object; a few values spread over many blobs are classes.
         """
         dock = self.dock
-        guessed = _guess_label_mode(labels)
+        guessed = _guess_label_mode(labels, sparse)
         self._guessed[labels_name] = guessed
         control = dock.controls["label_mode"]
         if guessed is None or guessed == control.value:
@@ -201,14 +205,18 @@ class Segmentation(DockApplication):
         dock._refresh_layers()  # the new layer is a prediction: marked in the Labels list
 
 
-def _guess_label_mode(labels: np.ndarray) -> str | None:
+def _guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
     """'instances', 'classes' or None (ambiguous): the engine's rule (`data.guess_label_mode`).
 
     It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
+    Sparse labels are judged on their objects or classes (2, 3, ...) only: background painted with 1 as
+    several strokes is not a class painted in many places.
     """
     from ...engine.data import guess_label_mode
 
     labels = np.asarray(labels)
     if labels.ndim == 3 and len(labels) > 16:
         labels = labels[np.linspace(0, len(labels) - 1, 16).astype(int)]
+    if sparse:
+        labels = np.where(labels > 1, labels, 0)
     return guess_label_mode(labels)
