@@ -8,8 +8,8 @@ imitated: 3 whole nuclei (chosen at random, seeded) and background painted on pu
 a few dabs (discs in empty places) or as an outline around each chosen nucleus. Models, all trained
 the same number of steps with the same ``--config``:
 
-* ``sparse_dabs`` / ``sparse_outline``: sparse labels (``--sparse``: 0 = not labelled, 1 = background,
-  2.. = nuclei);
+* ``sparse_dabs`` / ``sparse_outline`` / ``sparse_outline_dabs``: sparse labels (``--sparse``: 0 = not
+  labelled, 1 = background, 2.. = nuclei) with the background painted as dabs, as an outline, or both;
 * ``old_way``: the same 3 nuclei, every other pixel background (unpainted = background, no ``--sparse``);
 * ``full``: every nucleus labelled.
 
@@ -61,7 +61,9 @@ def sparse_masks(full: np.ndarray, rng: np.random.Generator) -> dict[str, np.nda
     outline = nuclei.copy()
     ring = binary_dilation(old > 0, structure=_disc(OUTLINE)) & (full == 0)
     outline[ring] = 1
-    return {"sparse_dabs": dabs, "sparse_outline": outline, "old_way": old}
+    both = dabs.copy()
+    both[ring] = 1
+    return {"sparse_dabs": dabs, "sparse_outline": outline, "sparse_outline_dabs": both, "old_way": old}
 
 
 def build(sets: Path, out: Path, seed: int = 0) -> None:
@@ -69,12 +71,15 @@ def build(sets: Path, out: Path, seed: int = 0) -> None:
 
     from napari_mia.engine.images import list_images, read_image
 
-    for name in ("sparse_dabs", "sparse_outline", "old_way"):
-        (out / name).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
+    names = ("sparse_dabs", "sparse_outline", "sparse_outline_dabs", "old_way")
+    missing = [n for n in names if not (out / n).is_dir()]
+    for name in missing:
+        (out / name).mkdir(parents=True)
+    rng = np.random.default_rng(seed)  # the same draws for every variant, whichever are made now
     for f in list_images(sets / "train" / "masks"):
         for name, mask in sparse_masks(read_image(f), rng).items():
-            tifffile.imwrite(out / name / (f.stem + ".tif"), mask, compression="zlib")
+            if name in missing:
+                tifffile.imwrite(out / name / (f.stem + ".tif"), mask, compression="zlib")
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -89,11 +94,10 @@ def main() -> None:
     p.add_argument("sets", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--config", type=Path, required=True, help="settings for every model (label mode instances)")
-    p.add_argument("--models", nargs="+", default=["sparse_outline", "sparse_dabs", "old_way", "full"])
+    p.add_argument("--models", nargs="+", default=["sparse_outline_dabs", "sparse_outline", "sparse_dabs", "old_way", "full"])
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    if not (a.out / "old_way").is_dir():
-        build(a.sets, a.out)
+    build(a.sets, a.out)
     cli = [sys.executable, "-m", "napari_mia.cli"]
     print("| labels | training s | fg IoU | object F1 | AP 0.5-0.95 | images |")
     print("| --- | --- | --- | --- | --- | --- |")
