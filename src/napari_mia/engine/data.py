@@ -132,6 +132,14 @@ def check_sparse_one(labels: np.ndarray, settings: Settings, name: str) -> None:
         raise DataError(message)
 
 
+def sparse_from_full(labels: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
+    """Full labels (0 = background) as sparse labels: background 1, objects or classes v + 1, and 0 (not
+    labelled) outside `region` (nonzero = reviewed; None: the whole image), for a sparse training set."""
+    labels = np.asarray(labels)
+    inside = np.ones(labels.shape, bool) if region is None else np.asarray(region).astype(bool)
+    return np.where(inside, np.where(labels > 0, labels + 1, 1), 0).astype(np.promote_types(labels.dtype, np.uint16))
+
+
 def labelled_counts(labels: np.ndarray, sparse: bool, region: np.ndarray | None = None) -> dict[str, int]:
     """Pixels labelled as what (the dock's summary): 'background', 'objects' (or classes), 'not labelled'."""
     labels, known = supervision(labels, sparse, region)
@@ -244,10 +252,7 @@ def sources_for_task(items: Sequence[tuple], settings: Settings, rgb: Sequence[b
             moved.append((channels_last(item[0], axis, name), *item[1:]))
             flags.append(True)
         items, rgb = moved, flags
-    app = applications.for_settings(settings)
-    if regions is not None and any(r is not None for r in regions):
-        return app.sources(items, settings, rgb=rgb, regions=regions)
-    return app.sources(items, settings, rgb=rgb)
+    return applications.for_settings(settings).sources(items, settings, rgb=rgb, regions=regions)
 
 
 def sources_from_files(pairs: Sequence[tuple], settings: Settings,
@@ -261,10 +266,11 @@ def sources_from_files(pairs: Sequence[tuple], settings: Settings,
     keep = settings.data.load_full
     channels = settings.model.channels
 
-    def read(img_path, mask_path, region_path):
+    def read(img_path, mask_path, region_path, check=False):
         raw = check_labels(read_image(mask_path), mask_path.name)
         region = None if region_path is None else read_image(region_path)
-        check_sparse_one(raw, settings, mask_path.name)
+        if check:  # once, when the source is made: a streamed source reads its files again for every patch
+            check_sparse_one(raw, settings, mask_path.name)
         labels, known = supervision(raw, settings.data.sparse, region, mask_path.name)
         image = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)
         frames = labelled_frames(image[0], raw, channels, img_path.name, mask_path.name, region=region)
@@ -275,7 +281,7 @@ def sources_from_files(pairs: Sequence[tuple], settings: Settings,
     for pair in pairs:
         img_path, mask_path = pair[0], pair[1]
         region_path = pair[2] if len(pair) > 2 else None
-        img, labels, known, found = read(img_path, mask_path, region_path)
+        img, labels, known, found = read(img_path, mask_path, region_path, check=True)
         if notes is not None:
             notes += found
         shape = scaled_shape(labels.shape, settings.data.downscale)

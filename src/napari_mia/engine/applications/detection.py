@@ -178,8 +178,7 @@ class Detection(Application):
 
         # (image file, points[, reviewed regions file or None]), see napari_mia._labels_cli
         regions = [read_image(p[2]) if len(p) > 2 and p[2] is not None else None for p in pairs]
-        return sources_from_points([(read(p[0]), p[1], p[0].name) for p in pairs], settings,
-                                   regions=regions if any(r is not None for r in regions) else None)
+        return sources_from_points([(read(p[0]), p[1], p[0].name) for p in pairs], settings, regions=regions)
 
     def cli_after_training(self, trainer) -> list[str]:
         thr = trainer.calibrate_detection()

@@ -161,12 +161,11 @@ class DockApplication:
             shapes = dock.pair_regions.get(pair)
             region = None if shapes is None or shapes not in self.viewer.layers else dock.region_of(img, lab, shapes)
             if pair in dock.prediction_pairs and dock.controls["sparse"].value:
-                # A corrected prediction says 0 = background: as sparse labels, background is 1 and only the
-                # reviewed regions (or the whole image) are labelled.
-                inside = np.ones(target.shape, bool) if region is None else np.asarray(region, bool)
-                target = np.where(inside, np.where(target > 0, target + 1, 1), 0).astype(
-                    np.promote_types(target.dtype, np.uint16))
-                region = None
+                # A corrected prediction says 0 = background: in a sparse set, only its reviewed regions (or the
+                # whole image) are labelled.
+                from ...engine.data import sparse_from_full
+
+                target, region = sparse_from_full(target, region), None
             out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb), region))
         return out
 
