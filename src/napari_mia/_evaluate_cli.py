@@ -47,9 +47,17 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the predictions of the 8 flips and 90-degree rotations "
                         "(smoother results, 8x the time)")
+    add_precision_option(p)
     p.add_argument("--keep", choices=["best", "last"],
                    help="which weights to use when the file holds both: the best validation epoch's (default) or "
                         "the last epoch's")
+
+
+def add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["auto", "on", "off"],
+                   help="mixed precision: auto = on CUDA GPUs (bfloat16, or float16 with loss scaling), off "
+                        "elsewhere; on = also on the CPU (bfloat16) and Apple GPUs; off = float32 (default: the "
+                        "model's setting, auto)")
 
 
 def add_evaluate_parser(sub) -> None:
@@ -79,6 +87,8 @@ def _load(a):
     trainer = Trainer.load(a.model)
     if a.keep:
         trainer.settings.train.keep = a.keep
+    if getattr(a, "precision", None):
+        trainer.settings.train.precision = a.precision
     if getattr(a, "device", None):
         from .engine.models import pick_device
 

@@ -124,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="random seed (default: 0)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    from ._evaluate_cli import add_precision_option
+
+    add_precision_option(t)
     t.add_argument("--resume", action="store_true",
                    help="continue the training saved in --out after a crash or kill (it is saved after every "
                         "epoch, with its settings: only --epochs and --minutes apply)")
@@ -183,7 +186,7 @@ def _settings_from_args(a):
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
-        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse,
+        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse, precision=a.precision,
     )
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
@@ -259,6 +262,29 @@ def _train_channels(a, first) -> int:
 
 
 def train(a) -> int:
+    """Train in this process, or as one of several started by torchrun (only rank 0 prints and writes)."""
+    import contextlib
+    import os
+
+    from .engine import distributed
+
+    group = distributed.init_from_env(a.device or "auto")
+    quiet = contextlib.ExitStack()
+    if group is not None and not group.main:
+        # The other processes train silently: rank 0 says everything once. Errors still reach the terminal
+        # (``main`` prints them after this returns or raises).
+        devnull = quiet.enter_context(open(os.devnull, "w"))  # noqa: SIM115 - closed by the ExitStack
+        quiet.enter_context(contextlib.redirect_stdout(devnull))
+        quiet.enter_context(contextlib.redirect_stderr(devnull))
+        a.quiet = True
+    with quiet:
+        rc = _train(a, group)
+    if group is not None:
+        distributed.finish()
+    return rc
+
+
+def _train(a, group) -> int:
     from .engine import applications
     from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
     from .engine.record import TrainingRecord, record_path
@@ -278,6 +304,8 @@ def train(a) -> int:
         s = trainer.settings
         if a.epochs:
             s.train.epochs = a.epochs
+        if a.precision:
+            s.train.precision = a.precision
         done = trainer._saved_run.get("epoch", 0) if trainer._saved_run else 0
         print(f"Resuming {a.out.name} after epoch {done} of {s.train.epochs}.", file=sys.stderr)
     else:
@@ -288,6 +316,8 @@ def train(a) -> int:
         trainer = Trainer(s)
     if a.keep:
         s.train.keep = a.keep
+    if a.precision:
+        s.train.precision = a.precision
     if a.sparse and a.start_from:
         s.data.sparse = True
     from ._labels_cli import with_regions
@@ -307,7 +337,8 @@ def train(a) -> int:
                                                          notes, channel_axis=axis)
     for note in notes:
         print(note, file=sys.stderr)
-    trainer.autosave_path = a.out
+    main = group is None or group.main
+    trainer.autosave_path = a.out if main else None
     record = TrainingRecord()
     bar = None
     max_seconds = a.minutes * 60 if a.minutes else None
@@ -319,6 +350,11 @@ def train(a) -> int:
             if isinstance(ev, TrainingStarted):
                 print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
                       f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                if ev.processes > 1:
+                    print(f"Distributed training: {ev.processes} processes ({ev.backend}), each drawing its share "
+                          f"of the patches ({s.train.batch_size} per step each).", file=sys.stderr)
+                if ev.precision:
+                    print(f"Mixed precision: {ev.precision}.", file=sys.stderr)
                 if ev.note:
                     print(ev.note, file=sys.stderr)
                 bar = _bar(ev.epochs * ev.steps_per_epoch, a.quiet)
@@ -337,6 +373,8 @@ def train(a) -> int:
     finally:
         if bar is not None:
             bar.close()
+    if not main:  # rank 0 writes the model, its record and the report
+        return 0
     if trainer.model is not None:
         for line in app.cli_after_training(trainer):
             print(line, file=sys.stderr)

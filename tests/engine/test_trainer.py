@@ -67,9 +67,9 @@ def test_stop_during_validation_redoes_it_on_resume(dsb_pairs):
     # The next `next()` runs validation; stop is requested from "another thread" meanwhile.
     orig = t._validate
 
-    def stopping_validate(run, fn):
+    def stopping_validate(run, fn, **kw):
         t.stop()
-        return orig(run, fn)
+        return orig(run, fn, **kw)
 
     t._validate = stopping_validate
     assert next(gen) == TrainingFinished("stopped", 0, 2)
@@ -127,7 +127,7 @@ def test_plateau_schedule_reacts_to_a_stalled_validation_loss(dsb_pairs):
     t = Trainer(small_settings(lr_schedule="plateau", plateau_patience=1, plateau_factor=0.5, epochs=4,
                                steps_per_epoch=1))
     stalled = np.zeros((3, 3), np.int64)
-    t._validate = lambda run, fn: (1.0, stalled)  # the validation loss never improves
+    t._validate = lambda run, fn, **kw: (1.0, stalled)  # the validation loss never improves
     lrs = [e.lr for e in t.train(dsb_pairs[:4]) if isinstance(e, EpochEnd)]
     assert lrs == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])
 

@@ -20,6 +20,11 @@ class TrainingStarted:
     resumed: bool = False
     # A plain-words note to show the user, e.g. why there is no validation curve ("" if none).
     note: str = ""
+    # Mixed precision in use: "bf16", "fp16", or "" (float32).
+    precision: str = ""
+    # Training processes working together (torchrun) and how they talk ("gloo", "nccl"; "" alone).
+    processes: int = 1
+    backend: str = ""
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,11 @@ class Run:
     best_val: float = float("-inf")
     deadline: float | None = None
     history: list = field(default_factory=list)
+    # One DataLoader for the whole run (its workers persist between epochs) and its epoch sampler.
+    loader: object = None
+    sampler: object = None
+    scaler: object = None  # float16 loss scaling (accel.grad_scaler)
+    stop_reason: str | None = None  # several processes: the reason they agreed on at the last check
 
 
 def class_weight_tensor(settings: Settings, sources, device):

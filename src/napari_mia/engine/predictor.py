@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import applications
+from . import accel, applications
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .images import channels_last, image_frames, is_stack, normalize, rescale, resize_to
 from .settings import Settings
@@ -109,6 +109,11 @@ class Predictor:
         self._measured: tuple[np.ndarray, float | None] | None = None
         # The objects' diameter used for the last frame (image pixels), None if the model's down scaling was.
         self.last_diameter: float | None = None
+        # Mixed precision and memory layout as in training (engine.accel): on a CUDA GPU by default.
+        self._amp = accel.autocast_dtype(device, settings.train.precision)
+        self._format = accel.memory_format(device, self._amp)
+        if model is not None and hasattr(model, "to"):
+            model.to(memory_format=self._format)
 
     def _check_diameter(self, diameter):
         if diameter is None:
@@ -190,8 +195,8 @@ class Predictor:
         import torch
 
         try:
-            with torch.inference_mode():
-                t = torch.from_numpy(batch).to(self.device)
+            with torch.inference_mode(), accel.autocast(self.device, self._amp):
+                t = torch.from_numpy(batch).to(self.device).contiguous(memory_format=self._format)
                 if not self.tta:
                     return self.app.activation(self.model(t).float()).cpu().numpy()
                 total = None

@@ -157,7 +157,12 @@ class TrainSettings:
     prefer_labelled: bool = False
     prefer_tries: int = 5
     prefer_min_pixels: int = 100
-    num_workers: int = 0
+    # Processes preparing patches while the network trains: -1 = automatic (none on the CPU, where they
+    # would take cores from the training itself; up to 4 per process on a GPU), 0 = in the training process.
+    num_workers: int = -1
+    # Mixed precision (torch.autocast): "auto" = on for CUDA GPUs (bfloat16 where the GPU has it, else float16
+    # with a gradient scaler), off elsewhere; "on" also on the CPU (bfloat16) and Apple GPUs; "off" = float32.
+    precision: str = "auto"
     # Which weights Predict, Save and Export use: those of the epoch with the best validation score
     # ("best"), or the latest ("last"). Without validation images the latest are the only ones.
     keep: str = "best"
@@ -290,6 +295,9 @@ class Settings:
         _choice("metric", t.metric, METRICS)
         _choice("lr_schedule", t.lr_schedule, LR_SCHEDULES)
         _choice("keep", t.keep, KEEP)
+        _choice("precision", t.precision, PRECISIONS)
+        if t.num_workers < -1:
+            raise SettingsError("Data-loading workers must be -1 (automatic), 0 (none) or more.")
         _choice("class_weighting", t.class_weighting, CLASS_WEIGHTING)
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
@@ -330,6 +338,7 @@ class Settings:
 
 
 KEEP = ("best", "last")
+PRECISIONS = ("auto", "on", "off")
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:

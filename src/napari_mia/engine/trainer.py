@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import applications, modelfile
+from . import accel, applications, distributed, modelfile
 from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
 from .augment import build_augment
 from .checkpoint import BestWeights
@@ -75,6 +75,13 @@ class Trainer:
         # taken from another thread never sees a half-updated model.
         self._weights_lock = threading.Lock()
         self.best = BestWeights()
+        # How the hardware is used (engine.accel), set with the device: autocast dtype (None = float32), the
+        # tensors' memory layout, and the network the training step calls (DistributedDataParallel around
+        # the model when several processes train together, ``group``; the model itself otherwise).
+        self._amp = None
+        self._format = None
+        self._net = None
+        self.group: distributed.Group | None = None
 
     # -- state ------------------------------------------------------------
     @property
@@ -124,12 +131,28 @@ class Trainer:
                 "The architecture, backbone, channels or classes changed since the model was built. "
                 "Press Reset Model to start a new model with these settings (the current weights are lost)."
             )
-        self.device = pick_device(self.settings.train.device)
+        self.group = distributed.current()
+        self.device = pick_device(distributed.device_for(self.group, self.settings.train.device))
         if self.model is None:
             torch.manual_seed(self.settings.train.seed)
             self.model = build_model(self.settings.model)
             self._key = key
-        self.model.to(self.device)
+        self._place()
+
+    def _place(self) -> None:
+        """The model on the device, in the precision and memory layout the settings ask for there."""
+        self._amp = accel.autocast_dtype(self.device, self.settings.train.precision)
+        self._format = accel.memory_format(self.device, self._amp)
+        self.model.to(self.device, memory_format=self._format)
+        net = self._net
+        if self.group is None:
+            self._net = self.model
+        elif net is None or getattr(net, "module", None) is not self.model:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Every process built the same weights from the same seed; DDP also copies rank 0's to the others.
+            self._net = DistributedDataParallel(self.model, device_ids=[self.device.index]
+                                                if self.device.type == "cuda" else None)
 
     # -- data ---------------------------------------------------------------
     def _sources(self, data) -> list[SampleSource]:
@@ -170,7 +193,8 @@ class Trainer:
         optimizer = build_optimizer(self.model, self.settings.train)
         scheduler = build_scheduler(optimizer, self.settings.train)
         self._run = _Run(train=train, val=val_sources, optimizer=optimizer, scheduler=scheduler,
-                         class_weights=class_weight_tensor(self.settings, train, self.device), epochs=self.settings.train.epochs)
+                         class_weights=class_weight_tensor(self.settings, train, self.device), epochs=self.settings.train.epochs,
+                         scaler=accel.grad_scaler(self.device, self._amp))
         saved = self._saved_run
         if continue_saved:
             if not saved or saved.get("optimizer") is None:
@@ -193,22 +217,26 @@ class Trainer:
         """Continue the stopped run: same data, optimizer state and epoch."""
         if not self.can_resume:
             raise SettingsError("There is no stopped training to resume. Press Start Training.")
-        self.model.to(self.device)
+        self._place()
         yield from self._loop(max_seconds, resumed=True)
 
     def _loop(self, max_seconds, resumed: bool) -> Iterator[Event]:
         run, t = self._run, self.settings.train
         self._stop.clear()
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        steps = len(self._dataset(run.epoch)) // t.batch_size
+        steps = len(self._loader())
+        g = self.group
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=self._note)
+                              note=self._note, precision=accel.precision_name(self._amp),
+                              processes=g.world if g else 1, backend=g.backend if g else "")
         head = self.app.head(self.settings)
         n_cls = head.n_cm
         while run.epoch < run.epochs:
             if not run.in_validation:
                 if run.batches is None:
-                    run.batches = iter(self._loader(run.epoch))
+                    loader = self._loader()
+                    run.sampler.set_epoch(run.epoch)
+                    run.batches = iter(loader)
                     run.step, run.loss_sum, run.cm, run.epoch_seconds = 0, 0.0, np.zeros((n_cls, n_cls), np.int64), 0.0
                 self.model.train()
                 for x, y, w in run.batches:
@@ -229,24 +257,27 @@ class Trainer:
             t0 = time.perf_counter()
             if run.val:
                 self.settle_normalization()  # the validation curve scores what Predict will give
-            val = self._validate(run, head)
+            val = self._validate(run, head, together=True)
             if val is not None:
-                objects = self.app.validation_objects(self._predictor(self.model, self.settings), run.val,
-                                                      self.settings, stop=lambda: self._should_stop(run)) \
-                    if run.val else None
+                objects = self._validation_objects(run)
                 val = None if objects == "stopped" else (*val, objects)
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
                 return
             run.epoch_seconds += time.perf_counter() - t0
             yield from self._end_epoch(run, val)
+            self._agree(run)
             reason = self._should_stop(run)
             if reason and run.epoch < run.epochs:
                 yield TrainingFinished(reason, run.epoch, run.iteration)
                 return
+        # Nothing left to resume: the loader's workers can go.
+        run.loader = run.sampler = run.batches = None
         yield TrainingFinished("completed", run.epoch, run.iteration)
 
     def _should_stop(self, run: _Run) -> str | None:
+        if self.group is not None:  # decided together (``_agree``): a process leaving alone would hang the others
+            return run.stop_reason
         if self._stop.is_set():
             return "stopped"
         if run.deadline is not None and time.monotonic() >= run.deadline:
@@ -258,32 +289,52 @@ class Trainer:
                                 build_augment(self.settings.augment, skip=self.app.augment_skip),
                                 epoch_seed=epoch)
 
-    def _loader(self, epoch: int):
+    def _loader(self):
+        """The run's DataLoader, made once: its workers (if any) persist from one epoch to the next."""
         import torch
 
-        t = self.settings.train
-        return torch.utils.data.DataLoader(self._dataset(epoch), batch_size=t.batch_size, shuffle=False,
-                                           drop_last=True, num_workers=t.num_workers,
-                                           pin_memory=self.device.type == "cuda")
+        run, t, g = self._run, self.settings.train, self.group
+        if run.loader is None:
+            items = accel.EpochItems(self._dataset, t.batch_size, g.rank if g else 0, g.world if g else 1)
+            run.sampler = accel.EpochSampler(len(items))
+            workers = accel.loader_workers(t.num_workers, self.device, g.world if g else 1)
+            run.loader = torch.utils.data.DataLoader(
+                items, batch_size=t.batch_size, sampler=run.sampler, drop_last=True, num_workers=workers,
+                pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                multiprocessing_context="fork" if workers else None)
+        return run.loader
+
+    def _agree(self, run: _Run, bad: bool = False) -> bool:
+        """Several processes: agree on stopping (any process asked, or its time is up) and on a bad loss, so
+        that all take the same branch; returns whether any process had a bad loss. Alone: `bad`."""
+        if self.group is None:
+            return bad
+        late = run.deadline is not None and time.monotonic() >= run.deadline
+        bad, stop, late = distributed.all_max([float(bad), float(self._stop.is_set()), float(late)], self.device)
+        run.stop_reason = "stopped" if stop else "time_limit" if late else None
+        return bool(bad)
 
     def _step(self, x, y, w, head, run: _Run):
         import torch
 
-        x, y, w = (v.to(self.device, non_blocking=True) for v in (x, y, w))
+        x = x.to(self.device, non_blocking=True, memory_format=self._format)
+        y, w = (v.to(self.device, non_blocking=True) for v in (y, w))
         run.optimizer.zero_grad(set_to_none=True)
         # From here the running statistics move (train-mode forward) and then the weights: a snapshot taken
         # meanwhile re-estimates its statistics rather than copy half-updated ones.
         with self._weights_lock:
             self._norm_stale = True
         try:
-            logits = self.model(x)
-            loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
-            if not torch.isfinite(loss):
+            with accel.autocast(self.device, self._amp):
+                logits = self._net(x)
+                loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
+            if self._agree(run, not bool(torch.isfinite(loss))):
                 raise DataError("The loss became NaN or infinite: lower the learning rate, or check the images "
                                 "for NaN values.")
-            loss.backward()
+            run.scaler.scale(loss).backward()
             with self._weights_lock:
-                run.optimizer.step()
+                run.scaler.step(run.optimizer)
+                run.scaler.update()
                 self.best.moved_on()
         except (RuntimeError, MemoryError) as e:
             run.optimizer.zero_grad(set_to_none=True)
@@ -300,8 +351,9 @@ class Trainer:
     def _lr(self, run: _Run) -> float:
         return float(run.optimizer.param_groups[0]["lr"])
 
-    def _validate(self, run: _Run, head):
-        """(loss, cm) over the validation images; None if stopped meanwhile."""
+    def _validate(self, run: _Run, head, together: bool = False):
+        """(loss, cm) over the validation images; None if stopped meanwhile. `together`: every process of a
+        distributed run calls it (the training loop), so each scores a share and the sums are exchanged."""
         import torch
 
         if not run.val:
@@ -309,15 +361,17 @@ class Trainer:
         n_cls = head.n_cm
         self.model.eval()
         total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
-        with torch.inference_mode():
+        g = self.group if together else None
+        with torch.inference_mode(), accel.autocast(self.device, self._amp):
             batch: list = []
-            patches = validation_items(run.val, self.settings)
+            # Several processes: each scores its share of the images, the sums are added up below.
+            patches = validation_items(run.val[g.rank::g.world] if g else run.val, self.settings)
             for item in [*patches, None]:
                 if item is not None:
                     batch.append(item)
                 if batch and (item is None or len(batch) == self.settings.train.batch_size):
                     x, y, w = (torch.stack(v).to(self.device) for v in zip(*batch))
-                    logits = self.model(x)
+                    logits = self.model(x.contiguous(memory_format=self._format)).float()
                     n = int((y != IGNORE).sum())
                     loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
                     total += float(loss) * n
@@ -326,7 +380,23 @@ class Trainer:
                     batch = []
                     if self._should_stop(run):
                         return None
+        if g is not None:
+            total, pixels = distributed.all_sum([total, pixels], self.device)
+            cm = distributed.all_sum(cm, self.device)
         return total / max(pixels, 1), cm
+
+    def _validation_objects(self, run: _Run):
+        """The application's object-level score of the validation images (None: it has none; "stopped").
+        Several processes: rank 0 scores every image (whole images, decoded: not split into sums) and tells
+        the others."""
+        if not run.val:
+            return None
+        g = self.group
+        objects = None
+        if g is None or g.main:
+            objects = self.app.validation_objects(self._predictor(self.model, self.settings), run.val,
+                                                  self.settings, stop=lambda: self._should_stop(run))
+        return objects if g is None else distributed.broadcast(objects, self.device)
 
     def _end_epoch(self, run: _Run, val) -> Iterator[Event]:
         val_loss, val_cm, val_objects = val

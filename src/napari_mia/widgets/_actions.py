@@ -289,6 +289,8 @@ class DockActions:
             self.status.value = f"Training: epoch {ev.start_epoch + 1} of {ev.epochs} starting…" + \
                 (f" {ev.note}" if ev.note else "")
             self._update_buttons()  # the model exists from now on: Predict works during the first run too
+            self.device_label.value = f"Training on {ev.device}" + \
+                (f" in mixed precision ({ev.precision})" if ev.precision else "")
         elif isinstance(ev, IterationEnd):
             epochs, steps = getattr(self, "_run_size", (0, 0))
             of = f" of {steps}" if steps else ""

@@ -135,6 +135,10 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                "1 = background painted on purpose, 2, 3, … = objects (in classes mode: value v is class v-1). "
                "Off: every unpainted pixel is background.", {}),
     "device": ("Device", "Where to train: auto picks a GPU when there is one.", {"choices": ["auto", "cpu"]}),
+    "precision": ("Mixed precision", "Compute in 16-bit floats where it is safe: about twice as fast on recent NVIDIA "
+                  "GPUs, same results within noise. auto: on for NVIDIA GPUs, off elsewhere; on: also on the CPU "
+                  "and Apple GPUs (usually slower there); off: always 32-bit.",
+                  {"choices": list(S.PRECISIONS)}),
     # detection
     "object_size": ("Object size (px)", "Diameter of the objects in pixels: the width of the bump the model "
                     "learns on each point, and how close two found objects may be.",

@@ -116,7 +116,7 @@ class TrainingWidget(DockActions, QWidget):
         params = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
-        device = Container(widgets=[c["device"], self.find_devices_button, self.device_label])
+        device = Container(widgets=[c["device"], c["precision"], self.find_devices_button, self.device_label])
         self.defaults_button = PushButton(
             text="Reset to defaults",
             tooltip="Put every setting of this window (all sections, also Augmentations and Prediction) back to "

@@ -1,0 +1,139 @@
+"""Using the hardware well: mixed precision, memory layout, data-loading workers.
+
+Everything here is a no-op on the CPU with the default settings, so results on a
+laptop do not change; on a CUDA GPU the defaults turn on what makes it fast
+(``TrainSettings.precision``, ``TrainSettings.num_workers``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+# Workers per training process when a GPU trains (automatic setting): enough for the default patch pipeline
+# to keep a GPU busy (benchmarks/gpu_throughput.py measures the loader alone), few enough for a laptop.
+GPU_WORKERS = 4
+
+
+def autocast_dtype(device, precision: str):
+    """The dtype torch.autocast computes in, or None for float32.
+
+    "auto": CUDA only (bfloat16 if the GPU supports it, else float16); "on": also the CPU (bfloat16) and
+    Apple GPUs (float16); "off": None.
+    """
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    if precision == "off" or (precision == "auto" and kind != "cuda"):
+        return None
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if kind == "mps":
+        return torch.float16
+    return torch.bfloat16
+
+
+def autocast(device, dtype):
+    """torch.autocast for `device` in `dtype`; a context that does nothing when `dtype` is None."""
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=getattr(device, "type", str(device)), dtype=dtype)
+
+
+def grad_scaler(device, dtype):
+    """float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none."""
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    return torch.amp.GradScaler(kind if kind in ("cuda", "cpu", "mps") else "cuda",
+                                enabled=dtype is torch.float16 and kind == "cuda")
+
+
+def precision_name(dtype) -> str:
+    """'bf16', 'fp16', or '' for float32 (the TrainingStarted event, the CLI's first line)."""
+    import torch
+
+    return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "")
+
+
+def memory_format(device, dtype):
+    """channels-last on CUDA with mixed precision, where tensor-core convolutions want it; else contiguous.
+
+    On the CPU it is slower for these networks (oneDNN reorders around every non-convolution layer), so it is
+    kept to the one case where it pays.
+    """
+    import torch
+
+    kind = getattr(device, "type", str(device))
+    if kind == "cuda":
+        # Training patches have one size, so cuDNN's per-shape autotuning is paid once per run.
+        torch.backends.cudnn.benchmark = True
+        if dtype is not None:
+            return torch.channels_last
+    return torch.contiguous_format
+
+
+def loader_workers(setting: int, device, processes: int = 1) -> int:
+    """DataLoader workers: the setting, or (automatic, -1) none on the CPU and up to GPU_WORKERS on a GPU,
+    sharing the machine's cores between the training processes."""
+    import multiprocessing
+
+    # The training sources read images through closures, which only a forked worker inherits (spawn and
+    # forkserver would have to pickle them): without fork (Windows, macOS) the patches are made in-process.
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    if setting >= 0:
+        return setting
+    if getattr(device, "type", str(device)) == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(GPU_WORKERS, cores // max(processes, 1) - 1))
+
+
+class EpochItems:
+    """A run's training items for one process, indexed (epoch, i): one DataLoader (and its persistent
+    workers) serves every epoch of the run, and each of `world` processes draws its own share of the epoch's
+    items (item ``i * world + rank`` of the application's epoch dataset).
+
+    `make(epoch)` gives an epoch's map-style dataset (``Application.dataset``), whose items depend only on
+    (seed, epoch, index): a process draws the same patches whether one or several train.
+    """
+
+    def __init__(self, make, batch_size: int, rank: int = 0, world: int = 1):
+        self.make, self.rank, self.world = make, rank, world
+        self._epoch: tuple[int, object] | None = None
+        total = len(self._dataset(0))
+        # Every process takes the same number of whole batches (DDP steps in lockstep).
+        per = batch_size * world
+        self.length = max(per, -(-total // per) * per) // world if world > 1 else total
+
+    def _dataset(self, epoch: int):
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, self.make(epoch))
+        return self._epoch[1]
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key):
+        epoch, i = key
+        ds = self._dataset(epoch)
+        return ds[(i * self.world + self.rank) % len(ds)]
+
+
+class EpochSampler:
+    """(epoch, 0), (epoch, 1), ... for the epoch set last (``set_epoch``), in the main process."""
+
+    def __init__(self, n: int):
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter([(self.epoch, i) for i in range(self.n)])
