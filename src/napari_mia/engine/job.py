@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -185,7 +186,7 @@ def _dest(flag: str) -> str:
 
 def commands(folder: Path, manifest: dict) -> tuple[str, str, str]:
     """The README's command lines: the job, under torchrun, and the same with the ordinary options."""
-    name = folder.name
+    name = shlex.quote(folder.name)  # a folder named "nuclei job" stays one argument
     job = f"napari-mia train --job {name} --out model.pt"
     ddp = f"torchrun --nproc-per-node 4 -m napari_mia.cli train --job {name} --out model.pt"
     options = [f"{flag} {name}/{rel}" for flag, rel in manifest["files"].items()]
