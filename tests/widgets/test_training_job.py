@@ -36,7 +36,8 @@ def test_job_round_trip_dock_cli_dock(make_napari_viewer, qtbot, tmp_path, capsy
     assert w.export_job(job)
     assert unchanged(viewer, snap)  # the layers are copied, never touched
     assert str(job) in w.status.value and "napari-mia train --job 'nuclei job' --out model.pt" in w.status.value
-    assert len(list((job / "train" / "images").iterdir())) == 2 and len(list((job / "train" / "regions").iterdir())) == 1
+    assert len(list((job / "train" / "images").iterdir())) == 2
+    assert len(list((job / "train" / "regions").iterdir())) == 1
     assert [p.name for p in (job / "validation" / "masks").iterdir()] == [f"{pairs[2][2]}.tif"]
     readme = (job / "README.md").read_text()
     assert "torchrun --nproc-per-node 4 -m napari_mia.cli train --job" in readme
@@ -68,7 +69,7 @@ def test_job_round_trip_dock_cli_dock(make_napari_viewer, qtbot, tmp_path, capsy
     plot.redraw()
     drawn = plot.lines["loss"].get_data()
     assert list(drawn[0]) == [1, 2] and np.allclose(drawn[1], [float(r["loss"]) for r in rows[:2]])
-    assert "Imported: 1 epochs, 2 iterations" in plot.info.value
+    assert "Imported: 1 epoch, 2 iterations" in plot.info.value
 
 
 def test_export_job_without_training_data_says_so(make_napari_viewer, tmp_path, warnings_shown):

@@ -130,12 +130,14 @@ class DockActions:
         if csv.is_file():
             try:
                 record = TrainingRecord.read_csv(csv)
-                return record, f"its training record ({len(record.iterations)} iterations, {len(record.epochs)} " \
-                               f"epochs) is from {csv.name}"
+                its, eps = len(record.iterations), len(record.epochs)
+                return record, f"its training record ({its} iteration{'s' * (its != 1)}, {eps} " \
+                               f"epoch{'s' * (eps != 1)}) is from {csv.name}"
             except MiaError as e:
                 note = f" ({explain(e)})"
         record = TrainingRecord.from_history(self.session.trainer.history)
-        return record, f"no readable {csv.name} beside it{note}: the plot shows the {len(record.epochs)} epochs " \
+        eps = len(record.epochs)
+        return record, f"no readable {csv.name} beside it{note}: the plot shows the {eps} epoch{'s' * (eps != 1)} " \
                        "kept in the model file"
 
     def predict(self, *_, names: list[str] | None = None) -> bool:

@@ -185,8 +185,8 @@ class TrainingPlotWidget(QWidget):
         self._label_axes()
         rec = self.session.record
         last = rec.iterations[-1] if rec.iterations else None
-        self.info.value = f"Imported: {len(rec.epochs)} epochs" + (
-            f", {last.iteration} iterations" if last is not None else "")
+        self.info.value = f"Imported: {_count(len(rec.epochs), 'epoch')}" + (
+            f", {_count(last.iteration, 'iteration')}" if last is not None else "")
         self._dirty = True
 
     def _redraw_if_dirty(self):
@@ -343,3 +343,7 @@ class TrainingPlotWidget(QWidget):
         if getattr(self.session, "plot_widget", None) is self:
             self.session.plot_widget = None
         super().closeEvent(event)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
