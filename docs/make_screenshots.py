@@ -6,7 +6,8 @@ Runs under a virtual X display when there is none; writes docs/images/*.png. `--
 whole napari window as `make demo` opens it, training with the plot, and an error message, each at
 1600x1000 and at napari's default window size (issue #13). `--only labelling`: sparse labels painted on a
 DSB field, the prediction after a short training, and a corrected prediction added by a reviewed region
-(docs/labelling.md, issue #16).
+(docs/labelling.md, issue #16). `--only server`: a training job exported from the dock, trained by the command
+line and imported back, the record in the Training Data dock (docs/server.md, issue #18).
 Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
 the user's napari settings, and a size saved there does not change the pictures.
 """
@@ -35,7 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
     p.add_argument("--only", choices=["window", "segmentation", "detection", "classification", "results",
-                                      "labelling"],
+                                      "labelling", "server"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     import tempfile
@@ -72,6 +73,8 @@ def main() -> None:
         _results(pump)
     if a.only in (None, "labelling"):
         _labelling(a, pump)
+    if a.only in (None, "server"):
+        _server(a, pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -281,6 +284,56 @@ def _classification(a, pump) -> None:
     viewer.dims.set_current_step(0, 1)
     table.select("plate 2", 1)
     _final_shots(viewer, widget.section_classes, "classification_dock.png", "viewer_classification.png", pump)
+
+
+def _server(a, pump) -> None:
+    """Export training job, the job trained by the command line (in this process, as a server would), and
+    Import model: the Device section's buttons and the imported record in the Training Data dock (issue #18)."""
+    import tempfile
+
+    import napari
+
+    from napari_mia._llvm import keep_triton_out_if_llvm_loaded
+    from napari_mia.cli import main as cli
+    from napari_mia.widgets.training import TrainingWidget
+
+    viewer = napari.Viewer()
+    viewer.window._qt_window.resize(1600, 1150)  # room for both docks: the Device section and the plot
+    for k, (image, mask) in enumerate(_dsb(_dsb_names(lambda n: 20 <= n <= 60)[:4])):
+        viewer.add_image(image, name=f"field {k + 1}")
+        viewer.add_labels(mask, name=f"field {k + 1} labels")
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    for k in range(4):
+        widget.add_pair(f"field {k + 1}", f"field {k + 1} labels")
+    widget.mark_validation([widget.pairs[3]])
+    c = widget.controls
+    c["label_mode"].value = "instances"
+    # Short epochs: a minute on a laptop's CPU draws several of them.
+    c["epochs"].value, c["steps_per_epoch"].value = 30, 2
+    c["patch_width"].value = c["patch_height"].value = 96
+    job = Path(tempfile.mkdtemp(prefix="napari-mia-shots-job-")) / "nuclei_job"
+    assert widget.export_job(job), widget.status.value
+    keep_triton_out_if_llvm_loaded()  # the command line shares napari's process here
+    assert cli(["train", "--job", str(job), "--minutes", f"{a.seconds / 60:g}", "--quiet"]) == 0
+    widget.import_model(job / "model.pt")
+    pump(0.5)
+    while widget.session.busy:
+        pump(0.1)
+    for layer in viewer.layers:
+        layer.visible = layer.name in ("field 1", "field 1 labels")
+    for section in (widget.section_data, widget.section_deep, widget.section_training, widget.section_prediction):
+        section.collapse(animate=False)
+    widget.section_device.expand(animate=False)
+    pump(0.5)
+    widget.scroll.ensureWidgetVisible(widget.elsewhere_row.native)
+    viewer.layers["field 1 labels"].opacity = 0.4
+    widget.session.plot_widget.redraw()
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    viewer.screenshot(str(OUT / "server_import.png"), canvas_only=False)
+    viewer.close()
 
 
 def _results(pump) -> None:

@@ -37,6 +37,11 @@ choose the validation images yourself, give them in their own folder with
 (classification). Every image of --images then trains, and --val-split is not
 used.
 
+Training job: --job DIR trains a folder written by the dock's Export training job
+(its images, targets, validation images and settings.yaml); options given beside
+--job override the job's, and --out defaults to DIR/model.pt. Its README.md has
+the command lines, also for several GPUs (torchrun).
+
 examples:
   napari-mia train --task segmentation --images imgs/ --masks masks/ \\
       --label-mode instances --minutes 5 --out nuclei.pt
@@ -46,6 +51,8 @@ examples:
       --patch 128 --minutes 5 --out phenotype.pt
   napari-mia train --images imgs/ --masks masks/ --val-images val_imgs/ \\
       --val-masks val_masks/ --label-mode instances --out nuclei.pt
+  napari-mia train --job nuclei_job/ --out nuclei.pt
+      (a folder written by the dock's Export training job; see its README.md)
 """
 
 
@@ -78,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=list(names()),
                    help="what to learn: segmentation from --masks, detection from --points, classification (one "
                         "class per image) from --classes (default: segmentation, or the --from model's)")
-    t.add_argument("--images", required=True, type=Path, help="folder of training images")
+    # Required unless --job gives it (checked in main, with argparse's own words).
+    t.add_argument("--images", type=Path, help="folder of training images")
     t.add_argument("--masks", type=Path, help="segmentation: folder of label masks, same file names as the images")
     t.add_argument("--points", type=Path,
                    help="detection: CSV with columns name,y,x[,class], one row per object (name: the image's file)")
@@ -87,7 +95,11 @@ def _parser() -> argparse.ArgumentParser:
                         "class: its class name, e.g. treated)")
     t.add_argument("--object-size", type=float,
                    help="detection: objects' diameter in pixels, the width of the map's bumps (default: 10)")
-    t.add_argument("--out", required=True, type=Path, help="model file to write (e.g. model.pt)")
+    t.add_argument("--out", type=Path, help="model file to write (e.g. model.pt; with --job: DIR/model.pt unless "
+                                            "given)")
+    t.add_argument("--job", type=Path, metavar="DIR",
+                   help="a training job folder written by the Train Model dock's Export training job: its images, "
+                        "targets, validation images and settings; the options given here override them")
     t.add_argument("--label-mode", choices=["classes", "instances"],
                    help="classes: mask value = class id; instances: one id per object, objects are separated "
                         "(default: classes)")
@@ -164,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_evaluate_parser(sub)
 
+    p.train_parser = t  # main() says what train is missing in argparse's words
     d = sub.add_parser("demo", help="train briefly on the bundled sample data and show or print the result")
     d.add_argument("--headless", action="store_true", help="do not open napari even if a display is available")
     d.add_argument("--minutes", type=float, default=1.0, help="training time of the headless demo (default: 1)")
@@ -477,10 +490,34 @@ def _write(bar, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+def _check_train_required(t: argparse.ArgumentParser, a) -> None:
+    """--images and --out are required, unless --job gives them (the error is argparse's own)."""
+    missing = [] if a.job else [flag for flag, given in (("--images", a.images), ("--out", a.out)) if given is None]
+    if missing:
+        t.error(f"the following arguments are required: {', '.join(missing)}")
+
+
+def _fill_from_job(a) -> None:
+    """--job DIR: the job's images, targets, validation images and settings fill the options not given here,
+    so the job trains through the same path as the options would (its README shows them)."""
+    from .engine.job import MODEL_FILE, job_arguments
+
+    for dest, value in job_arguments(a.job).items():
+        if getattr(a, dest, None) is None:
+            setattr(a, dest, value)
+    if a.out is None:
+        a.out = a.job / MODEL_FILE
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    p = _parser()
+    a = p.parse_args(argv)
+    if a.command == "train":
+        _check_train_required(p.train_parser, a)
     try:
         if a.command == "train":
+            if a.job:
+                _fill_from_job(a)
             return train(a)
         if a.command == "predict":
             rc = predict(a)

@@ -32,3 +32,7 @@ class OutOfMemoryError(MiaError, MemoryError):
 
 class OutputError(MiaError):
     """A prediction's output cannot be written: fatal for the whole folder, not a reason to skip one image."""
+
+
+class JobFolderError(MiaError, OSError):
+    """A training job folder (engine.job) that cannot be written, or read as a job."""

@@ -63,6 +63,53 @@ class TrainingRecord:
             raise ModelFileError(f"Cannot write the training record {path}: {e.strerror}.") from e
         return path
 
+    @classmethod
+    def read_csv(cls, path: str | Path) -> TrainingRecord:
+        """A record written by ``write_csv`` (e.g. beside a model the command line trained), for the plot dock.
+
+        The CSV keeps neither the steps within an epoch nor the epochs' seconds (counted again, and 0), nor
+        which epoch was best: it is marked again as the trainer picks it (the objects F1 where there is one,
+        else the validation metric, each a new best only when higher)."""
+        path = Path(path)
+        try:
+            with path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise ModelFileError(f"Cannot read the training record {path}: {e.strerror}.") from e
+        if rows and not {"kind", "epoch", "iteration", "loss", "metric"} <= set(rows[0]):
+            raise ModelFileError(f"{path.name} is not a napari-mia training record (columns {', '.join(COLUMNS)}).")
+        record, steps, best = cls(), {}, float("-inf")
+
+        def num(row, key):
+            text = (row.get(key) or "").strip()
+            return float(text) if text else None
+
+        try:
+            for r in rows:
+                epoch = int(r["epoch"])
+                if r["kind"] == "iteration":
+                    steps[epoch] = steps.get(epoch, 0) + 1
+                    record.iterations.append(IterationEnd(epoch, steps[epoch], int(r["iteration"]), num(r, "loss"),
+                                                          num(r, "metric"), num(r, "lr") or 0.0))
+                elif r["kind"] == "epoch":
+                    val_metric, val_objects = num(r, "val_metric"), num(r, "val_objects")
+                    judged = val_objects if val_objects is not None else val_metric
+                    is_best = judged is not None and judged > best
+                    best = judged if is_best else best
+                    record.epochs.append(EpochEnd(epoch, num(r, "loss"), num(r, "metric"), num(r, "val_loss"),
+                                                  val_metric, num(r, "lr") or 0.0, 0.0, is_best, val_objects))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path.name}: a row of the training record cannot be read ({e}).") from e
+        return record
+
+    @classmethod
+    def from_history(cls, history: list[dict]) -> TrainingRecord:
+        """The epochs a model file keeps (``Trainer.history``): a record without its iterations."""
+        from dataclasses import fields
+
+        names = {f.name for f in fields(EpochEnd)}
+        return cls(epochs=[EpochEnd(**{k: v for k, v in h.items() if k in names}) for h in history])
+
 
 def record_path(model_path: str | Path) -> Path:
     """Where the CLI writes the record of a model: beside it, same stem."""

@@ -69,6 +69,77 @@ class DockActions:
         self.status.value = f"Loading model {path}…"
         return True
 
+    # -- another machine (issue #18) -------------------------------------------------
+    def export_job(self, folder) -> bool:
+        """Export training job: what Start would train on (the training set, the images marked for validation,
+        reviewed regions) and the settings, into `folder` (new or empty), for ``napari-mia train --job``.
+        The layers are copied, never changed."""
+        from pathlib import Path
+
+        from ..engine.job import commands, read_job, write_job
+
+        if not self.app.has_training_data():
+            self._notify(self.app.empty_message)
+            return False
+        try:
+            settings = self.read_settings()
+            items, val = self.training_items(), self.validation_items()
+            if not items:
+                self._notify("Every image in the training set is marked for validation: nothing is left to train "
+                             "on. Press Use for validation on some of them to train on them again.")
+                return False
+            folder = write_job(folder, items, settings, val or None)
+        except MiaError as e:
+            self._notify(explain(e))
+            return False
+        folder = Path(folder)
+        job, _, _ = commands(folder, read_job(folder))
+        weights = " It trains a new model: the weights trained here are not in it." if self.session.has_model else ""
+        self.status.value = f"Training job written to {folder}. Copy the folder to the other machine and run, " \
+                            f"from the folder that holds it: {job} (its README.md says more).{weights}"
+        return True
+
+    def import_model(self, path) -> bool:
+        """Import model: load a model trained elsewhere (e.g. ``napari-mia train --job``) and show its training
+        record in the Training Data dock: the CSV the command line wrote beside it, else the epochs the model
+        file keeps. True if the load started (in a worker, as Load Model)."""
+        from pathlib import Path
+
+        path = Path(path)
+
+        def loaded(settings):
+            self.write_settings(settings)
+            self._update_buttons()
+            record, where = self._imported_record(path)
+            self.session.record.iterations[:] = record.iterations
+            self.session.record.epochs[:] = record.epochs
+            self.open_plot_dock().show_record()
+            self.status.value = f"Model imported from {path}; {where}."
+
+        if not self.session.load(path, loaded):
+            return False
+        self.status.value = f"Importing model {path}…"
+        return True
+
+    def _imported_record(self, path):
+        """(record, where it came from, in words) of an imported model."""
+        from ..engine.record import TrainingRecord, record_path
+
+        csv = record_path(path)
+        note = ""
+        if csv.is_file():
+            try:
+                record = TrainingRecord.read_csv(csv)
+                its, eps = len(record.iterations), len(record.epochs)
+                return record, f"its training record ({its} iteration{'s' * (its != 1)}, {eps} " \
+                               f"epoch{'s' * (eps != 1)}) is from {csv.name}"
+            except MiaError as e:
+                note = f" ({explain(e)})"
+        record = TrainingRecord.from_history(self.session.trainer.history)
+        eps = len(record.epochs)
+        return record, f"no readable {csv.name} beside it{note}: the plot shows the {eps} epoch{'s' * (eps != 1)} " \
+                       "kept in the model file"
+
     def predict(self, *_, names: list[str] | None = None) -> bool:
         """Predict the chosen image (or `names`): '<image> prediction' labels, '<image> detections' points,
         or classes in the class table."""

@@ -180,6 +180,15 @@ class TrainingPlotWidget(QWidget):
         if isinstance(ev, IterationEnd):
             self.info.value = f"epoch {ev.epoch}, iteration {ev.iteration}, learning rate {ev.lr:.2g}"
 
+    def show_record(self) -> None:
+        """The session's record was replaced (Import model): titles with the model's metric, drawn afresh."""
+        self._label_axes()
+        rec = self.session.record
+        last = rec.iterations[-1] if rec.iterations else None
+        self.info.value = f"Imported: {_count(len(rec.epochs), 'epoch')}" + (
+            f", {_count(last.iteration, 'iteration')}" if last is not None else "")
+        self._dirty = True
+
     def _redraw_if_dirty(self):
         if self._dirty and not self.isHidden() and (self._rendering is None or self._rendering.done()):
             self._dirty = False
@@ -334,3 +343,7 @@ class TrainingPlotWidget(QWidget):
         if getattr(self.session, "plot_widget", None) is self:
             self.session.plot_widget = None
         super().closeEvent(event)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

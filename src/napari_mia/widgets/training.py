@@ -116,7 +116,21 @@ class TrainingWidget(DockActions, QWidget):
         params = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
-        device = Container(widgets=[c["device"], c["precision"], self.find_devices_button, self.device_label])
+        # Training elsewhere (issue #18): the other machine's devices, so with this machine's.
+        self.export_job_button = PushButton(
+            text="Export training job…",
+            tooltip="Write the training set (with the images marked for validation and the reviewed regions) and "
+                    "these settings into a new folder, to train on another machine, e.g. a GPU server: "
+                    "napari-mia train --job FOLDER (the folder's README.md gives the command). Layers are not "
+                    "changed.")
+        self.import_model_button = PushButton(
+            text="Import model…",
+            tooltip="Load a model trained on another machine (napari-mia train) with its settings, and show its "
+                    "training record (the _record.csv beside it) in the Training Data dock.")
+        self.elsewhere_row = Container(widgets=[self.export_job_button, self.import_model_button],
+                                       layout="horizontal", labels=False, label="Other machine")
+        self.elsewhere_row.margins = (0, 0, 0, 0)
+        device = Container(widgets=[c["device"], c["precision"], self.find_devices_button, self.device_label, self.elsewhere_row])
         self.defaults_button = PushButton(
             text="Reset to defaults",
             tooltip="Put every setting of this window (all sections, also Augmentations and Prediction) back to "
@@ -167,7 +181,8 @@ class TrainingWidget(DockActions, QWidget):
         # widgets that must not change while a training runs
         self._locked = [self.application, self.add_button, self.remove_button, self.validation_button,
                         self.pair_list, self.reset_button, self.defaults_button,
-                        self.load_button, self.start_button, *c.values(), self.find_devices_button]
+                        self.load_button, self.start_button, *c.values(), self.find_devices_button,
+                        self.import_model_button]
 
         # -- wiring -----------------------------------------------------------------
         self.add_button.changed.connect(self._on_add)
@@ -185,6 +200,8 @@ class TrainingWidget(DockActions, QWidget):
         self.predict_all_button.changed.connect(self.predict_all)
         self.add_prediction_button.changed.connect(self.add_prediction)
         self.find_devices_button.changed.connect(self.find_devices)
+        self.export_job_button.changed.connect(self._on_export_job)
+        self.import_model_button.changed.connect(self._on_import_model)
         self.estimate_button.changed.connect(self.estimate_diameter)
         self.diameter_auto.changed.connect(self._on_diameter_auto)
         self.evaluate_button.changed.connect(self.evaluate)
@@ -695,3 +712,14 @@ class TrainingWidget(DockActions, QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-mia model (*.pt *.zip);;All files (*)")
         if path:
             self.load_model(path)
+
+    def _on_export_job(self, *_):
+        folder = QFileDialog.getExistingDirectory(self, "Export training job: choose or create an empty folder")
+        if folder:
+            self.export_job(folder)
+
+    def _on_import_model(self, *_):
+        path, _ = QFileDialog.getOpenFileName(self, "Import model trained elsewhere", "",
+                                              "napari-mia model (*.pt);;All files (*)")
+        if path:
+            self.import_model(path)

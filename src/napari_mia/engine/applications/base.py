@@ -201,6 +201,24 @@ class Application:
         """The folder of images and the targets' file or folder -> [(image file, targets)] (``train``)."""
         raise NotImplementedError
 
+    def write_job_targets(self, items: Sequence[tuple], folder: Path, settings: Settings, names) -> dict[str, str]:
+        """Write the dock's items (``training_items``: copies with names, reviewed regions) into `folder` in the
+        forms ``train`` reads: the images in images/ (TIFF, channels last, one file per labelled frame) and the
+        targets as ``cli_input`` reads them, reviewed regions in regions/ (``engine.job``). `names`: a
+        ``job.FileNames``. Returns {option without '--': path relative to `folder`}, e.g. {"images": "images",
+        "masks": "masks"}."""
+        raise NotImplementedError
+
+    def _job_frames(self, item: tuple, settings: Settings) -> tuple[np.ndarray, bool]:
+        """An item's image as (N, H, W, C) frames, and whether it is a stack (its files then name the frame)."""
+        import numpy as np
+
+        from ..images import image_frames, is_stack
+
+        image, rgb = np.asarray(item[0]), item[4] if len(item) > 4 else None
+        return image_frames(image, settings.model.channels, item[2], rgb=rgb), \
+            is_stack(image, settings.model.channels, rgb)
+
     def cli_prepare_settings(self, settings: Settings, pairs: list[tuple], given_config: bool) -> None:
         """Settings a new model takes from the training files (``train``, not with --resume)."""
 

@@ -305,6 +305,26 @@ class Classification(Application):
         settings.model.class_names = found
         settings.validate()
 
+    def write_job_targets(self, items, folder, settings, names):
+        from ..job import image_file_array, write_tiff
+
+        class_names, rows = settings.model.class_names, []
+        for item in items:
+            frames, stack = self._job_frames(item, settings)
+            ids = list(item[1]) if stack else [item[1]]
+            for i, (frame, value) in enumerate(zip(frames, ids)):
+                cid = _class_id(value, len(class_names), item[2])
+                if cid is None:
+                    continue  # a frame without a class does not train
+                # The command line takes one class per file: a stack's frames become files of their own.
+                stem = names.stem(item[2], i if stack else None)
+                write_tiff(folder / "images" / f"{stem}.tif", image_file_array(frame))
+                rows.append((f"{stem}.tif", class_names[cid]))
+        if not rows:
+            raise DataError("No image has a class yet: give a class to at least two images (or frames) first.")
+        write_csv(folder / "classes.csv", ["name", "class"], rows)
+        return {"images": "images", "classes": "classes.csv"}
+
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         # One file at a time: only the resized image is kept.
         ids = {name: i for i, name in enumerate(settings.model.class_names)}

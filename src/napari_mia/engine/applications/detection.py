@@ -173,6 +173,33 @@ class Detection(Application):
 
         return read_points_csv(path, images)
 
+    def write_job_targets(self, items, folder, settings, names):
+        from ..job import image_file_array, write_tiff
+
+        out, rows = {"images": "images", "points": "points.csv"}, []
+        for item in items:
+            frames, stack = self._job_frames(item, settings)
+            if stack:
+                raise DataError(f"'{item[2]}' is a stack: detection trains on 2D images.")
+            points = np.asarray(item[1], float)
+            if not len(points):
+                continue  # points.csv cannot name an image without points: the command line would not read it
+            stem = names.stem(item[2])
+            write_tiff(folder / "images" / f"{stem}.tif", image_file_array(frames[0]))
+            cls = points[:, 2] if points.shape[1] > 2 else np.ones(len(points))
+            # The CSV's name is the image's file (read_points_csv); pixels keep their fractions.
+            rows += [(f"{stem}.tif", round(float(y), 3), round(float(x), 3), int(c))
+                     for (y, x), c in zip(points[:, :2], cls)]
+            region = item[5] if len(item) > 5 else None
+            if region is not None:
+                write_tiff(folder / "regions" / f"{stem}.tif", (np.asarray(region) > 0).astype(np.uint8),
+                           compress=True)
+                out["regions"] = "regions"
+        if not rows:
+            raise DataError("The training set has no points yet: put one point on each object first.")
+        write_csv(folder / "points.csv", ["name", "y", "x", "class"], rows)
+        return out
+
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         from ..images import read_image
 

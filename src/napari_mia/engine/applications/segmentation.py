@@ -153,6 +153,30 @@ class Segmentation(Application):
 
         return pair_files(images, path)
 
+    def write_job_targets(self, items, folder, settings, names):
+        from ..job import image_file_array, labels_file_array, write_tiff
+
+        out = {"images": "images", "masks": "masks"}
+        for item in items:
+            frames, stack = self._job_frames(item, settings)
+            labels = labels_file_array(item[1], item[3] or f"{item[2]} labels")
+            region = item[5] if len(item) > 5 else None
+            lab = labels if stack else labels[None]
+            reg = None if region is None else (np.asarray(region) if stack else np.asarray(region)[None])
+            for i in range(len(lab)):
+                # The frames training reads (data.labelled_frames): labelled, or with a reviewed region.
+                if not lab[i].any() and (reg is None or not reg[i].any()):
+                    continue
+                stem = names.stem(item[2], i if stack else None)
+                write_tiff(folder / "images" / f"{stem}.tif", image_file_array(frames[i]))
+                write_tiff(folder / "masks" / f"{stem}.tif", lab[i], compress=True)
+                if reg is not None:  # images without a region file are fully labelled (--regions)
+                    write_tiff(folder / "regions" / f"{stem}.tif", (reg[i] > 0).astype(np.uint8), compress=True)
+                    out["regions"] = "regions"
+        if not (folder / "images").is_dir():
+            raise DataError("The labels of the training set are empty: paint at least one object first.")
+        return out
+
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
         from ..data import sources_from_files
 
