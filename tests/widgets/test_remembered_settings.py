@@ -24,9 +24,11 @@ def test_settings_restored_in_a_new_dock_and_reset_to_defaults(make_napari_viewe
     c = first.controls
     c["optimizer"].value, c["epochs"].value, c["rotate"].value = "sgd", 7, (-20.0, 20.0)
     c["object_size"].value, c["val_split"].value = 14.0, 0.3
+    c["precision"].value = "off"  # the Device section's Mixed precision
     first.min_size.value = 12  # segmentation's Post-processing: kept by every model
     first.diameter.value, first.tta.value = 30.0, True
     used = first.read_settings()
+    assert used.train.precision == "off" and defaults.train.precision == "auto"
     qtbot.waitUntil(first.isVisible)  # napari shows its docks with the window
     viewer.close()  # the dock closes with napari: its settings are remembered
 
