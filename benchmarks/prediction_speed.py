@@ -1,7 +1,7 @@
 """Prediction speed: the engine's whole prediction against one bare forward pass of the whole image.
 
     .venv/bin/python benchmarks/prediction_speed.py [--repeats 3] [--tile auto|N|none] [--overlap N]
-                                                    [--retrain] [--json]
+                                                    [--memory MIB] [--retrain] [--json]
 
 The default model (Settings() with label mode instances: Unet/resnet18, 1 channel), trained for
 40 steps on 16 real 256x256 DSB 2018 fluorescence images so that decoding sees real nuclei, not
@@ -122,6 +122,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tile", default="auto", help="the Predictor's tile: auto, a size, or none (whole image)")
     p.add_argument("--overlap", type=int, default=None, help="the Predictor's overlap (default: its own)")
+    p.add_argument("--memory", type=float, default=None,
+                   help="tile auto: the memory budget in MiB (default: the Predictor's, from the free memory)")
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
@@ -141,6 +143,8 @@ def main() -> None:
 
     tile = None if a.tile == "none" else a.tile if a.tile == "auto" else int(a.tile)
     options = {} if a.overlap is None else {"overlap": a.overlap}
+    if a.memory is not None:
+        options["memory"] = int(a.memory * 2**20)
     pred = Predictor(model, settings, device, tile=tile, **options)
     timed = Timed(pred)
     x = torch.from_numpy(np.ascontiguousarray(normalize(image[..., None], settings.data.normalization)

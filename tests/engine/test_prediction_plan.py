@@ -54,3 +54,30 @@ def test_auto_tiles_give_the_whole_image_labels_and_a_small_budget_cuts_into_bou
     assert whole.max() > 20  # the model finds the nuclei
     scores = segmentation_scores(labels, whole)
     assert scores["object_f1"] > 0.97 and scores["fg_iou"] > 0.98, scores
+
+
+def test_the_budget_is_a_share_of_free_memory_counting_the_gpu_cache_as_free(monkeypatch):
+    import torch
+
+    from napari_mia.engine.predictor import CPU_BUDGET, memory_budget
+
+    assert 0 < memory_budget("cpu") <= CPU_BUDGET
+    # No GPU here: the CUDA path with its calls stood in for (8 GiB free, 1.5 GiB cached by PyTorch, unused).
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * gib, 16 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 2 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: gib // 2)
+    assert memory_budget("cuda:0") == int(9.5 * gib * 0.5)
+
+
+def test_a_predictor_keeps_its_budget_so_every_frame_is_cut_alike(monkeypatch):
+    from napari_mia.engine.models import build_model
+    from napari_mia.engine.predictor import Predictor
+    from napari_mia.engine.settings import Settings
+
+    budgets = iter([200 * 2**20, 10 * 2**30])  # free memory changing between two images
+    monkeypatch.setattr("napari_mia.engine.predictor.memory_budget", lambda device: next(budgets))
+    s = Settings().update(label_mode="instances")
+    p = Predictor(build_model(s.model), s, "cpu")
+    assert p.tiles_per_frame((600, 600)) == p.tiles_per_frame((600, 600)) > 1

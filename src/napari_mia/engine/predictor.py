@@ -113,15 +113,18 @@ def plan_tiles(shape: tuple[int, int], max_pixels: int, overlap: int, batch_size
 def memory_budget(device) -> int:
     """Bytes the network's activations may take in one pass when tiles are chosen automatically.
 
-    CUDA: half of what the GPU has free now (other programs and the caching allocator hold the rest).
-    CPU (and MPS, which shares the system's memory): a quarter of the available memory, at most CPU_BUDGET.
+    CUDA: half of what the GPU has free, counting what PyTorch's caching allocator holds unused as free (it
+    is, to this process: after a first image the cache keeps its activations, and the next image must not get
+    smaller tiles for it). CPU (and MPS, which shares the system's memory): a quarter of the available
+    memory, at most CPU_BUDGET.
     """
     import torch
 
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free * 0.5)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int((free + max(cached, 0)) * 0.5)
     return int(min(_available_memory() * 0.25, CPU_BUDGET))
 
 
@@ -231,7 +234,8 @@ class Predictor:
     (8 times the work).
     `tile`: "auto" (the whole image in one pass when the network's activations fit `memory` bytes, else as
     few tiles as fit, see ``plan_tiles``), a tile size (square tiles, `overlap` apart, as before), or None
-    (always the whole image). `memory`: the budget of "auto"; None: ``memory_budget(device)`` at each image.
+    (always the whole image). `memory`: the budget of "auto" in bytes; None: ``memory_budget(device)`` when
+    first needed, then kept, so that every image and frame this Predictor sees is cut the same way.
     """
 
     def __init__(self, model, settings: Settings, device, tile: int | str | None = "auto", overlap: int = 128,
@@ -310,7 +314,9 @@ class Predictor:
         """How a (H, W) frame at the network's scale is cut into tiles."""
         h, w = int(shape[0]), int(shape[1])
         if self.tile == "auto":
-            budget = memory_budget(self.device) if self.memory is None else int(self.memory)
+            if self.memory is None:
+                self.memory = memory_budget(self.device)
+            budget = int(self.memory)
             per_pixel = activation_bytes_per_pixel(self.model, self.settings.model.channels, self.device)
             return plan_tiles((h, w), int(budget // per_pixel), self.overlap, self.batch_size)
         # A fixed size: square tiles `overlap` apart, the last one flush with the end, as always.
