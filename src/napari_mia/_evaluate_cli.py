@@ -35,6 +35,21 @@ def diameter_value(text: str):
     return value
 
 
+def tile_value(text: str):
+    """--tile: 'auto', or a number of pixels as it always was (0: the whole image in one pass)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got '{text}'") from None
+
+
+TILE_HELP = ("tile size for large images: 'auto' predicts an image whole when the network's memory for it fits (a "
+             "quarter of the free RAM, at most 4 GiB, or half the free GPU memory), else in as few tiles as fit; "
+             "N: N x N tiles overlapping by 128 px; 0: always whole (default: auto)")
+
+
 def add_prediction_options(p: argparse.ArgumentParser) -> None:
     """--diameter, --tta, --keep and --channel-axis: shared by predict and evaluate."""
     from .cli import add_channel_axis_option
@@ -74,7 +89,7 @@ def add_evaluate_parser(sub) -> None:
     e.add_argument("--tolerance", type=float,
                    help="detection: how close (px) a point found must be to a true one to match it (default: "
                         "half the objects' diameter)")
-    e.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
+    e.add_argument("--tile", type=tile_value, default="auto", metavar="N|auto", help=TILE_HELP)
     e.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     add_prediction_options(e)

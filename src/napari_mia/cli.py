@@ -156,7 +156,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="folder for the label TIFFs (same names as the images; uint16 instance ids in instance "
                          "mode, class ids otherwise); a detection model writes points.csv there, a classification "
                          "model classes.csv (name,class,probability,p_<class>...)")
-    pr.add_argument("--tile", type=int, default=512, help="tile size for large images (default: 512)")
+    from ._evaluate_cli import TILE_HELP, tile_value
+
+    pr.add_argument("--tile", type=tile_value, default="auto", metavar="N|auto", help=TILE_HELP)
     pr.add_argument("--min-size", type=int, default=0, help="remove objects smaller than this many pixels")
     pr.add_argument("--fill-holes", action="store_true", help="fill holes inside predicted objects")
     pr.add_argument("--no-split", action="store_true",

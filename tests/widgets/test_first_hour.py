@@ -224,7 +224,9 @@ def test_multi_channel_refusals_reach_the_user(widget, nuclei_viewer, qtbot, war
 
 # -- 8: prediction progress, and successes clear old errors ---------------------------------------------------
 @both_ways
-def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, nuclei_viewer, qtbot):
+def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, nuclei_viewer, qtbot, monkeypatch):
+    # Images that fit the memory budget are predicted whole, in one pass: a small budget makes this one tiles.
+    monkeypatch.setattr("napari_mia.engine.predictor.memory_budget", lambda device: 400 * 2**20)  # 4 tiles of 448
     nuclei_viewer.add_labels(np.zeros((100, 120), np.uint8), name="wrong labels")
     assert not widget.add_pair("nuclei", "wrong labels")
     assert "do not have the same size" in widget.status.value

@@ -9,6 +9,7 @@ context. Probabilities are scaled back to the frame's size before decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -36,6 +37,143 @@ class PostProcess:
 
 def _ceil_to(n: int, k: int) -> int:
     return -(-n // k) * k
+
+
+# -- tiling plans ---------------------------------------------------------------------------------
+# Untiled, every pixel is computed once; 512-pixel tiles overlapping by 128 compute each pixel ~2.3 times
+# (issue #18). tile="auto" therefore predicts the whole image in one pass whenever the network's
+# activations for it fit a memory budget, and otherwise cuts it into as few tiles as fit, overlapping only
+# between tiles (the context a network lacks at a tile's inner edge; an image's own border is padded as
+# untiled). The budget is compared with an upper bound on the activations (every layer's output at once:
+# inference frees most of them as it goes, ~4 times fewer with Unet/resnet18 on CPU), so it errs on the
+# small side.
+CPU_BUDGET = 4 * 2**30  # at most, of that upper bound, with a quarter of the available memory below it
+MAX_TILE_PIXELS = 4096 * 4096  # beyond this, one pass gains nothing and some GPU kernels index past 2**31
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """How a (H, W) network-scale frame is cut: tiles of (height, width) starting at ys x xs, `batch` per pass."""
+
+    height: int
+    width: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+    batch: int = 1
+
+    @property
+    def tiles(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def __str__(self) -> str:
+        return f"{self.tiles} tile(s) of {self.height}x{self.width}, {self.batch} per pass"
+
+
+def _spread(length: int, tile: int, n: int) -> tuple[int, ...]:
+    """n starts of `tile`-long tiles spread evenly over `length` (the first at 0, the last at the end)."""
+    if n <= 1 or length <= tile:
+        return (0,)
+    return tuple(round(i * (length - tile) / (n - 1)) for i in range(n))
+
+
+def plan_tiles(shape: tuple[int, int], max_pixels: int, overlap: int, batch_size: int = 1) -> TilePlan:
+    """The fewest tiles (multiples of STRIDE, at most `max_pixels` each) covering a (H, W) frame, neighbours
+    overlapping by at least `overlap`; among as many tiles, the least area computed. The whole frame is one
+    tile (padded up to the stride, as untiled) when it fits. Tiles never go below 2 x overlap (and STRIDE x 2)
+    a side, whatever the budget: smaller ones would be mostly overlap."""
+    h, w = int(shape[0]), int(shape[1])
+    ph, pw = _ceil_to(h, STRIDE), _ceil_to(w, STRIDE)
+    max_pixels = int(min(max_pixels, MAX_TILE_PIXELS))
+    smallest = max(_ceil_to(2 * overlap, STRIDE), 2 * STRIDE)
+    if ph * pw <= max_pixels:
+        return TilePlan(ph, pw, (0,), (0,), 1)
+    best = None
+    for ny in range(1, max(1, -(-h // max(smallest - overlap, 1))) + 2):
+        th = ph if ny == 1 else _ceil_to(-(-(h + (ny - 1) * overlap) // ny), STRIDE)
+        tw_max = min(pw, max_pixels // th // STRIDE * STRIDE)
+        if th < smallest and ny > 1:
+            break
+        if tw_max < min(smallest, pw):
+            continue
+        nx = 1 if tw_max >= pw else -(-(w - overlap) // (tw_max - overlap))
+        tw = pw if nx == 1 else _ceil_to(-(-(w + (nx - 1) * overlap) // nx), STRIDE)
+        key = (ny * nx, ny * nx * th * tw)
+        if best is None or key < best[0]:
+            best = (key, th, tw, ny, nx)
+    if best is None:  # the budget is below the smallest useful tile: the smallest, all the same
+        th, tw = min(smallest, ph), min(smallest, pw)
+        ny = 1 if th >= h else -(-(h - overlap) // (th - overlap))
+        nx = 1 if tw >= w else -(-(w - overlap) // (tw - overlap))
+    else:
+        _, th, tw, ny, nx = best
+    batch = max(1, min(int(batch_size), max_pixels // (th * tw)))
+    return TilePlan(th, tw, _spread(max(h, th), th, ny), _spread(max(w, tw), tw, nx), batch)
+
+
+def memory_budget(device) -> int:
+    """Bytes the network's activations may take in one pass when tiles are chosen automatically.
+
+    CUDA: half of what the GPU has free, counting what PyTorch's caching allocator holds unused as free (it
+    is, to this process: after a first image the cache keeps its activations, and the next image must not get
+    smaller tiles for it). CPU (and MPS, which shares the system's memory): a quarter of the available
+    memory, at most CPU_BUDGET.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, _total = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int((free + max(cached, 0)) * 0.5)
+    return int(min(_available_memory() * 0.25, CPU_BUDGET))
+
+
+def _available_memory() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # psutil comes with napari, not with the engine; sysconf: free pages, Unix only
+        import os
+
+        try:
+            return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return 4 * CPU_BUDGET
+
+
+# model -> {channels: bytes per pixel}; weak, so that a model let go is not kept (nor its id mistaken).
+_BYTES_PER_PIXEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def activation_bytes_per_pixel(model, channels: int, device) -> float:
+    """Every layer's output of one forward pass added up, per input pixel: an upper bound on what a pass holds.
+
+    Measured once per model and channel count on a 64x64 input (activations grow with the area)."""
+    import torch
+
+    known = _BYTES_PER_PIXEL.setdefault(model, {})
+    if channels not in known:
+        sizes = []
+
+        def count(_module, _inputs, out):
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor):
+                    sizes.append(t.numel() * t.element_size())
+
+        hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+        was_training = model.training
+        try:
+            model.eval()
+            with torch.inference_mode():
+                model(torch.zeros(1, channels, 64, 64, device=device))
+        finally:
+            for hk in hooks:
+                hk.remove()
+            model.train(was_training)
+        # A model whose layers cannot be seen (scripted) counts as Unet/resnet18 (1714 bytes a pixel).
+        known[channels] = sum(sizes) / 64**2 or 2048.0
+    return known[channels]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -94,14 +232,23 @@ class Predictor:
     the image's own size. None: the model's down scaling, as in training.
     `tta`: test-time augmentation, the mean over the 8 flips and 90-degree rotations of each tile
     (8 times the work).
+    `tile`: "auto" (the whole image in one pass when the network's activations fit `memory` bytes, else as
+    few tiles as fit, see ``plan_tiles``), a tile size (square tiles, `overlap` apart, as before), or None
+    (always the whole image). `memory`: the budget of "auto" in bytes; None: ``memory_budget(device)`` when
+    first needed, then kept, so that every image and frame this Predictor sees is cut the same way.
     """
 
-    def __init__(self, model, settings: Settings, device, tile: int | None = 512, overlap: int = 128,
-                 batch_size: int | None = None, diameter: float | str | None = None, tta: bool = False):
+    def __init__(self, model, settings: Settings, device, tile: int | str | None = "auto", overlap: int = 128,
+                 batch_size: int | None = None, diameter: float | str | None = None, tta: bool = False,
+                 memory: int | None = None):
         self.model, self.settings, self.device = model, settings, device
-        self.tile = None if tile is None else max(_ceil_to(tile, STRIDE), STRIDE)
-        self.overlap = overlap if self.tile is None else min(overlap, self.tile // 2)
+        if isinstance(tile, str) and tile != "auto":
+            raise SettingsError(f"The tile size must be a number of pixels or 'auto', got '{tile}'.")
+        self.tile = tile if tile is None or tile == "auto" else max(_ceil_to(int(tile), STRIDE), STRIDE)
+        self.overlap = overlap if not isinstance(self.tile, int) else min(overlap, self.tile // 2)
+        self.memory = memory
         self.batch_size = batch_size or max(1, settings.train.batch_size)
+        self.last_plan: TilePlan | None = None  # how the last frame was cut (benchmarks, tests)
         self._progress: _Progress | None = None
         self.tta = bool(tta)
         self.diameter = self._check_diameter(diameter)
@@ -165,9 +312,23 @@ class Predictor:
 
         if self.tile is None:
             return 1
-        h, w = scaled_shape(tuple(shape[:2]), self.settings.data.downscale if scale is None else scale)
+        return self.plan(scaled_shape(tuple(shape[:2]), self.settings.data.downscale if scale is None else scale)
+                         ).tiles
+
+    def plan(self, shape: tuple[int, int]) -> TilePlan:
+        """How a (H, W) frame at the network's scale is cut into tiles."""
+        h, w = int(shape[0]), int(shape[1])
+        if self.tile == "auto":
+            if self.memory is None:
+                self.memory = memory_budget(self.device)
+            budget = int(self.memory)
+            per_pixel = activation_bytes_per_pixel(self.model, self.settings.model.channels, self.device)
+            return plan_tiles((h, w), int(budget // per_pixel), self.overlap, self.batch_size)
+        # A fixed size: square tiles `overlap` apart, the last one flush with the end, as always.
         th, tw = min(self.tile, _ceil_to(h, STRIDE)), min(self.tile, _ceil_to(w, STRIDE))
-        return len(tile_starts(max(h, th), th, self.overlap)) * len(tile_starts(max(w, tw), tw, self.overlap))
+        ph, pw = max(h, th), max(w, tw)
+        return TilePlan(th, tw, tuple(tile_starts(ph, th, self.overlap)), tuple(tile_starts(pw, tw, self.overlap)),
+                        self.batch_size)
 
     def _start_progress(self, callback, frames: np.ndarray, per_frame_tiles: bool = True) -> None:
         scale = self.scale_of(frames[0]) if per_frame_tiles and self.diameter is not None else None
@@ -227,26 +388,35 @@ class Predictor:
 
     def _tiled(self, x: np.ndarray) -> np.ndarray:
         h, w, c = x.shape
-        th, tw = min(self.tile, _ceil_to(h, STRIDE)), min(self.tile, _ceil_to(w, STRIDE))
+        plan = self.last_plan = self.plan((h, w))
+        th, tw = plan.height, plan.width
         # Images smaller than a tile are padded (reflected) up to the tile.
         ph, pw = max(h, th), max(w, tw)
         if (ph, pw) != (h, w):
             x = np.pad(x, ((0, ph - h), (0, pw - w), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
-        ys, xs = tile_starts(ph, th, self.overlap), tile_starts(pw, tw, self.overlap)
-        acc, norm = None, np.zeros((ph, pw), np.float32)
         self.model.eval()
-        coords = [(y, x0) for y in ys for x0 in xs]
-        for i in range(0, len(coords), self.batch_size):
-            chunk = coords[i:i + self.batch_size]
+        if plan.tiles == 1:  # the whole (padded) image: nothing to blend
+            out = self._forward(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))[0, :, :h, :w]
+            self._tick()
+            return out
+        acc, norm = None, np.zeros((ph, pw), np.float32)
+        ramps: dict[tuple, np.ndarray] = {}  # a tile's weights depend only on which image edges it touches
+        coords = [(y, x0) for y in plan.ys for x0 in plan.xs]
+        for i in range(0, len(coords), plan.batch):
+            chunk = coords[i:i + plan.batch]
             batch = np.stack([x[y:y + th, x0:x0 + tw].transpose(2, 0, 1) for y, x0 in chunk])
             out = self._forward(np.ascontiguousarray(batch))
             if acc is None:
                 acc = np.zeros((out.shape[1], ph, pw), np.float32)
             for (y, x0), p in zip(chunk, out):
-                wy = _ramp(th, self.overlap, y == 0, y + th >= ph)
-                wx = _ramp(tw, self.overlap, x0 == 0, x0 + tw >= pw)
-                wgt = wy[:, None] * wx[None, :]
-                acc[:, y:y + th, x0:x0 + tw] += p * wgt
+                edges = (y == 0, y + th >= ph, x0 == 0, x0 + tw >= pw)
+                if edges not in ramps:
+                    wy = _ramp(th, self.overlap, edges[0], edges[1])
+                    wx = _ramp(tw, self.overlap, edges[2], edges[3])
+                    ramps[edges] = wy[:, None] * wx[None, :]
+                wgt = ramps[edges]
+                p *= wgt  # in place: `out` is this pass's own array
+                acc[:, y:y + th, x0:x0 + tw] += p
                 norm[y:y + th, x0:x0 + tw] += wgt
                 self._tick()
         acc /= norm

@@ -482,11 +482,11 @@ class Trainer:
         """The network Predict, Save and Export use: the best epoch's weights or the live ones (``keep``)."""
         return self.best.model(self.model, self.settings.train.keep)
 
-    def predictor(self, tile: int | None = 512, overlap: int = 128, snapshot: bool = False,
+    def predictor(self, tile: int | str | None = "auto", overlap: int = 128, snapshot: bool = False,
                   diameter: float | str | None = None, tta: bool = False):
         """A Predictor of the kept weights (``TrainSettings.keep``), with settled normalisation statistics.
 
-        `diameter`, `tta`: see ``Predictor``.
+        `tile`, `diameter`, `tta`: see ``Predictor``.
 
         ``snapshot=False``: predicts with the live model (call it between
         trainings, or from the training thread). ``snapshot=True``: predicts with
