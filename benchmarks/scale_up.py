@@ -60,7 +60,7 @@ def settings_for(a) -> Settings:
                              precision=a.precision, num_workers=a.workers)
 
 
-def loader_rate(trainer: Trainer, batches: int) -> tuple[float, int]:
+def loader_rate(trainer: Trainer) -> tuple[float, int]:
     """Patches per second from the run's own DataLoader, nothing else running; and its worker count."""
     loader = trainer._loader()
     trainer._run.sampler.set_epoch(1)
@@ -68,8 +68,7 @@ def loader_rate(trainer: Trainer, batches: int) -> tuple[float, int]:
     next(it)  # workers started
     t0 = time.perf_counter()
     n = 0
-    for _ in range(batches):
-        x, _, _ = next(it)
+    for x, _, _ in it:  # the rest of an epoch
         n += len(x)
     return n / (time.perf_counter() - t0), loader.num_workers
 
@@ -177,7 +176,7 @@ def main() -> None:
     device = pick_device(a.device)
     pairs = _pairs()
     trainer, started, engine = engine_training(a, pairs)
-    loader, workers = loader_rate(trainer, max(a.steps, 10))
+    loader, workers = loader_rate(trainer)
     bare = bare_training(a, trainer.settings, device)
     image = field_of_nuclei(pairs, a.size)
     pred_mps, bare_mps = prediction(trainer, image)
