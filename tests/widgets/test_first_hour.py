@@ -23,7 +23,7 @@ def _engine():
 
 def _train(widget, qtbot, epochs=1, steps=2):
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=epochs, steps=steps)
+    quick(widget, epochs=epochs, steps=steps, patch=64, val_split=0.0)  # a model, not a good one
     assert widget.start()
     wait_idle(qtbot, widget.session)
 
@@ -34,7 +34,7 @@ def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nu
     session = widget.session
     assert not widget.predict_button.enabled and not widget.add_prediction_button.enabled  # no model yet
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=2, steps=6)
+    quick(widget, epochs=2, steps=6, patch=64)
     steps, statuses = [], []
 
     def on_event(ev):
@@ -230,7 +230,7 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
     assert "do not have the same size" in widget.status.value
     assert widget.add_pair("nuclei", "nuclei labels")
     assert widget.status.value.startswith("'nuclei' with 'nuclei labels' is in the training set (1 pair).")
-    quick(widget, epochs=1, steps=2)
+    quick(widget, epochs=1, steps=2, patch=64, val_split=0.0)
     assert widget.start()
     wait_idle(qtbot, widget.session)
     big = np.tile(np.asarray(nuclei_viewer.layers["nuclei"].data)[0], (3, 3))  # 768 x 768: several tiles

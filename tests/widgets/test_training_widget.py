@@ -34,7 +34,7 @@ def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
 def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
     session = widget.session
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=2, steps=4)
+    quick(widget, epochs=2, steps=4, patch=64)
     seen, on_event = stop_at(session, widget.stop_button, 2)
     widget.start()
     wait_idle(qtbot, session)
@@ -54,7 +54,7 @@ def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
 def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer, qtbot, tmp_path):
     session = widget.session
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=3)
+    quick(widget, epochs=1, steps=3, patch=64)
     widget.controls["optimizer"].value = "adamax"
     widget.controls["rotate"].value = (-15.0, 15.0)
     widget.start()
@@ -114,7 +114,7 @@ def test_worker_errors_become_messages_and_the_widget_recovers(widget, nuclei_vi
 
 def test_start_twice_is_refused(widget, nuclei_viewer, qtbot):
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=3)
+    quick(widget, epochs=1, steps=3, patch=64)
     assert widget.start()
     assert not widget.start()  # refused, with a message, while the first runs
     assert "already running" in widget.status.value
