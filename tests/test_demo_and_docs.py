@@ -27,7 +27,7 @@ def test_sample_data_is_contributed_through_the_manifest():
 
 def test_headless_demo_trains_predicts_and_prints_the_figures(tmp_path):
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "demo", "--minutes", "0.1", "--out",
+    out = subprocess.run([sys.executable, "-m", "napari_mia.cli", "demo", "--minutes", "0.05", "--out",
                           str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "No display found" in out.stdout

@@ -7,6 +7,10 @@ from napari_mia.engine.events import EpochEnd, IterationEnd, Preview, TrainingFi
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import small_settings
 
+# Tests of the run's bookkeeping (events, stop, resume, retrain, time limit) need no good model: 64 px patches
+# cost under half of the default 96 px ones' time, in training and in each validation's BatchNorm settling.
+PATCH64 = dict(patch_width=64, patch_height=64)
+
 
 def _weights(t):
     return {k: v.detach().clone() for k, v in t.model.state_dict().items()}
@@ -28,7 +32,7 @@ def test_training_on_real_nuclei_improves_validation(trained, dsb_pairs):
 
 def test_events_arrive_in_order_with_counts(dsb_pairs, frozen):
     frozen(*[a for p in dsb_pairs[:4] for a in p[:2]])
-    t = Trainer(small_settings(epochs=2, steps_per_epoch=3))
+    t = Trainer(small_settings(epochs=2, steps_per_epoch=3, **PATCH64))
     ev = list(t.train(dsb_pairs[:4]))
     kinds = [type(e).__name__ for e in ev]
     assert kinds == ["TrainingStarted"] + ["IterationEnd"] * 3 + ["EpochEnd"] + ["IterationEnd"] * 3 + \
@@ -38,7 +42,7 @@ def test_events_arrive_in_order_with_counts(dsb_pairs, frozen):
 
 
 def test_stop_keeps_weights_and_resume_continues_the_same_run(dsb_pairs):
-    t = Trainer(small_settings(epochs=2, steps_per_epoch=4))
+    t = Trainer(small_settings(epochs=2, steps_per_epoch=4, **PATCH64))
     seen = []
     for e in t.train(dsb_pairs[:4]):
         seen.append(e)
@@ -59,7 +63,7 @@ def test_stop_keeps_weights_and_resume_continues_the_same_run(dsb_pairs):
 
 
 def test_stop_during_validation_redoes_it_on_resume(dsb_pairs):
-    t = Trainer(small_settings(epochs=1, steps_per_epoch=2))
+    t = Trainer(small_settings(epochs=1, steps_per_epoch=2, **PATCH64))
     gen = t.train(dsb_pairs[:8])
     for e in gen:
         if isinstance(e, IterationEnd) and e.step == 2:
@@ -79,7 +83,7 @@ def test_stop_during_validation_redoes_it_on_resume(dsb_pairs):
 
 
 def test_retrain_keeps_weights_and_reset_starts_over(dsb_pairs):
-    t = Trainer(small_settings(steps_per_epoch=2))
+    t = Trainer(small_settings(steps_per_epoch=2, **PATCH64))
     list(t.train(dsb_pairs[:4]))
     w = _weights(t)
     gen = t.train(dsb_pairs[4:8])
@@ -97,7 +101,7 @@ def test_retrain_keeps_weights_and_reset_starts_over(dsb_pairs):
 
 
 def test_time_limit_stops_and_autosave_writes_each_epoch(dsb_pairs, tmp_path):
-    t = Trainer(small_settings(epochs=50, steps_per_epoch=2))
+    t = Trainer(small_settings(epochs=50, steps_per_epoch=2, **PATCH64))
     t.autosave_path = tmp_path / "auto.pt"
     ev = list(t.train(dsb_pairs[:4], max_seconds=3))
     assert ev[-1].reason == "time_limit" and ev[-1].epoch < 50

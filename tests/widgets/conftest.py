@@ -86,15 +86,20 @@ def wait_idle(qtbot, session, timeout=180_000):
     qtbot.waitUntil(done, timeout=timeout)
 
 
-def quick(widget, epochs=2, steps=3):
-    """Small settings through the real controls."""
+def quick(widget, epochs=2, steps=3, patch=128, val_split=0.25):
+    """Small settings through the real controls.
+
+    Tests that need a model but not a good one take `patch=64` (a quarter of the pixels of 128, in every step and
+    in the BatchNorm settling before each validation and prediction), and `val_split=0.0` where they do not look at
+    validation at all.
+    """
     c = widget.controls
     c["label_mode"].value = "instances"
     c["epochs"].value = epochs
     c["steps_per_epoch"].value = steps
-    c["patch_width"].value = c["patch_height"].value = 128
+    c["patch_width"].value = c["patch_height"].value = patch
     c["batch_size"].value = 4
-    c["val_split"].value = 0.25
+    c["val_split"].value = val_split
 
 
 def stop_at(session, button, iteration: int) -> tuple[list, object]:
@@ -123,3 +128,68 @@ def docked(viewer, application: str, steps: int, patch: int, how: str = "menu"):
     c["batch_size"].value = 4
     c["val_split"].value = 0.0
     return w
+
+
+# A user's new napari, in a fresh process (torch not yet imported): the dock opened, Load Model clicked, then a
+# model built and run. One process for three tests (test_training_widget.py, test_first_hour.py): each fresh
+# napari with torch costs ~20 s of the suite.
+NEW_NAPARI = """
+import sys, time
+import napari
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+viewer = napari.Viewer(show=False)
+t = time.perf_counter()
+_, w = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+print("OPENED", "torch" in sys.modules, round(time.perf_counter() - t, 3))
+ticks = []
+timer = QTimer()
+timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+timer.start(20)
+t0 = time.perf_counter()
+assert w.load_model(sys.argv[1])
+returned = time.perf_counter() - t0
+status = w.status.value
+app = QApplication.instance()
+while w.session.busy and time.perf_counter() - t0 < 150:
+    app.processEvents()
+    time.sleep(0.005)
+took = time.perf_counter() - t0
+ticks = [t for t in ticks if t0 <= t <= t0 + took]
+gap = max(b - a for a, b in zip([t0] + ticks, ticks + [t0 + took]))
+print("RESULT", round(returned, 3), round(took, 3), round(gap, 3), len(ticks), "torch" in sys.modules)
+print("STATUS", status, "|", w.status.value)
+sys.stdout.flush()
+# The order a user has: the viewer (Mesa may load libLLVM) first, torch and smp imported afterwards (here by the
+# load's worker, as by the first Start's), then a model trained or run: without the guard in napari_mia._llvm
+# the process dies with SIGSEGV here on llvmpipe (as under Xvfb).
+import torch
+from napari_mia._llvm import system_llvm_loaded
+from napari_mia.engine.models import build_model
+from napari_mia.engine.settings import Settings
+
+m = build_model(Settings().model, load_pretrained=False)
+print("RAN", system_llvm_loaded(), tuple(m(torch.zeros(1, 1, 64, 64)).shape))
+viewer.close()
+"""
+
+
+@pytest.fixture(scope="session")
+def new_napari(tmp_path_factory):
+    """NEW_NAPARI run once: (completed process, its stdout lines by their first word)."""
+    import subprocess
+    import sys
+
+    from napari_mia.widgets._session import import_engine_libraries
+
+    import_engine_libraries()  # torch as the dock imports it (see napari_mia._llvm), before a model is made here
+    from napari_mia.engine.settings import Settings
+    from napari_mia.engine.trainer import Trainer
+
+    trainer = Trainer(Settings())
+    trainer._ensure_model()
+    model = trainer.save(tmp_path_factory.mktemp("new_napari") / "m.pt")
+    out = subprocess.run([sys.executable, "-c", NEW_NAPARI, str(model)], capture_output=True, text=True, timeout=300)
+    lines = {line.split(" ", 1)[0]: line for line in out.stdout.splitlines() if line[:1].isupper()}
+    return out, lines

@@ -2,8 +2,6 @@
 real viewer, opened both ways napari opens it (the `widget` fixture: Plugins menu and add_plugin_dock_widget).
 """
 
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -23,7 +21,7 @@ def _engine():
 
 def _train(widget, qtbot, epochs=1, steps=2):
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=epochs, steps=steps)
+    quick(widget, epochs=epochs, steps=steps, patch=64, val_split=0.0)  # a model, not a good one
     assert widget.start()
     wait_idle(qtbot, widget.session)
 
@@ -34,7 +32,7 @@ def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nu
     session = widget.session
     assert not widget.predict_button.enabled and not widget.add_prediction_button.enabled  # no model yet
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=2, steps=6)
+    quick(widget, epochs=2, steps=6, patch=64)
     steps, statuses = [], []
 
     def on_event(ev):
@@ -100,50 +98,12 @@ def test_instance_labels_for_a_classes_model_are_named_plainly(widget, nuclei_vi
 
 
 # -- 6: nothing freezes the viewer ----------------------------------------------------------------------------
-LOAD_IN_A_NEW_NAPARI = """
-import sys, time
-import napari
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication
-
-viewer = napari.Viewer(show=False)
-_, w = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
-ticks = []
-timer = QTimer()
-timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-timer.start(20)
-t0 = time.perf_counter()
-assert w.load_model(sys.argv[1])
-returned = time.perf_counter() - t0
-status = w.status.value
-app = QApplication.instance()
-while w.session.busy and time.perf_counter() - t0 < 150:
-    app.processEvents()
-    time.sleep(0.005)
-took = time.perf_counter() - t0
-ticks = [t for t in ticks if t0 <= t <= t0 + took]
-gap = max(b - a for a, b in zip([t0] + ticks, ticks + [t0 + took]))
-print("RESULT", round(returned, 3), round(took, 3), round(gap, 3), len(ticks), "torch" in sys.modules)
-print("STATUS", status, "|", w.status.value)
-viewer.close()
-"""
-
-
-def test_the_first_load_model_does_not_freeze_a_new_napari(tmp_path):
+def test_the_first_load_model_does_not_freeze_a_new_napari(new_napari):
     """A fresh process (torch not yet imported), as a user's new napari: Load Model returns at once and the
-    event loop keeps running while torch loads and the file is read."""
-    _engine()
-    from napari_mia.engine.settings import Settings
-    from napari_mia.engine.trainer import Trainer
-
-    trainer = Trainer(Settings())
-    trainer._ensure_model()
-    trainer.save(tmp_path / "m.pt")
-    out = subprocess.run([sys.executable, "-c", LOAD_IN_A_NEW_NAPARI, str(tmp_path / "m.pt")],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = next(line for line in out.stdout.splitlines() if line.startswith("RESULT")).split()
-    status = next(line for line in out.stdout.splitlines() if line.startswith("STATUS"))
+    event loop keeps running while torch loads and the file is read (the script: conftest.NEW_NAPARI)."""
+    out, lines = new_napari
+    assert out.returncode == 0 and "RESULT" in lines and "STATUS" in lines, out.stdout[-2000:] + out.stderr[-3000:]
+    result, status = lines["RESULT"].split(), lines["STATUS"]
     returned, took, gap, ticks = float(result[1]), float(result[2]), float(result[3]), int(result[4])
     assert result[5] == "True" and "Loading model" in status and "Model loaded from" in status
     assert returned < 0.5, out.stdout  # the click returns at once, before torch is loaded
@@ -232,7 +192,7 @@ def test_prediction_reports_progress_and_a_success_clears_an_old_error(widget, n
     assert "do not have the same size" in widget.status.value
     assert widget.add_pair("nuclei", "nuclei labels")
     assert widget.status.value.startswith("'nuclei' with 'nuclei labels' is in the training set (1 pair).")
-    quick(widget, epochs=1, steps=2)
+    quick(widget, epochs=1, steps=2, patch=64, val_split=0.0)
     assert widget.start()
     wait_idle(qtbot, widget.session)
     big = np.tile(np.asarray(nuclei_viewer.layers["nuclei"].data)[0], (3, 3))  # 768 x 768: several tiles

@@ -68,7 +68,7 @@ def test_actions_stay_in_reach_when_training_opens_the_plot(shown, qtbot, size):
     viewer, w = shown
     _settle(qtbot, viewer, size)
     assert all(on_screen(b.native) for b in _actions(w))  # when the dock opens, before any scrolling
-    quick(w, epochs=1, steps=2)
+    quick(w, epochs=1, steps=2, patch=64)
     w.start()
     qtbot.waitUntil(lambda: getattr(w.session, "plot_widget", None) is not None, timeout=60_000)
     qtbot.wait(300)

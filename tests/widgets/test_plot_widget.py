@@ -18,7 +18,7 @@ def docks(nuclei_viewer):
 
 def test_plot_holds_the_logged_values_and_saves_the_record(docks, qtbot, tmp_path):
     train, plot = docks
-    quick(train, epochs=3, steps=3)
+    quick(train, epochs=3, steps=3, patch=64)
     events = []
     train.session.event.connect(events.append)
     train.start()
@@ -45,7 +45,7 @@ def test_plot_holds_the_logged_values_and_saves_the_record(docks, qtbot, tmp_pat
 
 def test_stop_and_resume_from_the_plot_dock(docks, qtbot):
     train, plot = docks
-    quick(train, epochs=2, steps=3)
+    quick(train, epochs=2, steps=3, patch=64)
     seen, on_event = stop_at(train.session, plot.stop_button, 1)
     failures = []
     train.session.failed.connect(failures.append)

@@ -59,7 +59,7 @@ def test_predicting_again_updates_our_layer_only_while_unedited(widget, nuclei_v
     viewer.add_image(load_dsb(6)[5][0], name="unseen")
     viewer.add_labels(np.ones((4, 256, 256), np.uint16), name="nuclei prediction")  # the user's own layer
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=2)
+    quick(widget, epochs=1, steps=2, patch=64, val_split=0.0)
     widget.start()
     wait_idle(qtbot, widget.session)
     user = snapshot(viewer)

@@ -12,7 +12,7 @@ from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle, wait_f
 
 def _trained(widget, qtbot, steps=2):
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=steps)
+    quick(widget, epochs=1, steps=steps, patch=64, val_split=0.0)  # any model will do
     widget.start()
     wait_idle(qtbot, widget.session)
 
@@ -68,7 +68,7 @@ def test_removing_layers_while_training_and_predicting(widget, nuclei_viewer, qt
     viewer, session = nuclei_viewer, widget.session
     viewer.add_image(np.asarray(viewer.layers["nuclei"].data)[0], name="other")
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=2, steps=3)
+    quick(widget, epochs=2, steps=3, patch=64)
     widget.start()
     viewer.layers.remove("nuclei labels")  # training works on copies: it goes on
     wait_idle(qtbot, session)
@@ -108,9 +108,8 @@ def test_soak_train_stop_resume_predict_14_times(widget, nuclei_viewer, qtbot):
     session, proc = widget.session, psutil.Process()
     nuclei_viewer.add_image(np.asarray(nuclei_viewer.layers["nuclei"].data)[0], name="one")
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=3)
-    widget.controls["patch_width"].value = widget.controls["patch_height"].value = 64
-    widget.controls["val_split"].value = 0.0
+    quick(widget, epochs=1, steps=3, patch=64, val_split=0.0)
+    widget.controls["batch_size"].value = 2  # the cycles, not the model, are what is measured
     widget.predict_combo.value = "one"
     rss = []
     for cycle in range(14):

@@ -1,5 +1,3 @@
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -34,7 +32,7 @@ def test_train_from_the_dock_on_real_nuclei(widget, nuclei_viewer, qtbot):
 def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
     session = widget.session
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=2, steps=4)
+    quick(widget, epochs=2, steps=4, patch=64)
     seen, on_event = stop_at(session, widget.stop_button, 2)
     widget.start()
     wait_idle(qtbot, session)
@@ -54,7 +52,7 @@ def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
 def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer, qtbot, tmp_path):
     session = widget.session
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=3)
+    quick(widget, epochs=1, steps=3, patch=64)
     widget.controls["optimizer"].value = "adamax"
     widget.controls["rotate"].value = (-15.0, 15.0)
     widget.start()
@@ -114,51 +112,29 @@ def test_worker_errors_become_messages_and_the_widget_recovers(widget, nuclei_vi
 
 def test_start_twice_is_refused(widget, nuclei_viewer, qtbot):
     widget.add_pair("nuclei", "nuclei labels")
-    quick(widget, epochs=1, steps=3)
+    quick(widget, epochs=1, steps=3, patch=64)
     assert widget.start()
     assert not widget.start()  # refused, with a message, while the first runs
     assert "already running" in widget.status.value
     wait_idle(qtbot, widget.session)
 
 
-def test_opening_the_widget_does_not_import_torch():
-    code = (
-        "import sys, time, napari\n"
-        "v = napari.Viewer(show=False)\n"
-        "t = time.perf_counter()\n"
-        "from napari_mia.widgets.training import TrainingWidget\n"
-        "w = TrainingWidget(v)\n"
-        "print('torch' in sys.modules, round(time.perf_counter() - t, 3))\n"
-        "v.close()\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    loaded, seconds = out.stdout.split()[-2:]
+def test_opening_the_widget_does_not_import_torch(new_napari):
+    out, lines = new_napari  # a fresh napari (conftest.NEW_NAPARI): the dock opened as the Plugins menu does
+    assert "OPENED" in lines, out.stdout[-2000:] + out.stderr[-3000:]
+    loaded, seconds = lines["OPENED"].split()[1:]
     assert loaded == "False", out.stderr[-2000:]
 
 
-def test_training_after_the_viewer_exists_does_not_crash():
-    """The order a user has: viewer (Mesa may load libLLVM) first, torch on the first Start.
+def test_training_after_the_viewer_exists_does_not_crash(new_napari):
+    """The order a user has: viewer (Mesa may load libLLVM) first, torch on the first Start or Load Model (in
+    the dock's worker), then a model run (conftest.NEW_NAPARI).
 
-    Without the guard in napari_mia._llvm the process dies with SIGSEGV here on
-    llvmpipe (as under Xvfb).
+    Without the guard in napari_mia._llvm the process dies with SIGSEGV here on llvmpipe (as under Xvfb).
     """
-    code = (
-        "import napari\n"
-        "v = napari.Viewer(show=False)\n"
-        "from napari_mia._llvm import system_llvm_loaded\n"
-        "llvm = system_llvm_loaded()\n"
-        "from napari_mia.widgets._session import import_engine_libraries\n"
-        "import_engine_libraries()\n"
-        "import torch\n"
-        "from napari_mia.engine.models import build_model\n"
-        "from napari_mia.engine.settings import Settings\n"
-        "m = build_model(Settings().model, load_pretrained=False)\n"
-        "print(llvm, tuple(m(torch.zeros(1, 1, 64, 64)).shape))\n"
-        "v.close()\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    out, lines = new_napari
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
-    assert out.stdout.split("\n")[-2].endswith("(1, 2, 64, 64)")
+    assert lines["RAN"].endswith("(1, 2, 64, 64)"), out.stdout[-2000:]
 
 
 def test_signals_that_arrive_inside_a_handler_wait_their_turn(qtbot):
