@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import PeakMemory  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT.parent / "shared" / "data" / "large_images" / "cmu_small_region_he_noGT.png"
@@ -91,28 +92,6 @@ def main() -> None:
             print()
 
 
-class PeakMemory:
-    """Peak resident memory above the level at the start, sampled every 5 ms (ru_maxrss only ever grows)."""
-
-    def __enter__(self):
-        import threading
-
-        import psutil
-
-        self._proc, self._stop = psutil.Process(), threading.Event()
-        self.base = self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.added_mb = (self.peak - self.base) / 2**20
 
 
 def _forward_mb(model, shape, device) -> float:

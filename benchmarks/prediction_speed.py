@@ -24,37 +24,17 @@ import argparse
 import json
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import PeakMemory  # beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DSB = ROOT.parent / "shared" / "data" / "dsb2018_fluo"
 CACHE = Path(tempfile.gettempdir()) / "napari-mia-bench-prediction-speed.pt"
 
 
-class PeakMemory:
-    """Peak resident memory above the level at the start, sampled every 5 ms."""
-
-    def __enter__(self):
-        import psutil
-
-        self._proc, self._stop = psutil.Process(), threading.Event()
-        self.base = self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.added_mb = (self.peak - self.base) / 2**20
 
 
 def trained_model(retrain: bool):

@@ -1,31 +1,8 @@
-import threading
-
 import numpy as np
 import pytest
 
+from benchmarks.peak_memory import PeakMemory
 from tests.conftest import SHARED
-
-
-class PeakMemory:
-    """The process's peak resident memory above its level at the start, sampled every 5 ms."""
-
-    def __enter__(self):
-        import psutil
-
-        self._proc, self._stop = psutil.Process(), threading.Event()
-        self.base = self.peak = self._proc.memory_info().rss
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.added_mb = (self.peak - self.base) / 2**20
 
 
 def test_large_slide_predicts_tiled_in_bounded_memory_and_matches_untiled(trained):
