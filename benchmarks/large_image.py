@@ -39,7 +39,7 @@ def main() -> None:
     import torch
 
     from napari_mia.engine.data import read_image
-    from napari_mia.engine.predictor import Predictor
+    from napari_mia.engine.predictor import Predictor, activation_bytes_per_pixel
     from napari_mia.engine.settings import Settings
     from napari_mia.engine.trainer import Trainer
 
@@ -73,7 +73,7 @@ def main() -> None:
         rows.append({"tile": tile, "shape": list(slide.shape), "tiles": str(tiled.last_plan),
                      "seconds": round(seconds, 1), "peak_added_mb": round(mem.added_mb),
                      "peak_rss_growth_mb": round(_peak_mb() - base),
-                     "untiled_forward_estimate_mb": round(_forward_mb(model, slide.shape[:2], device)),
+                     "untiled_forward_estimate_mb": round(activation_bytes_per_pixel(model, 3, device) * slide.shape[0] * slide.shape[1] / 2**20),
                      "crop_agreement": round(float((part.argmax(0) == whole.argmax(0))[inner].mean()), 4),
                      "crop_mean_abs_diff": round(float(np.abs(part - whole)[(slice(None), *inner)].mean()), 5),
                      "crop_tissue_fraction": round(float(whole.argmax(0).mean()), 3),
@@ -90,22 +90,6 @@ def main() -> None:
             for k, v in out.items():
                 print(f"{k}: {v}")
             print()
-
-
-
-
-def _forward_mb(model, shape, device) -> float:
-    """Activations of one untiled forward pass, scaled from a 512x512 one (they grow with the area)."""
-    import torch
-
-    sizes = []
-    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
-             for m in model.modules() if not list(m.children())]
-    with torch.inference_mode():
-        model(torch.zeros(1, 3, 512, 512, device=device))
-    for h in hooks:
-        h.remove()
-    return sum(sizes) / 2**20 * (shape[0] * shape[1]) / 512**2
 
 
 if __name__ == "__main__":

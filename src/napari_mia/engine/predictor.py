@@ -396,9 +396,7 @@ class Predictor:
             x = np.pad(x, ((0, ph - h), (0, pw - w), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
         self.model.eval()
         if plan.tiles == 1:  # the whole (padded) image: nothing to blend
-            out = self._forward(np.ascontiguousarray(x.transpose(2, 0, 1)[None]))[0, :, :h, :w]
-            self._tick()
-            return out
+            return self._whole(x)[:, :h, :w]
         acc, norm = None, np.zeros((ph, pw), np.float32)
         ramps: dict[tuple, np.ndarray] = {}  # a tile's weights depend only on which image edges it touches
         coords = [(y, x0) for y in plan.ys for x0 in plan.xs]
