@@ -108,8 +108,10 @@ def _parser() -> argparse.ArgumentParser:
                         "fluorescence channels (default: 3 for RGB files, else 1)")
     add_channel_axis_option(t)
     t.add_argument("--config", type=Path, help="settings file (YAML/JSON); the options below override it")
-    t.add_argument("--epochs", type=int, help="passes over the training images (default: 10)")
-    t.add_argument("--minutes", type=float, help="stop after this many minutes of training, saving the model")
+    t.add_argument("--epochs", type=int, help="passes over the training images (default: 10; with --minutes alone, "
+                                              "as many as fit in the time)")
+    t.add_argument("--minutes", type=float, help="train for this many minutes: the steps, validations and learning "
+                                                 "rate are planned to fit the time, and the best model is saved")
     t.add_argument("--arch", help="architecture: Unet, UnetPlusPlus, FPN, Linknet, PSPNet, DeepLabV3, DeepLabV3Plus, "
                                   "PAN, MAnet, UPerNet, Segformer (default: Unet)")
     t.add_argument("--backbone", help="encoder, e.g. resnet18, resnet34, efficientnet-b0 (default: resnet18)")
@@ -205,7 +207,19 @@ def _settings_from_args(a):
     )
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
+    _time_budget(a, s)
     return s
+
+
+def _time_budget(a, s) -> None:
+    """--minutes alone: the time sets the plan (as many steps as fit, validated along the way); with
+    --epochs too, whichever ends first."""
+    if a.minutes:
+        s.train.minutes = a.minutes
+        if not a.epochs:
+            s.train.epochs = 0
+    elif s.train.epochs == 0 and not s.train.minutes:
+        s.train.epochs = 10
 
 
 def _training_pairs(a, app):
@@ -301,7 +315,7 @@ def train(a) -> int:
 
 def _train(a, group) -> int:
     from .engine import applications
-    from .engine.events import EpochEnd, IterationEnd, TrainingFinished, TrainingStarted
+    from .engine.events import EpochEnd, IterationEnd, PlanMade, TrainingFinished, TrainingStarted
     from .engine.record import TrainingRecord, record_path
     from .engine.trainer import Trainer
 
@@ -311,6 +325,7 @@ def _train(a, group) -> int:
 
         trainer, pairs = start_from(a, _training_pairs)
         s = trainer.settings
+        _time_budget(a, s)
     elif a.resume:
         if not a.out.is_file():
             raise MiaError(f"--resume: {a.out} does not exist yet, so there is nothing to continue. "
@@ -319,6 +334,8 @@ def _train(a, group) -> int:
         s = trainer.settings
         if a.epochs:
             s.train.epochs = a.epochs
+        if a.minutes and not a.epochs and s.train.epochs == 0:
+            s.train.minutes = a.minutes
         if a.precision:
             s.train.precision = a.precision
         done = trainer._saved_run.get("epoch", 0) if trainer._saved_run else 0
@@ -363,8 +380,13 @@ def _train(a, group) -> int:
         for ev in trainer.train(sources, val=val, max_seconds=max_seconds, continue_saved=a.resume):
             record.add(ev)
             if isinstance(ev, TrainingStarted):
-                print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
-                      f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                if ev.epochs:
+                    print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
+                          f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
+                else:
+                    print(f"Training on {ev.num_train} images ({ev.num_val} for validation) for {a.minutes:g} "
+                          f"minutes, on {ev.device}: the plan follows from the speed of the first steps.",
+                          file=sys.stderr)
                 if ev.processes > 1:
                     print(f"Distributed training: {ev.processes} processes ({ev.backend}), each drawing its share "
                           f"of the patches ({s.train.batch_size} per step each).", file=sys.stderr)
@@ -372,7 +394,14 @@ def _train(a, group) -> int:
                     print(f"Mixed precision: {ev.precision}.", file=sys.stderr)
                 if ev.note:
                     print(ev.note, file=sys.stderr)
-                bar = _bar(ev.epochs * ev.steps_per_epoch, a.quiet)
+                bar = _bar(ev.epochs * ev.steps_per_epoch or None, a.quiet)
+            elif isinstance(ev, PlanMade):
+                _write(bar, f"Plan: {ev.message}")
+                if ev.warning:
+                    _write(bar, f"Warning: {ev.warning}")
+                if bar is not None and ev.timed:
+                    bar.total = ev.steps
+                    bar.refresh()
             elif isinstance(ev, IterationEnd) and bar is not None:
                 bar.update(1)
                 bar.set_postfix(epoch=ev.epoch, loss=f"{ev.loss:.4f}", **{metric: f"{ev.metric:.3f}"}, refresh=False)
@@ -397,7 +426,8 @@ def _train(a, group) -> int:
         trainer.save(a.out)
         record.write_csv(record_path(a.out))
     if last is not None and last.reason == "time_limit":
-        print(f"Time limit of {a.minutes:g} minutes reached after {last.iteration} steps.", file=sys.stderr)
+        print(f"Time limit of {a.minutes or s.train.minutes:g} minutes reached after {last.iteration} steps.",
+              file=sys.stderr)
     if trainer.has_validation:
         for line in app.cli_validation_report(trainer, val_pairs or pairs, lambda f: _read_fit(f, s, True, axis)):
             print(line)

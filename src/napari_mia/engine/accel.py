@@ -8,6 +8,7 @@ laptop do not change; on a CUDA GPU the defaults turn on what makes it fast
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 
 # Workers per training process when a GPU trains (automatic setting): enough for the default patch pipeline
@@ -128,12 +129,15 @@ class EpochSampler:
 
     def __init__(self, n: int):
         self.n, self.epoch = n, 0
+        # A time-planned period ends when the clock says, not after n items (engine.plan).
+        self.unbounded = False
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, unbounded: bool = False) -> None:
+        self.epoch, self.unbounded = epoch, unbounded
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
-        return iter([(self.epoch, i) for i in range(self.n)])
+        items = itertools.count() if self.unbounded else range(self.n)
+        return ((self.epoch, i) for i in items)

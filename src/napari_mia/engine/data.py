@@ -435,3 +435,48 @@ def validation_patches(sources: list[SampleSource], settings: Settings):
         for y in range(0, h, ph):
             for x in range(0, w, pw):
                 yield to_tensors(*_crop(sample, y, x, ph, pw))
+
+
+def validation_crops(sources: list[SampleSource], settings: Settings, max_crops: int, seed: int) -> list:
+    """A fixed sample of at most `max_crops` patch-sized crops of the validation images, as sources.
+
+    Whole images when they hold no more patches than that (nothing changes for a few small images).
+    Else as many images as possible each give a crop in turn, chosen with `seed`, skipping crops with
+    nothing labelled: a 54-image validation set scored after every period would cost most of a short
+    run. The same crops are scored at every validation, so the scores compare.
+    """
+    ph, pw = settings.data.patch_height, settings.data.patch_width
+    tiles = []
+    for s in sources:
+        h, w = s.shape
+        tiles.append([(y, x) for y in range(0, max(h - ph, 0) + 1, ph) for x in range(0, max(w - pw, 0) + 1, pw)])
+    if sum(len(t) for t in tiles) <= max_crops:
+        return list(sources)
+    rng = np.random.default_rng((seed, 7))
+    order = [list(rng.permutation(len(t))) for t in tiles]
+    picked: list[tuple[int, int, int]] = []
+    images = list(rng.permutation(len(sources)))
+    while len(picked) < max_crops and any(order[i] for i in images):
+        for i in images:
+            if order[i] and len(picked) < max_crops:
+                picked.append((i, *tiles[i][order[i].pop()]))
+    crops = []
+    for i in sorted({i for i, _, _ in picked}):
+        src, sample = sources[i], sources[i].get()
+        for j, y, x in picked:
+            if j != i:
+                continue
+            part = _crop_within(sample, y, x, ph, pw)
+            if not np.any(part.target != IGNORE):
+                continue
+            crops.append(SampleSource(lambda part=part: part, f"{src.name} [{y}:{y + ph}, {x}:{x + pw}]",
+                                      part.target.shape[:2], keep=True, max_label=src.max_label,
+                                      background=getattr(src, "background", None)))
+    return crops
+
+
+def _crop_within(sample: Sample, y: int, x: int, ph: int, pw: int) -> Sample:
+    """The part of `sample` at (y, x), at most ph x pw and inside the image (no padding: a real field)."""
+    part = (slice(y, y + ph), slice(x, x + pw))
+    weight = None if sample.weight is None else sample.weight[part].copy()
+    return Sample(sample.image[part].copy(), sample.target[part].copy(), weight, sample.name)

@@ -25,6 +25,23 @@ class TrainingStarted:
     # Training processes working together (torchrun) and how they talk ("gloo", "nccl"; "" alone).
     processes: int = 1
     backend: str = ""
+    # The time budget in minutes (0: none). With no epoch limit (``epochs`` 0) the plan is made from the
+    # speed of the first steps and comes as ``PlanMade``; ``steps_per_epoch`` is then 0.
+    minutes: float = 0.0
+
+
+@dataclass(frozen=True)
+class PlanMade:
+    """The run's plan, once the first steps are timed (``engine.plan``): what will happen, in plain words."""
+
+    message: str  # e.g. "5 minutes: about 190 steps, validation every 19 steps (on 24 crops)."
+    steps: int  # planned training steps of the run
+    validate_every: int  # steps between validations (0: none)
+    seconds_per_step: float
+    seconds: float  # expected length of the run
+    timed: bool
+    warning: str = ""  # the plan is too short to learn, or a time limit cuts it before its first validation
+    validation_crops: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,8 @@ class EpochEnd:
     # Instance mode: object F1 at IoU 0.5 on the whole validation images, averaged per image (the
     # score users judge results by); it picks the best epoch when there is one. None otherwise.
     val_objects: float | None = None
+    # Of ``seconds``, those the validation took (a time plan keeps their share small, engine.plan).
+    val_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,4 +87,4 @@ class TrainingFinished:
     iteration: int
 
 
-Event = TrainingStarted | IterationEnd | EpochEnd | Preview | TrainingFinished
+Event = TrainingStarted | PlanMade | IterationEnd | EpochEnd | Preview | TrainingFinished

@@ -98,7 +98,6 @@ class Run:
     cm: np.ndarray | None = None
     epoch_seconds: float = 0.0
     in_validation: bool = False
-    best_val: float = float("-inf")
     deadline: float | None = None
     history: list = field(default_factory=list)
     # One DataLoader for the whole run (its workers persist between epochs) and its epoch sampler.
@@ -106,6 +105,19 @@ class Run:
     sampler: object = None
     scaler: object = None  # float16 loss scaling (accel.grad_scaler)
     stop_reason: str | None = None  # several processes: the reason they agreed on at the last check
+    # The plan (engine.plan): the run's clock, whether a time budget sets the periods between validations,
+    # whether the plan was made (after the first steps), the learning rate's progress (0-1) for a resume.
+    clock: object = None
+    timed: bool = False
+    planned: bool = False
+    lr_progress: float = 0.0
+    spent: float = 0.0  # seconds of training and validation so far (a resumed time plan gets the rest)
+    done: bool = False  # a time plan that ended: nothing to resume
+    val_seconds: float = 0.0  # the last validation's
+    # What each validation scores: a fixed sample of crops of ``val`` (or ``val`` itself), made once.
+    val_sample: list | None = None
+    # The best epoch so far: (score, -validation loss); a tie of the score goes to the lower loss.
+    best_key: tuple = (float("-inf"), float("-inf"))
 
 
 def class_weight_tensor(settings: Settings, sources, device):

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import SettingsError
 
-SETTINGS_VERSION = 1
+SETTINGS_VERSION = 2
 
 TASKS = ("segmentation", "detection", "classification")
 LABEL_MODES = ("classes", "instances")
@@ -42,7 +42,7 @@ REGRESSION_LOSSES = ("mse", "rmse", "msle", "mae")
 CLASSIFICATION_LOSSES = ("cross_entropy", "focal", "kl_divergence")
 LOSSES = SEGMENTATION_LOSSES + REGRESSION_LOSSES
 METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
-LR_SCHEDULES = ("constant", "plateau", "step")
+LR_SCHEDULES = ("cosine", "constant", "plateau", "step")
 CLASS_WEIGHTING = ("none", "auto", "manual")
 NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
 
@@ -126,14 +126,19 @@ class DataSettings:
 @dataclass
 class TrainSettings:
     batch_size: int = 4
+    # Passes over the training images; 0 = as many as the training time allows (``minutes``).
     epochs: int = 10
+    # A time budget: the run is planned to end, validated and with its learning rate run down, in this many
+    # minutes (engine.plan). 0 = no budget: the epochs decide. With both, whichever ends first.
+    minutes: float = 0.0
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     # Dice, not cross entropy: on DSB nuclei cross entropy stays biased towards
     # background for the first few hundred steps (docs/benchmarks.md).
     loss: str = "dice"
     metric: str = "iou"
-    lr_schedule: str = "constant"
+    # cosine: a short warm-up, then down to a small fraction at the end of the planned steps (engine.plan).
+    lr_schedule: str = "cosine"
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     step_factor: float = 0.5
@@ -313,8 +318,10 @@ class Settings:
                 raise SettingsError(f"{name} must be a multiple of 32 and at least 32, got {v}.")
         if t.batch_size < 1:
             raise SettingsError("Batch size must be at least 1.")
-        if t.epochs < 1:
-            raise SettingsError("Epochs must be at least 1.")
+        if t.epochs < 0 or not t.minutes >= 0:
+            raise SettingsError("Epochs and the training time cannot be negative.")
+        if t.epochs == 0 and not t.minutes > 0:
+            raise SettingsError("Give a number of epochs, or a training time to train as many as fit in it.")
         if not t.learning_rate > 0:
             raise SettingsError("Learning rate must be positive.")
         if not 0 <= t.val_split < 1:
@@ -376,8 +383,15 @@ def migrate(d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+def _to_2(d: dict[str, Any]) -> dict[str, Any]:
+    # Version 2 added the training time (absent: none) and the cosine schedule. Nothing to convert: a
+    # version-1 file names its schedule, and older readers refuse version 2 with a plain message rather
+    # than an unknown setting.
+    return d
+
+
 # _MIGRATIONS[n] turns a version-n dict into version n+1.
-_MIGRATIONS: dict[int, Any] = {}
+_MIGRATIONS: dict[int, Any] = {1: _to_2}
 
 
 def _yaml():

@@ -35,15 +35,27 @@ from .data import (
     validation_items,
 )
 from .errors import DataError, OutOfMemoryError, SettingsError
-from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
+from .events import EpochEnd, Event, IterationEnd, PlanMade, Preview, TrainingFinished, TrainingStarted
 from .metrics import confusion, score
 from .models import build_model, pick_device
 from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here, as before
     SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
     settle_batchnorm,
 )
+from .plan import MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, CROP_COST, FEW_STEPS, VALIDATION_SHARE, \
+    VALIDATIONS, Clock, cosine_factor
 from .settings import Settings
 from .targets import IGNORE
+
+
+def _now() -> float:
+    """The trainer's clock (seconds): the plan, the deadline and the timings read it, so tests can replace it."""
+    return time.perf_counter()
+
+
+def _best_key(score: float | None, val_loss: float | None) -> tuple:
+    """How epochs rank for the best weights: the score, then the lower validation loss."""
+    return (float("-inf") if score is None else score, float("-inf") if val_loss is None else -val_loss)
 
 
 def _model_key(s: Settings) -> tuple:
@@ -98,7 +110,8 @@ class Trainer:
 
     @property
     def can_resume(self) -> bool:
-        return self._run is not None and self._run.epoch < self._run.epochs
+        run = self._run
+        return run is not None and not run.done and (run.timed or run.epoch < run.epochs)
 
     def calibrate_detection(self) -> float:
         """Detection: set the peak threshold from the run's training images (never the held-out ones)."""
@@ -205,9 +218,10 @@ class Trainer:
                 scheduler.load_state_dict(saved["scheduler"])
             self._run.epoch = min(int(saved.get("epoch", 0)), self._run.epochs)
             self._run.iteration = int(saved.get("iteration", 0))
-            self._run.best_val = max([h.get("val_objects") if h.get("val_objects") is not None else h["val_metric"]
+            self._run.best_key = max([_best_key(h.get("val_objects") if h.get("val_objects") is not None
+                                                else h["val_metric"], h.get("val_loss"))
                                       for h in self.history if h.get("val_metric") is not None],
-                                     default=float("-inf"))
+                                     default=self._run.best_key)
         else:
             self.best.clear()  # a new run: its own best epoch
         self._saved_run = None
@@ -220,29 +234,63 @@ class Trainer:
         self._place()
         yield from self._loop(max_seconds, resumed=True)
 
+    def _budget(self, max_seconds: float | None, run: _Run) -> float | None:
+        """The run's time in seconds: the training time setting and/or the caller's limit, whichever is less;
+        a resumed time plan gets what is left of its budget."""
+        t = self.settings.train
+        limits = [x for x in (t.minutes * 60 if t.minutes > 0 else None, max_seconds) if x]
+        if not limits:
+            return None
+        budget = min(limits)
+        if run.timed and run.spent:
+            budget = max(budget - run.spent, 10.0)
+        return budget
+
     def _loop(self, max_seconds, resumed: bool) -> Iterator[Event]:
         run, t = self._run, self.settings.train
         self._stop.clear()
-        run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        steps = len(self._loader())
+        budget = self._budget(max_seconds, run)
+        started = _now()
+        run.deadline = None if budget is None else started + budget
+        if run.epochs == 0 and budget is None:
+            raise SettingsError("Give a number of epochs, or a training time to train as many as fit in it.")
+        run.timed = budget is not None and run.epochs == 0
+        steps = 0 if run.timed else len(self._loader())
+        self._loader()
+        clock = run.clock = Clock(budget, run.timed, run.epochs, steps, run.iteration, has_validation=bool(run.val))
+        if run.timed:
+            clock.resume_from(run.lr_progress, run.iteration)
+        else:
+            clock.set_total(run.epochs * steps)
+            if run.val_sample is None:
+                run.val_sample = self._validation_sample(run, MAX_VALIDATION_CROPS)
+        note = self._note
+        left = (run.epochs - run.epoch) * steps
+        if not run.timed and left < FEW_STEPS:
+            note = " ".join(x for x in (note, clock._warning(left, 0, 0.0)) if x)
         g = self.group
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=self._note, precision=accel.precision_name(self._amp),
-                              processes=g.world if g else 1, backend=g.backend if g else "")
+                              note=note, precision=accel.precision_name(self._amp),
+                              processes=g.world if g else 1, backend=g.backend if g else "",
+                              minutes=(budget or 0.0) / 60)
         head = self.app.head(self.settings)
         n_cls = head.n_cm
-        while run.epoch < run.epochs:
+        while run.timed or run.epoch < run.epochs:
             if not run.in_validation:
                 if run.batches is None:
                     loader = self._loader()
-                    run.sampler.set_epoch(run.epoch)
+                    run.sampler.set_epoch(run.epoch, unbounded=run.timed)
                     run.batches = iter(loader)
                     run.step, run.loss_sum, run.cm, run.epoch_seconds = 0, 0.0, np.zeros((n_cls, n_cls), np.int64), 0.0
                 self.model.train()
                 for x, y, w in run.batches:
-                    t0 = time.perf_counter()
+                    self._schedule_lr(run)
+                    t0 = _now()
                     loss, cm = self._step(x, y, w, head, run)
-                    run.epoch_seconds += time.perf_counter() - t0
+                    seconds = _now() - t0
+                    run.epoch_seconds += seconds
+                    run.spent += seconds
+                    clock.step_done(seconds)
                     run.step += 1
                     run.iteration += 1
                     run.loss_sum += loss
@@ -253,9 +301,15 @@ class Trainer:
                     if reason:
                         yield TrainingFinished(reason, run.epoch, run.iteration)
                         return
+                    if not run.planned and clock.probed():
+                        yield self._make_plan(run, started)
+                    if run.timed and self._period_over(run):
+                        break
                 run.in_validation = True
-            t0 = time.perf_counter()
+            t0 = _now()
             if run.val:
+                if run.val_sample is None:  # a period ended before the plan was made
+                    run.val_sample = self._validation_sample(run, MIN_VALIDATION_CROPS)
                 self.settle_normalization()  # the validation curve scores what Predict will give
             val = self._validate(run, head, together=True)
             if val is not None:
@@ -264,23 +318,98 @@ class Trainer:
             if val is None:  # stopped during validation: redone on resume
                 yield TrainingFinished(self._should_stop(run) or "stopped", run.epoch, run.iteration)
                 return
-            run.epoch_seconds += time.perf_counter() - t0
+            val_seconds = run.val_seconds = _now() - t0
+            run.epoch_seconds += val_seconds
+            run.spent += val_seconds
+            if run.val:
+                clock.validation_done(val_seconds)
             yield from self._end_epoch(run, val)
             self._agree(run)
             reason = self._should_stop(run)
-            if reason and run.epoch < run.epochs:
+            if reason and (run.timed or run.epoch < run.epochs):
                 yield TrainingFinished(reason, run.epoch, run.iteration)
+                return
+            if run.timed and not self._another_period(run):
+                run.done = True
+                run.loader = run.sampler = run.batches = None
+                yield TrainingFinished("time_limit", run.epoch, run.iteration)
                 return
         # Nothing left to resume: the loader's workers can go.
         run.loader = run.sampler = run.batches = None
         yield TrainingFinished("completed", run.epoch, run.iteration)
+
+    # -- the plan (engine.plan) ------------------------------------------------------------------
+    def _validation_sample(self, run: _Run, max_crops: int) -> list:
+        if not run.val:
+            return []
+        return self.app.validation_sample(run.val, self.settings, max_crops, self.settings.train.seed)
+
+    def _validation_patches(self, run: _Run) -> int:
+        """Patch-sized pieces each validation scores (its cost, before one was timed)."""
+        d = self.settings.data
+        sample = run.val_sample if run.val_sample is not None else run.val
+        return sum(-(-s.shape[0] // d.patch_height) * -(-s.shape[1] // d.patch_width) for s in sample)
+
+    def _validation_seconds(self, run: _Run) -> float:
+        if not run.val:
+            return 0.0
+        return run.clock.estimated_validation(self._validation_patches(run), self.settings.train.batch_size)
+
+    def _make_plan(self, run: _Run, started: float) -> PlanMade:
+        """After the first steps are timed: size the validation sample and the periods, and say the plan."""
+        clock, t = run.clock, self.settings.train
+        if run.timed:
+            per_crop = CROP_COST * clock.step_seconds / max(t.batch_size, 1)
+            target = VALIDATION_SHARE * clock.budget / VALIDATIONS
+            crops = int(min(max(target / max(per_crop, 1e-6), MIN_VALIDATION_CROPS), MAX_VALIDATION_CROPS))
+            if self.group is not None:  # every process scores the same sample
+                crops = int(distributed.broadcast(crops, self.device))
+            run.val_sample = self._validation_sample(run, crops)
+            clock.plan_period(run.deadline - _now(), run.iteration, self._validation_seconds(run))
+        run.planned = True
+        whole = not run.val_sample or run.val_sample[0] in run.val
+        summary = clock.summary(run.iteration, self._validation_patches(run), t.batch_size,
+                                _now() - started)
+        crops = 0 if whole else len(run.val_sample)
+        return PlanMade(summary.describe().replace(f"(on {summary.validation_crops} crops)",
+                                                   f"(on {crops} crops)" if crops else "(on whole images)"),
+                        summary.steps, summary.validate_every, summary.seconds_per_step, summary.seconds,
+                        summary.timed, summary.warning, crops)
+
+    def _period_over(self, run: _Run) -> bool:
+        """Time plan: whether this period ends now (its steps are done, or the time left needs a validation)."""
+        end = run.clock.end_period_now(run.step, run.deadline - _now(), self._validation_seconds(run))
+        if self.group is not None:  # the processes validate together
+            end = bool(distributed.all_max([float(end)], self.device)[0])
+        return end
+
+    def _another_period(self, run: _Run) -> bool:
+        """Time plan, after a validation: whether another period fits before the deadline; if so, plan it."""
+        remaining = run.deadline - _now()
+        val_seconds = self._validation_seconds(run)
+        more = run.clock.time_left_for_more(remaining, val_seconds)
+        if self.group is not None:
+            more = not distributed.all_max([float(not more)], self.device)[0]
+        if more and run.planned:
+            run.clock.plan_period(remaining, run.iteration, val_seconds)
+        return more
+
+    def _schedule_lr(self, run: _Run) -> None:
+        """The cosine schedule: the learning rate for the step about to be taken, from the plan's progress."""
+        if self.settings.train.lr_schedule != "cosine" or run.optimizer is None:
+            return
+        run.lr_progress = run.clock.progress(run.iteration + 1)
+        lr = self.settings.train.learning_rate * cosine_factor(run.lr_progress)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
 
     def _should_stop(self, run: _Run) -> str | None:
         if self.group is not None:  # decided together (``_agree``): a process leaving alone would hang the others
             return run.stop_reason
         if self._stop.is_set():
             return "stopped"
-        if run.deadline is not None and time.monotonic() >= run.deadline:
+        # A time plan ends itself, after a last validation, at its deadline (``_another_period``).
+        if not run.timed and run.deadline is not None and _now() >= run.deadline:
             return "time_limit"
         return None
 
@@ -309,7 +438,7 @@ class Trainer:
         that all take the same branch; returns whether any process had a bad loss. Alone: `bad`."""
         if self.group is None:
             return bad
-        late = run.deadline is not None and time.monotonic() >= run.deadline
+        late = not run.timed and run.deadline is not None and _now() >= run.deadline
         bad, stop, late = distributed.all_max([float(bad), float(self._stop.is_set()), float(late)], self.device)
         run.stop_reason = "stopped" if stop else "time_limit" if late else None
         return bool(bad)
@@ -365,7 +494,8 @@ class Trainer:
         with torch.inference_mode(), accel.autocast(self.device, self._amp):
             batch: list = []
             # Several processes: each scores its share of the images, the sums are added up below.
-            patches = validation_items(run.val[g.rank::g.world] if g else run.val, self.settings)
+            sample = run.val_sample if run.val_sample is not None else run.val
+            patches = validation_items(sample[g.rank::g.world] if g else sample, self.settings)
             for item in [*patches, None]:
                 if item is not None:
                     batch.append(item)
@@ -394,7 +524,8 @@ class Trainer:
         g = self.group
         objects = None
         if g is None or g.main:
-            objects = self.app.validation_objects(self._predictor(self.model, self.settings), run.val,
+            sample = run.val_sample if run.val_sample is not None else run.val
+            objects = self.app.validation_objects(self._predictor(self.model, self.settings), sample,
                                                   self.settings, stop=lambda: self._should_stop(run))
         return objects if g is None else distributed.broadcast(objects, self.device)
 
@@ -412,12 +543,15 @@ class Trainer:
                 run.scheduler.step()
         run.epoch += 1
         run.batches, run.in_validation = None, False
-        best = judged is not None and judged > run.best_val
+        # A tie of the score (a saturated one: object F1 1.0 on one validation image from the first epoch on)
+        # goes to the lower validation loss, so that training on can still change what Predict uses.
+        key = _best_key(judged, val_loss)
+        best = judged is not None and key > run.best_key
         if best:
-            run.best_val = judged
+            run.best_key = key
             self.best.store(self.model, run.epoch, judged)
         ev = EpochEnd(run.epoch, train_loss, self._score(run.cm), val_loss, val_metric, self._lr(run),
-                      run.epoch_seconds, best, val_objects)
+                      run.epoch_seconds, best, val_objects, run.val_seconds)
         self.history.append(ev.__dict__.copy())
         if self.autosave_path is not None:
             self.save(self.autosave_path, include_optimizer=True)

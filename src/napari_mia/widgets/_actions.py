@@ -352,20 +352,29 @@ class DockActions:
         return plot
 
     def _on_event(self, ev):
-        from ..engine.events import EpochEnd, IterationEnd, Preview, TrainingFinished, TrainingStarted
+        from ..engine.events import EpochEnd, IterationEnd, PlanMade, Preview, TrainingFinished, TrainingStarted
 
         if isinstance(ev, TrainingStarted):
             self.open_plot_dock()
             self._run_size = (ev.epochs, ev.steps_per_epoch)
-            self.status.value = f"Training: epoch {ev.start_epoch + 1} of {ev.epochs} starting…" + \
-                (f" {ev.note}" if ev.note else "")
+            start = f"epoch {ev.start_epoch + 1} of {ev.epochs} starting…" if ev.epochs else \
+                f"{ev.minutes:g} minutes, timing the first steps to plan them…"
+            self.status.value = f"Training: {start}" + (f" {ev.note}" if ev.note else "")
+            if ev.note:
+                self._notify_plan(ev.note)
             self._update_buttons()  # the model exists from now on: Predict works during the first run too
             self.device_label.value = f"Training on {ev.device}" + \
                 (f" in mixed precision ({ev.precision})" if ev.precision else "")
+        elif isinstance(ev, PlanMade):
+            self._plan_text = f"Plan: {ev.message}"
+            self.status.value = self._plan_text
+            if ev.warning:
+                self._notify_plan(ev.warning)
         elif isinstance(ev, IterationEnd):
             epochs, steps = getattr(self, "_run_size", (0, 0))
             of = f" of {steps}" if steps else ""
-            self.status.value = f"Training: step {ev.step}{of}, epoch {ev.epoch} of {epochs}, loss {ev.loss:.4f}" \
+            where = f"epoch {ev.epoch} of {epochs}" if epochs else f"period {ev.epoch}"
+            self.status.value = f"Training: step {ev.step}{of}, {where}, loss {ev.loss:.4f}" \
                                 + (f". {self._epoch_text}" if self._epoch_text else "")
         elif isinstance(ev, EpochEnd):
             val = "" if ev.val_metric is None else f", validation {ev.val_metric:.3f}"
@@ -398,6 +407,12 @@ class DockActions:
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
         self.application.enabled = not running and not self.session.has_model
+
+    def _notify_plan(self, message: str):
+        """A plan too short to learn, or cut before its first validation: said once, without stopping anything."""
+        from napari.utils.notifications import show_warning
+
+        show_warning(f"napari-mia: {message}")
 
     def _show_failure(self, message: str):
         self.status.value = message

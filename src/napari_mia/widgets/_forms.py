@@ -32,8 +32,11 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                                                                            for n in (2, 4, 5, 6, 7, 8)]}),
     "batch_size": ("Batch size", "Patches learned from at once. Lower it if you run out of memory.",
                    {"min": 1, "max": 256}),
-    "epochs": ("Epochs", "Passes over all training images. Stop earlier any time: the weights are kept.",
-               {"min": 1, "max": 10000}),
+    "epochs": ("Epochs", "Passes over all training images; 'as time allows' (0): as many as fit in the Training "
+               "time. Stop earlier any time: the weights are kept.", {"min": 0, "max": 10000}),
+    "minutes": ("Training time (min)", "Train for this long: the steps, the validations and the learning rate are "
+                "planned to fit, and the best weights are kept. 'off' (0): the epochs decide. With epochs too, "
+                "whichever ends first.", {"min": 0.0, "max": 10000.0, "step": 1.0, "widget_type": "FloatSpinBox"}),
     "learning_rate": ("Learning rate", "Step size of learning. 0.001 suits Adam; lower it if the loss jumps "
                       "around.", {"min": 1e-7, "max": 1.0, "step": 1e-4, "widget_type": "FloatSpinBox"}),
     "downscale": ("Down scaling", "Shrink images by this factor before training and prediction (1 = full "
@@ -45,8 +48,9 @@ SPECS: dict[str, tuple[str, str, dict]] = {
              "copes with small objects; cross entropy and focal score each pixel.", {"choices": S.LOSSES}),
     "metric": ("Metric", "The score shown while training (IoU: overlap of prediction and labels, 1 = perfect).",
                {"choices": S.METRICS}),
-    "lr_schedule": ("LR schedule", "constant: keep the learning rate. plateau: lower it when validation stops "
-                    "improving. step: lower it every N epochs.", {"choices": S.LR_SCHEDULES}),
+    "lr_schedule": ("LR schedule", "cosine: warm up, then lower the learning rate smoothly to a small fraction at "
+                    "the end of the run. constant: keep it. plateau: lower it when validation stops improving. "
+                    "step: lower it every N epochs.", {"choices": S.LR_SCHEDULES}),
     "plateau_factor": ("Plateau factor", "Multiply the learning rate by this when validation stalls.",
                        {"min": 0.01, "max": 0.99, "step": 0.05}),
     "plateau_patience": ("Plateau patience", "Epochs without improvement before lowering the learning rate.",
@@ -148,7 +152,17 @@ SPECS: dict[str, tuple[str, str, dict]] = {
 }
 
 MODEL_FIELDS = ["architecture", "encoder", "pretrained", "weights_path"]
-PARAM_FIELDS = ["channels", "batch_size", "epochs", "learning_rate", "downscale"]
+PARAM_FIELDS = ["channels", "batch_size", "epochs", "minutes", "learning_rate", "downscale"]
+# What a control shows at its lowest value, where that value means something else than a number.
+SPECIAL_VALUES = {"epochs": "as time allows", "minutes": "off"}
+
+
+def dock_settings() -> S.Settings:
+    """The dock's defaults: the engine's, but trained for a time rather than for epochs, since the epochs a
+    handful of small images make (a step or two each) learn nothing, and people think in minutes."""
+    s = S.Settings()
+    s.train.epochs, s.train.minutes = 0, 5.0
+    return s
 SETTINGS_FIELDS = ["optimizer", "loss", "metric", "lr_schedule", "plateau_factor", "plateau_patience", "step_factor",
                    "step_every", "class_weighting", "class_weights", "val_split", "load_full", "preview_every",
                    "normalization", "steps_per_epoch", "separate_contours", "contour_weight", "contour_sigma",
@@ -160,7 +174,7 @@ AUGMENT_FIELDS = ["patch_width", "patch_height", "hflip", "vflip", "blur", "blur
 
 
 def _default(field: str):
-    s = S.Settings()
+    s = dock_settings()
     for section in (s.model, s.data, s.train, s.augment):
         if hasattr(section, field):
             return getattr(section, field)
@@ -186,6 +200,8 @@ def make_control(field: str):
     w = create_widget(value=value, annotation=annotation, name=field, label=label, widget_type=widget_type,
                       options=options)
     w.tooltip = tip
+    if field in SPECIAL_VALUES and hasattr(w.native, "setSpecialValueText"):
+        w.native.setSpecialValueText(SPECIAL_VALUES[field])
     return w
 
 
@@ -218,7 +234,7 @@ def to_widget(field: str, value):
 
 def read_settings(controls: dict, base: S.Settings | None = None, **extra) -> S.Settings:
     """A Settings from the controls; `extra` settings (e.g. the task) are validated together with them."""
-    s = (base or S.Settings()).copy()
+    s = (base or dock_settings()).copy()
     s.update(**{**{f: to_value(f, w) for f, w in controls.items() if f not in ("weights_path",)}, **extra})
     s.model.weights_path = to_value("weights_path", controls["weights_path"]) if "weights_path" in controls else None
     return s

@@ -359,7 +359,7 @@ class TrainingSession:
         widget.destroyed.connect(teardown)
 
     def _on_event(self, ev) -> None:
-        from ..engine.events import IterationEnd, TrainingFinished, TrainingStarted
+        from ..engine.events import IterationEnd, PlanMade, TrainingFinished, TrainingStarted
 
         self.record.add(ev)
         self.last_event = ev
@@ -369,6 +369,8 @@ class TrainingSession:
 
             total = (ev.epochs - ev.start_epoch) * ev.steps_per_epoch
             self._progress = progress(total=total, desc="napari-mia training")
+        elif isinstance(ev, PlanMade) and ev.timed and self._progress is not None:
+            self._progress.total = ev.steps  # a time plan's steps are known once the first are timed
         elif isinstance(ev, IterationEnd) and self._progress is not None:
             self._progress.update(1)
         elif isinstance(ev, TrainingFinished):

@@ -628,7 +628,7 @@ class TrainingWidget(DockActions, QWidget):
 
         task = self.task
         app = applications.get(task)
-        defaults = Settings()
+        defaults = F.dock_settings()
         defaults.model.task, defaults.train.loss = task, app.default_loss
         defaults.train.metric = app.default_metric or defaults.train.metric
         fixed = ["architecture", "encoder", "pretrained", "channels", "label_mode"] if self.session.has_model \

@@ -125,6 +125,14 @@ class Application:
 
         return PatchDataset(sources, settings, augment, epoch_seed=epoch_seed)
 
+    def validation_sample(self, sources: list[SampleSource], settings: Settings, max_items: int,
+                          seed: int) -> list:
+        """What every validation of a run scores (``Trainer``): a fixed sample of at most `max_items` crops of
+        the validation images (``data.validation_crops``), so that validation costs a bounded share of the run."""
+        from ..data import validation_crops
+
+        return validation_crops(sources, settings, max_items, seed)
+
     def validation_items(self, sources: list[SampleSource], settings: Settings):
         """What the validation loop scores (``data.validation_items``): an iterable of tensor triples."""
         from ..data import validation_patches
