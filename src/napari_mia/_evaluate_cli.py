@@ -23,9 +23,9 @@ examples:
 
 
 def diameter_value(text: str):
-    """--diameter: a number of pixels, or 'auto'."""
-    if text.strip().lower() == "auto":
-        return "auto"
+    """--diameter: a number of pixels, 'auto', or 'off' (the model's own scale)."""
+    if text.strip().lower() in ("auto", "off"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
@@ -55,10 +55,11 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
     from .cli import add_channel_axis_option
 
     add_channel_axis_option(p)
-    p.add_argument("--diameter", type=diameter_value, metavar="D|auto",
+    p.add_argument("--diameter", type=diameter_value, metavar="D|auto|off",
                    help="the objects' typical diameter in these images, in pixels: each image is rescaled so its "
                         "objects have the size the model was trained on (results keep the image's size); 'auto' "
-                        "estimates it per image (default: the model's own scale)")
+                        "estimates it per image; 'off': the model's own scale (default: 'auto' for segmentation "
+                        "models that know their objects' size, else the model's own scale)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation: average the predictions of the 8 flips and 90-degree rotations "
                         "(smoother results, 8x the time)")
@@ -115,7 +116,9 @@ def _load(a):
 def predictor_for(a):
     """(trainer, predictor) from the predict/evaluate options."""
     trainer = _load(a)
-    return trainer, trainer.predictor(tile=a.tile or None, diameter=a.diameter, tta=a.tta)
+    diameter = trainer.app.default_diameter(trainer.settings) if a.diameter is None else a.diameter
+    return trainer, trainer.predictor(tile=a.tile or None, diameter=None if diameter == "off" else diameter,
+                                      tta=a.tta)
 
 
 def evaluate(a) -> int:

@@ -32,9 +32,10 @@ def add_train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--keep", choices=["best", "last"],
                    help="which weights the saved model holds: the best validation epoch's (default) or the last "
                         "epoch's")
-    t.add_argument("--diameter", type=diameter_value, metavar="D|auto",
+    t.add_argument("--diameter", type=diameter_value, metavar="D|auto|off",
                    help="with --from: the objects' typical diameter in these training images, in pixels, to "
-                        "scale them to the model's objects (default 'auto': measured from the labels)")
+                        "scale them to the model's objects (default 'auto': measured from the labels; 'off': "
+                        "not scaled)")
 
 
 def start_from(a, training_pairs):
@@ -76,7 +77,7 @@ def to_model_scale(a, trainer, pairs, sources, read):
 
     s, app = trainer.settings, trainer.app
     model_d = app.model_diameter(s)
-    if a.downscale or model_d is None:
+    if a.downscale or model_d is None or a.diameter == "off":
         return sources
     diameter = a.diameter if a.diameter not in (None, "auto") else None
     if diameter is None:

@@ -482,9 +482,11 @@ def _predict_each(files, predictor, a, work) -> None:
                 try:
                     work(f, image)
                     if predictor.diameter == "auto":
-                        found = predictor.last_diameter
-                        _write(bar, f"{f.name}: objects about {found:.0f} px across (estimated)" if found else
-                               f"{f.name}: no objects to measure; predicted at the model's own scale")
+                        found, scale = predictor.last_diameter, predictor.last_scale
+                        own = scale == predictor.settings.data.downscale
+                        _write(bar, f"{f.name}: no objects to measure; predicted at the model's own scale" if not found
+                               else f"{f.name}: objects about {found:.0f} px across (estimated): " + (
+                                   "the model's own scale" if own else f"scaled by {scale:.3g} for the model"))
                 except _OutputError:
                     raise
                 except MiaError as e:

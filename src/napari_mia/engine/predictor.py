@@ -24,6 +24,10 @@ STRIDE = 32  # every smp encoder halves the size five times
 # How far an object diameter may rescale an image for the network: beyond this the estimate is
 # almost surely wrong (noise taken for tiny objects), and memory would grow with the square.
 MIN_SCALE, MAX_SCALE = 1 / 16, 4.0
+# An estimated ("auto") size this close to the model's is not acted on: the model saw objects zoomed by
+# more than this in training (AugmentSettings.zoom_range), and resampling would cost detail for an
+# estimate's noise.
+SAME_SCALE = 1.25
 
 
 @dataclass
@@ -256,6 +260,8 @@ class Predictor:
         self._measured: tuple[np.ndarray, float | None] | None = None
         # The objects' diameter used for the last frame (image pixels), None if the model's down scaling was.
         self.last_diameter: float | None = None
+        # The factor the last frame was scaled by for the network (the down scaling: the model's own scale).
+        self.last_scale: float = settings.data.downscale
         # Mixed precision and memory layout as in training (engine.accel): on a CUDA GPU by default.
         self._amp = accel.autocast_dtype(device, settings.train.precision)
         self._format = accel.memory_format(device, self._amp)
@@ -297,9 +303,14 @@ class Predictor:
         """The factor from `frame`'s pixels to the network's: the down scaling, or the diameters' ratio."""
         d = self.diameter_of(frame) if self.diameter is not None else None
         self.last_diameter = d
+        own = self.last_scale = self.settings.data.downscale
         if d is None:  # no diameter given, or none found in the image: the model's own scale
-            return self.settings.data.downscale
-        return float(np.clip(self.app.model_diameter(self.settings) / d, MIN_SCALE, MAX_SCALE))
+            return own
+        factor = float(np.clip(self.app.model_diameter(self.settings) / d, MIN_SCALE, MAX_SCALE))
+        if self.diameter == "auto" and abs(np.log(factor / own)) < np.log(SAME_SCALE):
+            return own
+        self.last_scale = factor
+        return factor
 
     @property
     def app(self) -> applications.Application:

@@ -200,6 +200,8 @@ class DockActions:
         """The predictor's `diameter` and `tta` from the Prediction section, as the model's application takes
         them (classification: no diameter)."""
         diameter = "auto" if self.diameter_auto.value else (float(self.diameter.value) or None)
+        if diameter == "auto" and self.model_diameter() is None:
+            diameter = None  # a model that does not know its objects' size predicts at its own scale
         return self._model_app().prediction_options(diameter, bool(self.tta.value))
 
     def model_diameter(self) -> float | None:

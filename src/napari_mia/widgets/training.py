@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 # shown name -> the engine's task
 APPLICATIONS = {a.title: task for task, a in ADAPTERS.items()}
 # The Prediction section's options when the dock opens for the first time, and after Reset to defaults.
-PREDICTION_DEFAULTS = {"diameter": 0.0, "diameter_auto": False, "tta": False}
+# Auto: each image's objects are measured and brought to the model's size (where the model knows it).
+PREDICTION_DEFAULTS = {"diameter": 0.0, "diameter_auto": True, "tta": False}
 
 
 class TrainingWidget(DockActions, QWidget):
@@ -204,6 +205,7 @@ class TrainingWidget(DockActions, QWidget):
         self.import_model_button.changed.connect(self._on_import_model)
         self.estimate_button.changed.connect(self.estimate_diameter)
         self.diameter_auto.changed.connect(self._on_diameter_auto)
+        self._on_diameter_auto()
         self.evaluate_button.changed.connect(self.evaluate)
         c["architecture"].changed.connect(self._on_architecture)
         c["channels"].changed.connect(self._on_channels)
@@ -250,10 +252,11 @@ class TrainingWidget(DockActions, QWidget):
                                       labels=False, label="Object diameter (px)")
         self.diameter_row.margins = (0, 0, 0, 0)
         self.diameter_auto = CheckBox(
-            text="Estimate it for each image", value=False,
-            tooltip="Measure the objects' diameter in every image (every frame of a stack) before predicting it: "
-                    "for images whose objects differ in size. Images where nothing is found are predicted at "
-                    "the model's own scale.")
+            text="Estimate it for each image", value=PREDICTION_DEFAULTS["diameter_auto"],
+            tooltip="Measure the objects' diameter in every image (every frame of a stack) before predicting it, "
+                    "and bring it to the size the model learned: images of another magnification work as they "
+                    "are. Images where nothing is found, or whose objects are close to the model's size, are "
+                    "predicted at the model's own scale. Untick to type a diameter, or 0 for the model's scale.")
         self.tta = CheckBox(
             text="Test-time augmentation", value=False,
             tooltip="Predict each image 8 times, flipped and rotated, and average: often a little more accurate "

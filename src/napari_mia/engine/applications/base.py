@@ -42,6 +42,9 @@ class Application:
     #: The network sees each image whole (resized to the patch size) and gives one vector per image:
     #: no down scaling, no tiles, no spatial output axes in an exported package.
     whole_image: bool = False
+    #: Prediction estimates each image's object size and rescales it to the model's unless told otherwise
+    #: (``default_diameter``): where the objects' size can be estimated from an image without labels.
+    auto_diameter: bool = False
     #: Augmentations (``AugmentSettings`` probabilities) this application's targets cannot follow.
     augment_skip: tuple[str, ...] = ()
     #: What a result is (``Predictor.result``), in words, for docstrings and messages.
@@ -180,6 +183,11 @@ class Application:
         """The diameters of the objects in raw `labels`, in the network's pixels (``data`` sources); None: this
         application's targets have no objects to measure. Their median is the model's ``object_diameter``."""
         return None
+
+    def default_diameter(self, settings: Settings) -> str | None:
+        """What prediction takes as the objects' diameter when none is given: "auto" where the model knows its
+        objects' size and their size can be estimated; None (the model's own scale) otherwise."""
+        return "auto" if self.auto_diameter and not self.whole_image and self.model_diameter(settings) else None
 
     def model_diameter(self, settings: Settings) -> float | None:
         """The objects' typical diameter the model was trained on, in the network's pixels (``Predictor``)."""

@@ -39,6 +39,9 @@ def _instances(settings) -> bool:
 class Segmentation(Application):
     name = "segmentation"
     losses = SEGMENTATION_LOSSES
+    # Nuclei and cells: their size is estimated from the image alone (engine.scale), so images of another
+    # magnification reach the network at the size it learned without the user knowing to ask.
+    auto_diameter = True
     # Dice, not cross entropy: see TrainSettings.loss.
     default_loss = "dice"
     result_type = "a label image like the image (class ids, or one id per object in instance mode)"
