@@ -21,7 +21,7 @@ def _fg_iou(pred, truth, region):
     return (p & t).sum() / max((p | t).sum(), 1)
 
 
-def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer, qtbot):
+def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer, qtbot, monkeypatch):
     viewer, session = nuclei_viewer, widget.session
     image, truth, _ = load_dsb(6)[5]  # not one of the 4 training frames
     viewer.add_image(image, name="unseen")
@@ -45,8 +45,19 @@ def test_predict_correct_add_retrain_learns_the_correction(widget, nuclei_viewer
     assert ("unseen", "unseen prediction") in widget.pairs
     user = snapshot(viewer)
     quick(widget, epochs=4, steps=6)
+    # The retraining's validation score saturates (as the demo's single frame does: object F1 1.0 from the
+    # first epoch on): a tie must not keep the first epoch's weights, trained only 6 steps on the correction.
+    from napari_mia.engine.applications.segmentation import Segmentation
+
+    monkeypatch.setattr(Segmentation, "validation_objects", lambda *a, **k: 1.0)
+    epochs = []
+    session.event.connect(lambda ev: epochs.append(ev) if type(ev).__name__ == "EpochEnd" else None)
     widget.start()  # continues from the current weights, now with the corrected image
     wait_idle(qtbot, session)
+    assert len(epochs) == 4 and all(e.val_objects == 1.0 for e in epochs)
+    kept = min(epochs, key=lambda e: e.val_loss)  # the tie goes to the lower validation loss
+    assert session.trainer.best.epoch == kept.epoch and [e.epoch for e in epochs if e.best][-1] == kept.epoch
+    assert kept.epoch > 1, [e.val_loss for e in epochs]
     _predict(widget, qtbot)
     assert unchanged(viewer, user)  # the corrected labels are training data now: never overwritten
     (new,) = _predictions(viewer, "unseen")

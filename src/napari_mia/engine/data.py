@@ -154,8 +154,12 @@ class SampleSource:
 
     def __init__(self, loader: Callable[[], Sample], name: str, shape: tuple[int, int], keep: bool,
                  max_label: int, label_mode_guess: str | None = None, diameters: np.ndarray | None = None,
-                 background: bool | None = None):
+                 background: bool | None = None, make: Callable[[Settings], Sample] | None = None,
+                 raw_shape: tuple[int, int] | None = None, settings: Settings | None = None):
         self._loader, self.name, self.shape, self.max_label = loader, name, shape, max_label
+        # The sample at other settings (another scale, ``rescaled``), from the raw frame of `raw_shape`.
+        self._make, self.raw_shape, self._settings, self._keep = make, raw_shape, settings, keep
+        self.scale = 1.0  # how much more this frame is scaled than the settings' down scaling says
         # Sparse labels or reviewed regions: whether any background is known; None: every unlabelled
         # pixel is background.
         self.background = background
@@ -167,6 +171,20 @@ class SampleSource:
 
     def get(self) -> Sample:
         return self._sample if self._sample is not None else self._loader()
+
+    def rescaled(self, factor: float) -> SampleSource:
+        """This frame scaled by `factor` more than the down scaling (labels resampled before their targets are
+        made, so boundaries keep their width); itself if it cannot be (no raw frame kept)."""
+        if self._make is None or self._settings is None:
+            return self
+        st = self._settings.copy()
+        # Beyond 1 on purpose: small objects are enlarged to the model's size (Settings.validate is for users).
+        st.data.downscale = self._settings.data.downscale * factor
+        out = SampleSource(lambda: self._make(st), self.name, scaled_shape(self.raw_shape, st.data.downscale),
+                           self._keep, self.max_label, self.label_mode_guess,
+                           None if self.diameters is None else self.diameters * factor, self.background)
+        out.scale = self.scale * factor
+        return out
 
 
 def sources_from_arrays(
@@ -198,12 +216,17 @@ def sources_from_arrays(
             lab = mapped if mapped.ndim == 2 else mapped[i]
             kn = None if known is None else (known if known.ndim == 2 else known[i])
             fname = name if len(frames) == 1 and raw.ndim == 2 else f"{name}[{i}]"
+
+            def make(st, img=img, lab=lab, kn=kn, fname=fname):
+                return make_sample(img, lab, st, fname, kn)
+
             sources.append(
                 SampleSource(
-                    (lambda img=img, lab=lab, kn=kn, fname=fname: make_sample(img, lab, settings, fname, kn)),
+                    (lambda make=make: make(settings)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
                     label_mode_guess=_guess_for_check(lab, settings), diameters=_diameters(lab, settings),
                     background=None if kn is None else bool(np.any(kn & (lab == 0))),
+                    make=make, raw_shape=lab.shape, settings=settings,
                 )
             )
     return sources
@@ -219,6 +242,20 @@ def object_diameter(sources: Sequence[SampleSource]) -> float | None:
     """The median diameter of the objects labelled in `sources`, in the network's pixels; None if none."""
     found = [s.diameters for s in sources if getattr(s, "diameters", None) is not None and len(s.diameters)]
     return float(np.median(np.concatenate(found))) if found else None
+
+
+def to_object_size(sources: Sequence[SampleSource], diameter: float) -> list[SampleSource]:
+    """Each frame scaled so that its labelled objects' median diameter is `diameter` (network pixels), as
+    cellpose trains: one object size to learn, and prediction brings each image to it (``Predictor``'s
+    "auto" diameter). Frames without objects, or already within ``SAME_SCALE`` of it, stay as they are."""
+    from .scale import MAX_TRAINING_SCALE, SAME_SCALE
+
+    out = []
+    for s in sources:
+        d = float(np.median(s.diameters)) if getattr(s, "diameters", None) is not None and len(s.diameters) else None
+        factor = 1.0 if not d else float(np.clip(diameter / d, 1 / MAX_TRAINING_SCALE, MAX_TRAINING_SCALE))
+        out.append(s if abs(math.log(factor)) < math.log(SAME_SCALE) else s.rescaled(factor))
+    return out
 
 
 def _guess_for_check(labels: np.ndarray, settings: Settings) -> str | None:
@@ -286,15 +323,17 @@ def sources_from_files(pairs: Sequence[tuple], settings: Settings,
             notes += found
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
-        def load(img_path=img_path, mask_path=mask_path, region_path=region_path):
+        def make(st, img_path=img_path, mask_path=mask_path, region_path=region_path):
             img, lab, kn, _ = read(img_path, mask_path, region_path)
-            return make_sample(img, lab, settings, img_path.name, kn)
+            return make_sample(img, lab, st, img_path.name, kn)
 
         top, guess, diameters = int(labels.max()), _guess_for_check(labels, settings), _diameters(labels, settings)
         background = None if known is None else bool(np.any(known & (labels == 0)))
+        raw_shape = labels.shape
         del img, labels, known  # the loader reads the files again: memory is only kept if load_full
-        sources.append(SampleSource(load, img_path.name, shape, keep=keep, max_label=top, label_mode_guess=guess,
-                                    diameters=diameters, background=background))
+        sources.append(SampleSource(lambda make=make: make(settings), img_path.name, shape, keep=keep, max_label=top,
+                                    label_mode_guess=guess, diameters=diameters, background=background, make=make,
+                                    raw_shape=raw_shape, settings=settings))
     return sources
 
 

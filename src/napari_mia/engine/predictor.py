@@ -17,6 +17,7 @@ import numpy as np
 from . import accel, applications
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .images import channels_last, image_frames, is_stack, normalize, rescale, resize_to
+from .scale import SAME_SCALE
 from .settings import Settings
 from .targets import fill_holes as _fill_holes  # noqa: F401 - importable from here, as before
 
@@ -24,10 +25,6 @@ STRIDE = 32  # every smp encoder halves the size five times
 # How far an object diameter may rescale an image for the network: beyond this the estimate is
 # almost surely wrong (noise taken for tiny objects), and memory would grow with the square.
 MIN_SCALE, MAX_SCALE = 1 / 16, 4.0
-# An estimated ("auto") size this close to the model's is not acted on: the model saw objects zoomed by
-# more than this in training (AugmentSettings.zoom_range), and resampling would cost detail for an
-# estimate's noise.
-SAME_SCALE = 1.25
 
 
 @dataclass
@@ -307,7 +304,7 @@ class Predictor:
         if d is None:  # no diameter given, or none found in the image: the model's own scale
             return own
         factor = float(np.clip(self.app.model_diameter(self.settings) / d, MIN_SCALE, MAX_SCALE))
-        if self.diameter == "auto" and abs(np.log(factor / own)) < np.log(SAME_SCALE):
+        if self.diameter == "auto" and abs(np.log(factor / own)) < np.log(SAME_SCALE):  # an estimate's noise
             return own
         self.last_scale = factor
         return factor

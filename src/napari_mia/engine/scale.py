@@ -21,6 +21,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 
+# Object sizes within this factor of each other are taken as the same: the network sees objects zoomed by
+# more than this in training (AugmentSettings.zoom_range), and resampling costs detail for a size's noise.
+SAME_SCALE = 1.25
+# Training images are brought to the model's object size by at most this factor up or down: beyond it the
+# labels' size is surely not the objects' (a few huge blobs), and memory would grow with the square.
+MAX_TRAINING_SCALE = 4.0
+
+
 # --------------------------------------------------------------------------- labels
 
 

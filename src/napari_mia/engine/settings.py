@@ -118,6 +118,10 @@ class DataSettings:
     # The median diameter of the labelled objects in the network's pixels (after down scaling),
     # measured when training starts; prediction with an object diameter rescales images to it.
     object_diameter: float | None = None
+    # Bring every training image to the model's object diameter (each by its own factor, from its labels'
+    # objects), as cellpose trains: the network learns one object size, and prediction's "auto" diameter
+    # brings each image to it.
+    same_object_size: bool = True
     min_object_size: int = 0
     fill_holes: bool = False
     split_touching: bool = True

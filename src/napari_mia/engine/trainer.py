@@ -14,6 +14,7 @@ here knows about Qt or napari.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from .data import (
     check_known_background,
     sources_for_task,
     split_train_val,
+    to_object_size,
     too_few_for_validation,
     validation_items,
 )
@@ -56,6 +58,17 @@ def _now() -> float:
 def _best_key(score: float | None, val_loss: float | None) -> tuple:
     """How epochs rank for the best weights: the score, then the lower validation loss."""
     return (float("-inf") if score is None else score, float("-inf") if val_loss is None else -val_loss)
+
+
+def _scaled_note(sources, diameter: float) -> str:
+    """What bringing the images to one object size did, in a sentence ("" when nothing was scaled)."""
+    scales = [s.scale for s in sources if getattr(s, "scale", 1.0) != 1.0]
+    if not scales:
+        return ""
+    low, high = min(scales), max(scales)
+    span = f"by {low:.2g}" if math.isclose(low, high, rel_tol=0.05) else f"by {low:.2g} to {high:.2g}"
+    return (f"{len(scales)} of {len(sources)} images scaled {span} so that their objects are about "
+            f"{diameter:.0f} px across, the size the model learns.")
 
 
 def _model_key(s: Settings) -> tuple:
@@ -190,16 +203,25 @@ class Trainer:
         of starting a new one.
         """
         sources = self._sources(data)
+        val_sources = None if val is None else (self._sources(val) if len(val) else [])
         self._note = ""
-        # What the model learns objects to look like, in its own pixels (Predictor's object diameter).
+        # What the model learns objects to look like, in its own pixels (Predictor's object diameter): a model
+        # trained on keeps its own, and new images come to it.
         diameter = object_diameter(sources)
+        known = self.settings.data.object_diameter if self.model is not None else None
+        if diameter is not None and self.settings.data.same_object_size:
+            diameter = known or diameter
+            sources = to_object_size(sources, diameter)
+            val_sources = None if val_sources is None else to_object_size(val_sources, diameter)
+            self._note = _scaled_note(sources, diameter)
         if diameter is not None:
             self.settings.data.object_diameter = round(diameter, 2)
-        if val is None:
+        if val_sources is None:
             train, val_sources = split_train_val(sources, self.settings.train.val_split, self.settings.train.seed)
-            self._note = too_few_for_validation(len(sources), self.settings.train.val_split) or ""
+            self._note = " ".join(x for x in (self._note, too_few_for_validation(len(sources),
+                                                                                 self.settings.train.val_split)) if x)
         else:
-            train, val_sources = sources, self._sources(val) if len(val) else []
+            train = sources
         self._check_classes(train + val_sources)
         check_known_background(train + val_sources)
         self._ensure_model()
