@@ -394,6 +394,8 @@ def _train(a, group) -> int:
                     print(f"Mixed precision: {ev.precision}.", file=sys.stderr)
                 if ev.note:
                     print(ev.note, file=sys.stderr)
+                if ev.warning:
+                    print(f"Warning: {ev.warning}", file=sys.stderr)
                 bar = _bar(ev.epochs * ev.steps_per_epoch or None, a.quiet)
             elif isinstance(ev, PlanMade):
                 _write(bar, f"Plan: {ev.message}")

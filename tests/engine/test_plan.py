@@ -122,9 +122,10 @@ def test_the_plan_is_said_and_a_plan_too_short_is_warned_about(dsb_pairs, monkey
     # An epoch plan of 3 small images: 5 epochs of 1 step.
     t, events = _run(dsb_pairs[:3], clock, monkeypatch, epochs=5, steps_per_epoch=1, minutes=0)
     started = events[0]
-    assert "Only about 5 training steps" in started.note
+    assert "Only about 5 training steps" in started.warning
     made = [e for e in events if isinstance(e, PlanMade)]
-    assert made and not made[0].timed and "5 steps" in made[0].message and "on this machine" in made[0].message
+    assert made and not made[0].timed and made[0].message.startswith("5 epochs of 1 step, validated after each")
+    assert "on this machine" in made[0].message
     # An epoch plan cut by a time limit before its first validation.
     clock = FakeClock(step=0.5, per_crop=0.1)
     t, events = _run(dsb_pairs[:6], clock, monkeypatch, epochs=3, steps_per_epoch=200, minutes=0.5)

@@ -28,6 +28,8 @@ class TrainingStarted:
     # The time budget in minutes (0: none). With no epoch limit (``epochs`` 0) the plan is made from the
     # speed of the first steps and comes as ``PlanMade``; ``steps_per_epoch`` is then 0.
     minutes: float = 0.0
+    # Said before training starts when the plan cannot give a useful model (an epoch plan of a few steps).
+    warning: str = ""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class PlanSummary:
     budget: float | None  # the time budget in seconds, if any
     validation_crops: int  # crops each validation scores (0: whole images, or none)
     warning: str = ""
+    epochs: int = 0  # an epoch plan's epochs
 
     def describe(self) -> str:
         """E.g. '5 minutes: about 190 steps, validation every 19 steps (on 24 crops).'"""
@@ -69,6 +70,10 @@ class PlanSummary:
             val += f" (on {self.validation_crops} crops)"
         if self.timed:
             return f"{_minutes(self.budget)}: {steps}{val}."
+        if self.epochs:
+            per = self.steps // self.epochs
+            steps = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} of {per} step{'s' if per != 1 else ''}"
+            val = val.replace(f", validation every {self.validate_every} steps", ", validated after each")
         return f"{steps}{val}: about {_minutes(self.seconds)} on this machine."
 
 
@@ -190,23 +195,24 @@ class Clock:
             steps = iteration + max(0, int((remaining - n * val) / step)) if step else iteration
             every = self.period_steps or 0
             return PlanSummary(True, step, steps, every if n else 0, n, self.budget or 0.0, self.budget,
-                               crops if n else 0, self._warning(steps, n, val))
+                               crops if n else 0, self.few_steps_warning(steps))
         steps = self.epochs * self.steps_per_epoch
         n = self.epochs if self.has_validation else 0
         seconds = steps * step + n * val
         cut = self.budget is not None and seconds > self.budget
-        done = min(steps, int(((self.budget or 0) - (val if n else 0)) / step)) if (cut and step) else steps
-        warning = self._warning(done, n, val)
+        # Too few steps was said when the run started (TrainingStarted.warning); a time limit that cuts the
+        # plan only shows once the speed is known.
+        warning = ""
         if cut and n and self.steps_per_epoch * step + val > self.budget:
             warning = (f"The time limit ({_minutes(self.budget)}) ends the run before its first validation "
                        f"(an epoch is {self.steps_per_epoch} steps, about {_minutes(self.steps_per_epoch * step)}): "
-                       "no best epoch will be kept. Give the time alone (no epochs) to fit the plan to it."
-                       + (" " + warning if warning else ""))
+                       "no best epoch will be kept. Give the time alone (no epochs) to fit the plan to it.")
         return PlanSummary(False, step, steps, self.steps_per_epoch if n else 0, n, seconds, self.budget,
-                           crops if n else 0, warning)
+                           crops if n else 0, warning, self.epochs)
 
     @staticmethod
-    def _warning(steps: int, validations: int, val_seconds: float) -> str:
+    def few_steps_warning(steps: int) -> str:
+        """A plan of too few steps to learn from, in plain words ("" if it has enough)."""
         if steps < FEW_STEPS:
             return (f"Only about {steps} training steps: far too few to learn (a model needs hundreds). "
                     "Train longer: give a training time, or more epochs or steps per epoch.")

@@ -44,8 +44,8 @@ from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here
     SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
     settle_batchnorm,
 )
-from .plan import MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, CROP_COST, FEW_STEPS, VALIDATION_SHARE, \
-    VALIDATIONS, Clock, cosine_factor
+from .plan import CROP_COST, MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, VALIDATION_SHARE, VALIDATIONS, Clock, \
+    cosine_factor
 from .settings import Settings
 from .targets import IGNORE
 
@@ -286,15 +286,13 @@ class Trainer:
             clock.set_total(run.epochs * steps)
             if run.val_sample is None:
                 run.val_sample = self._validation_sample(run, MAX_VALIDATION_CROPS)
-        note = self._note
         left = (run.epochs - run.epoch) * steps
-        if not run.timed and left < FEW_STEPS:
-            note = " ".join(x for x in (note, clock._warning(left, 0, 0.0)) if x)
+        warning = clock.few_steps_warning(left) if not run.timed else ""
         g = self.group
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=note, precision=accel.precision_name(self._amp),
+                              note=self._note, precision=accel.precision_name(self._amp),
                               processes=g.world if g else 1, backend=g.backend if g else "",
-                              minutes=(budget or 0.0) / 60)
+                              minutes=(budget or 0.0) / 60, warning=warning)
         head = self.app.head(self.settings)
         n_cls = head.n_cm
         while run.timed or run.epoch < run.epochs:

@@ -362,8 +362,8 @@ class DockActions:
             start = f"epoch {ev.start_epoch + 1} of {ev.epochs} starting…" if ev.epochs else \
                 f"{ev.minutes:g} minutes, timing the first steps to plan them…"
             self.status.value = f"Training: {start}" + (f" {ev.note}" if ev.note else "")
-            if ev.note:
-                self._notify_plan(ev.note)
+            if ev.warning:
+                self._notify_plan(ev.warning)
             self._update_buttons()  # the model exists from now on: Predict works during the first run too
             self.device_label.value = f"Training on {ev.device}" + \
                 (f" in mixed precision ({ev.precision})" if ev.precision else "")
