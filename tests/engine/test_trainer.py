@@ -35,8 +35,9 @@ def test_events_arrive_in_order_with_counts(dsb_pairs, frozen):
     t = Trainer(small_settings(epochs=2, steps_per_epoch=3, **PATCH64))
     ev = list(t.train(dsb_pairs[:4]))
     kinds = [type(e).__name__ for e in ev]
-    assert kinds == ["TrainingStarted"] + ["IterationEnd"] * 3 + ["EpochEnd"] + ["IterationEnd"] * 3 + \
-        ["EpochEnd", "TrainingFinished"]
+    # The plan is said once the first steps are timed (engine.plan: one step's warm-up, then 3 measured).
+    assert kinds == ["TrainingStarted"] + ["IterationEnd"] * 3 + ["EpochEnd"] + ["IterationEnd", "PlanMade"] + \
+        ["IterationEnd"] * 2 + ["EpochEnd", "TrainingFinished"]
     assert [e.iteration for e in ev if isinstance(e, IterationEnd)] == [1, 2, 3, 4, 5, 6]
     assert ev[-1].reason == "completed"
 

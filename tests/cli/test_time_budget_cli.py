@@ -1,0 +1,55 @@
+"""`napari-mia train --minutes M` as a user types it: the plan is said, and the run fits the time.
+
+The trainer's clock is the fake one of tests/engine/test_plan.py: seconds pass only in steps and validations,
+so the figures do not depend on how busy the machine is.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+
+import pytest
+
+from napari_mia.cli import main
+from tests.conftest import DSB, _dsb_names
+from tests.engine.test_plan import FakeClock
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("budget")
+    for sub in ("images", "masks"):
+        (root / sub).mkdir()
+    for name in _dsb_names(6):
+        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
+        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
+    return root
+
+
+def test_minutes_alone_plans_the_run_and_says_so(folder, tmp_path, capsys, monkeypatch):
+    clock = FakeClock(step=3.0, per_crop=0.2).install(monkeypatch)
+    model = tmp_path / "nuclei.pt"
+    assert main(["train", "--images", str(folder / "images"), "--masks", str(folder / "masks"),
+                 "--label-mode", "instances", "--minutes", "1", "--patch", "64", "--out", str(model)]) == 0
+    err = capsys.readouterr().err
+    assert "for 1 minutes, on cpu: the plan follows from the speed of the first steps" in err
+    assert "Plan: 1 minute: about " in err and "validation every" in err
+    assert "Time limit of 1 minutes reached" in err
+    rows = list(csv.DictReader((tmp_path / "nuclei_record.csv").open()))
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert len(epochs) >= 3 and all(r["val_objects"] for r in epochs)
+    assert 0.9 * 60 <= clock.t <= 60 + 3.0
+    from napari_mia.engine.trainer import Trainer
+
+    saved = Trainer.load(model).settings.train
+    assert saved.minutes == 1 and saved.epochs == 0
+
+
+def test_a_plan_too_short_is_warned_about_before_it_starts(folder, tmp_path, capsys, monkeypatch):
+    FakeClock(step=0.5, per_crop=0.1).install(monkeypatch)
+    assert main(["train", "--images", str(folder / "images"), "--masks", str(folder / "masks"),
+                 "--label-mode", "instances", "--epochs", "2", "--patch", "64", "--batch-size", "2",
+                 "--out", str(tmp_path / "m.pt"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Only about" in err and "training steps: far too few to learn" in err
