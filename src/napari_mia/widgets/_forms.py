@@ -72,6 +72,10 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                       "model improve (0 = off).", {"min": 0, "max": 1000}),
     "normalization": ("Preprocessing", "How intensities are scaled per image. percentile (1-99.8%) suits "
                       "most microscopy.", {"choices": S.NORMALIZATIONS}),
+    "same_object_size": ("One object size", "Scale each training image, from its labels, so that its objects have "
+                         "the size the model learns (the median of all labelled objects); prediction brings each "
+                         "image to it (Estimate it for each image). Untick to train every image at its own scale.",
+                         {}),
     "steps_per_epoch": ("Steps per epoch", "0 = enough patches to cover the training images once per epoch.",
                         {"min": 0, "max": 100000}),
     "separate_contours": ("Separate contours", "Weigh the background between nearby objects more, so touching "
@@ -165,7 +169,7 @@ def dock_settings() -> S.Settings:
     return s
 SETTINGS_FIELDS = ["optimizer", "loss", "metric", "lr_schedule", "plateau_factor", "plateau_patience", "step_factor",
                    "step_every", "class_weighting", "class_weights", "val_split", "load_full", "preview_every",
-                   "normalization", "steps_per_epoch", "separate_contours", "contour_weight", "contour_sigma",
+                   "normalization", "same_object_size", "steps_per_epoch", "separate_contours", "contour_weight", "contour_sigma",
                    "prefer_labelled", "prefer_tries", "prefer_min_pixels", "keep", "seed"]
 AUGMENT_FIELDS = ["patch_width", "patch_height", "hflip", "vflip", "blur", "blur_limit", "piecewise_affine",
                   "dropout", "affine", "scale", "translate", "shear", "rotate", "zoom", "zoom_range",
