@@ -40,7 +40,8 @@ def test_evaluate_prints_and_writes_the_scores_of_each_image(setup, tmp_path, ca
     rows = list(csv.DictReader(out.open()))
     assert [r["name"] for r in rows][-1] == "mean" and len(rows) == 4
     # The same numbers as scoring the model's predictions directly.
-    predictor = Trainer.load(model).predictor()
+    t = Trainer.load(model)
+    predictor = t.predictor(diameter=t.app.default_diameter(t.settings))  # evaluate's default: 'auto' here
     direct = [segmentation_scores(predictor.predict(tifffile.imread(f)), tifffile.imread(root / "masks" / f.name))
               for f in sorted((root / "images").iterdir())]
     for row, d in zip(rows, direct):

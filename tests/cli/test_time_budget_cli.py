@@ -49,7 +49,8 @@ def test_minutes_alone_plans_the_run_and_says_so(folder, tmp_path, capsys, monke
 def test_a_plan_too_short_is_warned_about_before_it_starts(folder, tmp_path, capsys, monkeypatch):
     FakeClock(step=0.5, per_crop=0.1).install(monkeypatch)
     assert main(["train", "--images", str(folder / "images"), "--masks", str(folder / "masks"),
-                 "--label-mode", "instances", "--epochs", "2", "--patch", "64", "--batch-size", "2",
+                 "--label-mode", "instances", "--epochs", "2", "--batch-size", "4",
                  "--out", str(tmp_path / "m.pt"), "--quiet"]) == 0
     err = capsys.readouterr().err
+    assert "2 epochs of 2 steps" in err  # six 256 px images: 2 steps of 4 patches an epoch
     assert "Warning: Only about" in err and "training steps: far too few to learn" in err
