@@ -179,3 +179,14 @@ def test_objects_on_unlabelled_pixels_are_not_counted_either_way():
     pred[2:4, 16:19] = 3  # on labelled background: false
     assert partial_object_f1(pred, truth, known) == pytest.approx(2 / 3)
     assert partial_object_f1(np.zeros_like(truth), truth, known) == 0.0
+
+
+def test_training_on_sparse_labels_picks_its_best_epoch_by_the_sparse_object_score(painted):
+    from napari_mia.engine.trainer import Trainer
+
+    image, mask, raw, _ = painted
+    s = small_settings(sparse=True, epochs=1, steps_per_epoch=1, batch_size=2, val_split=0.5)
+    # Two images, one validates: one step, then the validation objects are scored despite the sparse labels.
+    events = list(Trainer(s).train([(image, raw, "a"), (image[:, ::-1].copy(), raw[:, ::-1].copy(), "b")]))
+    (end,) = [e for e in events if type(e).__name__ == "EpochEnd"]
+    assert end.val_objects is not None
