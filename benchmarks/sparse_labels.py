@@ -158,6 +158,7 @@ def main() -> None:
                    help="label variants, each optionally @CANDIDATE")
     p.add_argument("--train-images", type=int, default=0, help="train on this many training images (seeded; 0: all)")
     p.add_argument("--kind-images", type=int, default=0, help="score this many held-out images (seeded; 0: all)")
+    p.add_argument("--reuse", action="store_true", help="score a model already in OUT instead of training it again")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     build(a.sets, a.out)
@@ -175,7 +176,7 @@ def main() -> None:
                        "--config", str(config), "--out", str(model), "--quiet"]
         if labels.startswith("sparse"):
             train.append("--sparse")
-        seconds = run(train, a.out / f"{name}.log")
+        seconds = float("nan") if a.reuse and model.exists() else run(train, a.out / f"{name}.log")
         scores = a.out / f"{name}_kind.csv"
         run(cli + ["evaluate", "--model", str(model), "--images", str(kind_set / "images"), "--masks",
                    str(kind_set / "masks"), "--out", str(scores), "--quiet"], a.out / f"{name}_eval.log")
