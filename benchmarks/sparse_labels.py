@@ -154,7 +154,8 @@ def main() -> None:
     p.add_argument("sets", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--config", type=Path, required=True, help="settings for every model (label mode instances)")
-    p.add_argument("--models", nargs="+", default=["sparse_outline_dabs", "sparse_outline", "sparse_dabs", "old_way", "full"],
+    p.add_argument("--models", nargs="+",
+                   default=["sparse_outline_dabs", "sparse_outline", "sparse_dabs", "old_way", "full"],
                    help="label variants, each optionally @CANDIDATE")
     p.add_argument("--train-images", type=int, default=0, help="train on this many training images (seeded; 0: all)")
     p.add_argument("--kind-images", type=int, default=0, help="score this many held-out images (seeded; 0: all)")
@@ -165,7 +166,8 @@ def main() -> None:
     train_set = subset(a.sets / "train", a.out / f"train{a.train_images}", a.train_images)
     kind_set = subset(a.sets / "kind", a.out / f"kind{a.kind_images}", a.kind_images)
     cli = [sys.executable, "-m", "napari_mia.cli"]
-    print("| model | training s | fg IoU | object F1 | AP 0.5-0.95 | precision | recall | objects found (true) | images |")
+    print("| model | training s | fg IoU | object F1 | AP 0.5-0.95 | precision | recall | objects found (true) "
+          "| images |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in a.models:
         labels, _, candidate = name.partition("@")

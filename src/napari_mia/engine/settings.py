@@ -298,7 +298,8 @@ class Settings:
         if da.min_object_size < 0:
             raise SettingsError("Min object size must be 0 (keep every object) or more.")
         if not 0 <= da.sparse_ring <= 1:
-            raise SettingsError(f"The sparse labels' ring must be 0 (off) to 1 object diameter wide, got {da.sparse_ring}.")
+            raise SettingsError("The sparse labels' ring must be 0 (off) to 1 object diameter wide, "
+                                f"got {da.sparse_ring}.")
         if not 0 <= da.sparse_unlabelled <= 1:
             raise SettingsError(f"The weight of unlabelled pixels must be in [0, 1], got {da.sparse_unlabelled}.")
         if not (da.object_size > 0 and da.object_intensity > 0):
