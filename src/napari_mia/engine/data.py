@@ -49,6 +49,8 @@ class Sample:
     target: np.ndarray
     weight: np.ndarray | None  # (H, W) float32 pixel weights, or None
     name: str
+    # (H, W) where the labels are known (sparse labels, reviewed regions); None: everywhere.
+    known: np.ndarray | None = None
 
 
 
@@ -66,6 +68,8 @@ def make_sample(frame: np.ndarray, labels: np.ndarray, settings: Settings, name:
     if known is not None:
         known = resize_to(known.astype(np.uint8), sample.target.shape, order=0).astype(bool)
         sample.target = app.mask_unknown(sample.target, known, settings)
+        sample.known = known
+        app.learn_unknown(sample, settings)
     return sample
 
 
@@ -78,7 +82,7 @@ def supervision(labels: np.ndarray, sparse: bool, region: np.ndarray | None = No
     Sparse: 0 = not labelled, 1 = background painted on purpose, v >= 2 = object or class v - 1.
     `region` (nonzero = reviewed, fully labelled): inside it an unpainted pixel is background; outside it
     nothing is learned, unless sparse labels paint it (painted on purpose counts everywhere).
-    The input is never modified."""
+    The input is never modified. Training adds the application's ring of background (``with_ring``)."""
     labels = np.asarray(labels)
     known = None
     if sparse:
@@ -95,6 +99,51 @@ def supervision(labels: np.ndarray, sparse: bool, region: np.ndarray | None = No
         else:
             known = known | reviewed
     return labels, known
+
+
+RING_MIN_WIDTH = 2  # pixels: the ring of the smallest objects still says where they end
+
+
+def ring_width(diameter: float, share: float) -> int:
+    """The ring's width in pixels around an object of this diameter (``background_ring``)."""
+    return max(RING_MIN_WIDTH, int(round(share * diameter)))
+
+
+def background_ring(labels: np.ndarray, known: np.ndarray, share: float) -> np.ndarray:
+    """Where background may be taken as painted around whole painted objects: the unpainted pixels within
+    ``ring_width`` of an object (`labels` > 0 where `known`; its equivalent diameter times `share`).
+
+    A person who paints an object whole says where it ends: just outside it is background, or another
+    object, which would be painted too if it touched. So a thin ring teaches the object's edge and the
+    background around it, which a few background dabs far away do not. Painted pixels are never changed
+    (the ring only covers pixels not `known`), so no ring lies between touching painted objects. An
+    unpainted object touching a painted one loses a rim this wide to background; a thin ring keeps that
+    small. A stack ((N, H, W) labels) has rings in each frame."""
+    from scipy.ndimage import binary_dilation, find_objects
+
+    if labels.ndim == 3:
+        return np.stack([background_ring(lab, kn, share) for lab, kn in zip(labels, known)])
+    objects = np.where(known, labels, 0)
+    out = np.zeros(labels.shape, bool)
+    if not objects.any():
+        return out
+    ids = np.unique(objects[objects > 0])
+    # find_objects lists every id up to the largest: relabel to 1..n first.
+    compact = np.searchsorted(ids, objects) + 1
+    compact[objects == 0] = 0
+    h, w = labels.shape
+    for k, box in enumerate(find_objects(compact), start=1):
+        if box is None:
+            continue
+        mine = compact[box] == k
+        r = ring_width(2 * np.sqrt(np.count_nonzero(mine) / np.pi), share)
+        y0, y1 = max(box[0].start - r, 0), min(box[0].stop + r, h)
+        x0, x1 = max(box[1].start - r, 0), min(box[1].stop + r, w)
+        obj = compact[y0:y1, x0:x1] == k
+        yy, xx = np.ogrid[-r:r + 1, -r:r + 1]
+        grown = binary_dilation(obj, structure=yy * yy + xx * xx <= r * r)
+        out[y0:y1, x0:x1] |= grown & ~known[y0:y1, x0:x1]
+    return out
 
 
 def _size(shape: tuple) -> str:
@@ -208,6 +257,9 @@ def sources_from_arrays(
         raw = check_labels(labels, labels_name)
         check_sparse_one(raw, settings, labels_name)
         mapped, known = supervision(raw, sparse, region, labels_name)
+        # Background painted or reviewed, not the ring: without it the labels say nothing about background.
+        painted = None if known is None else known & (mapped == 0)
+        known = with_ring(mapped, known, settings, sparse)
         frames = labelled_frames(
             image, raw, settings.model.channels, name, labels_name, rgb=None if rgb is None else rgb[k],
             region=region,
@@ -225,11 +277,22 @@ def sources_from_arrays(
                     (lambda make=make: make(settings)),
                     fname, scaled_shape(lab.shape, settings.data.downscale), keep=True, max_label=int(lab.max()),
                     label_mode_guess=_guess_for_check(lab, settings), diameters=_diameters(lab, settings),
-                    background=None if kn is None else bool(np.any(kn & (lab == 0))),
+                    background=None if kn is None else bool(np.any(painted if painted.ndim == 2 else painted[i])),
                     make=make, raw_shape=lab.shape, settings=settings,
                 )
             )
     return sources
+
+
+def with_ring(labels: np.ndarray, known: np.ndarray | None, settings: Settings, sparse: bool) -> np.ndarray | None:
+    """`known` (``supervision``) and the ring of background the application takes around sparse labels' painted
+    objects (``background_ring``; none in classes mode, where a painted stroke need not be a whole region)."""
+    from . import applications
+
+    share = applications.for_settings(settings).background_ring(settings)
+    if known is None or not sparse or share <= 0:
+        return known
+    return known | background_ring(labels, known, share)
 
 
 def _diameters(labels: np.ndarray, settings: Settings) -> np.ndarray | None:
@@ -309,26 +372,28 @@ def sources_from_files(pairs: Sequence[tuple], settings: Settings,
         if check:  # once, when the source is made: a streamed source reads its files again for every patch
             check_sparse_one(raw, settings, mask_path.name)
         labels, known = supervision(raw, settings.data.sparse, region, mask_path.name)
+        painted = None if known is None else bool(np.any(known & (labels == 0)))
+        known = with_ring(labels, known, settings, settings.data.sparse)
         image = fit_channels(read_image(img_path), channels, img_path.name, channel_axis)
         frames = labelled_frames(image[0], raw, channels, img_path.name, mask_path.name, region=region)
         if len(frames) != 1 or labels.ndim != 2:
             raise DataError(f"{img_path.name}: the command line takes 2D images; split stacks into one file per frame.")
-        return frames[0][1], labels, known, image[1]
+        return frames[0][1], labels, known, image[1], painted
 
     for pair in pairs:
         img_path, mask_path = pair[0], pair[1]
         region_path = pair[2] if len(pair) > 2 else None
-        img, labels, known, found = read(img_path, mask_path, region_path, check=True)
+        img, labels, known, found, painted = read(img_path, mask_path, region_path, check=True)
         if notes is not None:
             notes += found
         shape = scaled_shape(labels.shape, settings.data.downscale)
 
         def make(st, img_path=img_path, mask_path=mask_path, region_path=region_path):
-            img, lab, kn, _ = read(img_path, mask_path, region_path)
+            img, lab, kn, _, _ = read(img_path, mask_path, region_path)
             return make_sample(img, lab, st, img_path.name, kn)
 
         top, guess, diameters = int(labels.max()), _guess_for_check(labels, settings), _diameters(labels, settings)
-        background = None if known is None else bool(np.any(known & (labels == 0)))
+        background = painted
         raw_shape = labels.shape
         del img, labels, known  # the loader reads the files again: memory is only kept if load_full
         sources.append(SampleSource(lambda make=make: make(settings), img_path.name, shape, keep=keep, max_label=top,
@@ -518,4 +583,5 @@ def _crop_within(sample: Sample, y: int, x: int, ph: int, pw: int) -> Sample:
     """The part of `sample` at (y, x), at most ph x pw and inside the image (no padding: a real field)."""
     part = (slice(y, y + ph), slice(x, x + pw))
     weight = None if sample.weight is None else sample.weight[part].copy()
-    return Sample(sample.image[part].copy(), sample.target[part].copy(), weight, sample.name)
+    known = None if getattr(sample, "known", None) is None else sample.known[part].copy()
+    return Sample(sample.image[part].copy(), sample.target[part].copy(), weight, sample.name, known)

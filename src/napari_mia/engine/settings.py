@@ -101,6 +101,13 @@ class DataSettings:
     # Sparse labels (issue #16): 0 = not labelled (ignored), 1 = background painted on purpose,
     # 2, 3, ... = objects (instance mode) or classes (value v is class v-1). Off: 0 is background.
     sparse: bool = False
+    # Sparse labels, instance mode: a painted object is whole, so a thin ring just outside it is background
+    # (or another painted object). The ring is this share of each object's diameter wide (at least
+    # 2 pixels) and only covers unpainted pixels; 0: off. Without it, a few whole nuclei and a few
+    # background dabs teach false objects everywhere (docs/benchmarks.md, "Sparse labels").
+    sparse_ring: float = 0.15
+    # Sparse labels: the unpainted pixels taught as background with this pixel weight (0: not learned).
+    sparse_unlabelled: float = 0.0
     patch_width: int = 256
     patch_height: int = 256
     # Load every image once into memory (fast) or read from disk per patch.
@@ -299,6 +306,11 @@ class Settings:
         app.validate(self)  # the application's losses and label modes
         if da.min_object_size < 0:
             raise SettingsError("Min object size must be 0 (keep every object) or more.")
+        if not 0 <= da.sparse_ring <= 1:
+            raise SettingsError("The sparse labels' ring must be 0 (off) to 1 object diameter wide, "
+                                f"got {da.sparse_ring}.")
+        if not 0 <= da.sparse_unlabelled <= 1:
+            raise SettingsError(f"The weight of unlabelled pixels must be in [0, 1], got {da.sparse_unlabelled}.")
         if not (da.object_size > 0 and da.object_intensity > 0):
             raise SettingsError("Object size and object intensity must be positive.")
         _choice("metric", t.metric, METRICS)

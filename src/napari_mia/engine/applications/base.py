@@ -83,6 +83,15 @@ class Application:
 
         return np.where(known, target, IGNORE).astype(target.dtype)
 
+    def background_ring(self, settings: Settings) -> float:
+        """Sparse labels: the ring of background taken around each painted object, as a share of its diameter
+        (``data.background_ring``); 0: none (the labels' painted values need not be whole objects)."""
+        return 0.0
+
+    def learn_unknown(self, sample: Sample, settings: Settings) -> None:
+        """Teach something where the labels are not known (``sample.known``), in place; by default nothing
+        (``mask_unknown`` left IGNORE there)."""
+
     def label_mode_guess(self, labels: np.ndarray, settings: Settings) -> str | None:
         """What raw labels look like (``data.guess_label_mode``), kept for ``check_classes``; None: no check."""
         return None

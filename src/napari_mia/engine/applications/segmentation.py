@@ -87,6 +87,25 @@ class Segmentation(Application):
             target[(target == BOUNDARY) & near_unknown] = IGNORE
         return target
 
+    def background_ring(self, settings):
+        # Instance mode: every id is one whole object, so its surroundings are known. A class may be painted
+        # as a stroke inside a larger region of that class: no ring.
+        return settings.data.sparse_ring if _instances(settings) else 0.0
+
+    def learn_unknown(self, sample, settings):
+        w = settings.data.sparse_unlabelled
+        if not (settings.data.sparse and w > 0) or sample.known is None:
+            return
+        from ..targets import BACKGROUND, IGNORE
+
+        # Most unlabelled pixels are background: taught so, weakly, they pull false objects down while
+        # the unlabelled nuclei (a few) weigh little against the painted ones.
+        unknown = ~sample.known & (sample.target == IGNORE)
+        sample.target = np.where(unknown, BACKGROUND, sample.target).astype(sample.target.dtype)
+        weight = np.ones(sample.target.shape, np.float32) if sample.weight is None else sample.weight.copy()
+        weight[unknown] *= w
+        sample.weight = weight
+
     def object_diameters(self, labels, settings):
         from ..scale import object_diameters
 
@@ -111,16 +130,20 @@ class Segmentation(Application):
             return None
         from ..evaluate import mean_scores, segmentation_scores
         from ..predictor import PostProcess
+        from ..targets import IGNORE
 
         d = settings.data
         post = PostProcess(min_size=d.min_object_size, fill_holes=d.fill_holes, split_touching=d.split_touching)
         rows = []
         for source in sources:
-            if getattr(source, "background", None) is not None:
-                continue  # partly labelled (sparse, regions): the unlabelled objects would count as false
             sample = source.get()
             pred = decode(predictor.maps(sample.image), settings, post)
-            rows.append(segmentation_scores(pred, _target_instances(sample.target)))
+            truth = _target_instances(sample.target)
+            if getattr(source, "background", None) is not None:  # partly labelled (sparse labels, regions)
+                known = sample.known if sample.known is not None else sample.target != IGNORE
+                rows.append({"object_f1": partial_object_f1(pred, truth, known)})
+            else:
+                rows.append(segmentation_scores(pred, truth))
             if stop():
                 return "stopped"
         return mean_scores(rows)["object_f1"] if rows else None
@@ -241,6 +264,36 @@ class Segmentation(Application):
         ax.imshow(masked % 20 if _instances(settings) else masked, cmap="tab20", alpha=0.6,
                   interpolation="nearest")
         ax.set_title("prediction")
+
+
+# A predicted object that matches no painted one is judged where at least this share of it lies on labelled
+# pixels; elsewhere it may be an object nobody painted.
+JUDGED_SHARE = 0.5
+
+
+def partial_object_f1(pred: np.ndarray, truth: np.ndarray, known: np.ndarray) -> float:
+    """Object F1 at IoU 0.5 of a prediction against partial labels: `truth` the labelled objects' ids (0 elsewhere),
+    `known` where the labels are known (painted objects, painted or reviewed background, the ring around
+    painted objects).
+
+    Scoring only the painted objects would be blind to false objects: a model that calls everything an object
+    finds every painted nucleus and scores 1. So a predicted object that matches no labelled one is a false
+    object where at least ``JUDGED_SHARE`` of its pixels are labelled: there the labels say background, or a
+    differently shaped object (a fragment of a painted nucleus, or one merged with its neighbour). One lying
+    mostly on unlabelled pixels is not counted either way: it may be a nucleus nobody painted, and counting
+    it false would teach the best-epoch choice to prefer models that miss objects."""
+    from ..evaluate import object_ious
+
+    iou = object_ious(pred, truth)
+    n_p, n_t = iou.shape
+    matched = (iou > 0.5).any(1) if n_t else np.zeros(n_p, bool)
+    tp = int(matched.sum())
+    ids = np.unique(pred[pred > 0])  # the rows of `iou`
+    area = np.bincount(np.searchsorted(ids, pred[pred > 0]), minlength=n_p)
+    on_known = np.bincount(np.searchsorted(ids, pred[(pred > 0) & known]), minlength=n_p)
+    false = int(np.count_nonzero(~matched & (on_known >= JUDGED_SHARE * np.maximum(area, 1))))
+    judged = 2 * tp + false + (n_t - tp)
+    return 2 * tp / judged if judged else 1.0
 
 
 def _target_instances(target: np.ndarray) -> np.ndarray:
