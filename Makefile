@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # This machine's pip.conf names index folders that may be absent: drop that noise, keep pip's exit code.
 PIP_QUIET := 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: demo test venv xvfb clean
+.PHONY: demo test venv xvfb clean wheel-check
 
 venv: $(VENV)/.installed
 
@@ -40,5 +40,10 @@ demo: venv xvfb
 test: venv xvfb
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
 
+# The package as PyPI would ship it: sdist, the wheel built from it, installed into a new environment where the
+# napari manifest, the sample data and `napari-mia --help` are checked (scripts/wheel_check.py). Leaves them in dist/.
+wheel-check: venv
+	env -u PYTHONPATH $(PY) scripts/wheel_check.py --out dist
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info

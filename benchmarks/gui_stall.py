@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/gui_stall.py [--seconds 40]
 
 A QTimer fires every 10 ms; the lateness of each tick is a stall the user
-would feel. Prints p50/p99/max lateness (target p99 < 50 ms). Starts a
-virtual X display when there is none.
+would feel. Prints p50/p99/max lateness (target p99 < 50 ms) and the device
+the dock trained on (its default, auto: a GPU when there is one). Starts a
+virtual X display when there is none, unless QT_QPA_PLATFORM names another
+platform (e.g. offscreen).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=40)
     a = p.parse_args()
     display = None
-    if not os.environ.get("DISPLAY"):
+    if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
         from pyvirtualdisplay import Display
 
         display = Display(visible=False, size=(1400, 900))
@@ -73,6 +75,10 @@ def main() -> None:
         time.sleep(0.01)
     ms = np.array(lateness) * 1000
     iters = len(widget.session.record.iterations)
+    trainer = widget.session.trainer
+    if trainer is not None and trainer.model is not None:
+        device = next(trainer.model.parameters()).device
+        print(f"the dock trained on {device} (precision setting: {trainer.settings.train.precision})")
     print(f"event loop lateness over {a.seconds:.0f} s of training ({iters} iterations, {len(ms)} ticks): "
           f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, max {ms.max():.1f} ms")
     viewer.close()

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
 
-DSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsb2018_fluo"
+# NAPARI_MIA_SHARED: the folder holding data/ when it is not ../shared (as for the tests).
+DSB = Path(os.environ.get("NAPARI_MIA_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data" / "dsb2018_fluo"
 HELD_OUT_SIZES = {(512, 640), (520, 696)}
 SEED = 15
 

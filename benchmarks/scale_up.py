@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ from napari_mia.engine.models import build_model, pick_device  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
 from napari_mia.engine.trainer import Trainer  # noqa: E402
 
-DSB = ROOT.parent / "shared" / "data" / "dsb2018_fluo"
+# NAPARI_MIA_SHARED: the folder holding data/ when it is not ../shared (as for the tests).
+DSB = Path(os.environ.get("NAPARI_MIA_SHARED", ROOT.parent / "shared")) / "data" / "dsb2018_fluo"
 WARM = 3  # steps left out of the timings: cuDNN autotuning, allocator growth, the first batches' workers
 
 
