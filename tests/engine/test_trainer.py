@@ -107,8 +107,8 @@ def test_time_limit_stops_and_autosave_writes_each_epoch(dsb_pairs, tmp_path, mo
     # The run's clock jumps past the limit once the first epoch has ended: the limit is then hit at a known
     # point, whatever the machine's speed (a real 3 s limit hit before or after the first epoch by chance).
     offset = [0.0]
-    real = trainer.time.monotonic
-    monkeypatch.setattr(trainer.time, "monotonic", lambda: real() + offset[0])
+    real = trainer._now
+    monkeypatch.setattr(trainer, "_now", lambda: real() + offset[0])
     t = Trainer(small_settings(epochs=50, steps_per_epoch=2, **PATCH64))
     t.autosave_path = tmp_path / "auto.pt"
     ev = []
