@@ -226,8 +226,9 @@ class Trainer:
         run.deadline = None if max_seconds is None else time.monotonic() + max_seconds
         steps = len(self._loader())
         g = self.group
+        note = " ".join(filter(None, (self._note, accel.precision_note(self.device, t.precision))))
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=self._note, precision=accel.precision_name(self._amp),
+                              note=note, precision=accel.precision_name(self._amp),
                               processes=g.world if g else 1, backend=g.backend if g else "")
         head = self.app.head(self.settings)
         n_cls = head.n_cm
