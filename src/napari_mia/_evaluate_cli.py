@@ -72,7 +72,8 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
 def add_precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["auto", "on", "off"],
                    help="mixed precision: auto = on CUDA GPUs (bfloat16, or float16 with loss scaling), off "
-                        "elsewhere; on = also on the CPU (bfloat16) and Apple GPUs; off = float32 (default: the "
+                        "elsewhere; on = also on the CPU (bfloat16, where it has the instructions for it: "
+                        "AVX-512 or newer; float32 otherwise, said) and Apple GPUs; off = float32 (default: the "
                         "model's setting, auto)")
 
 

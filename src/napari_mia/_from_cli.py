@@ -14,10 +14,18 @@ from pathlib import Path
 
 from .engine.errors import MiaError
 
-# Options that would change the network itself: a model given with --from keeps its own.
-_NETWORK_OPTIONS = {"arch": "--arch", "backbone": "--backbone", "label_mode": "--label-mode",
-                    "pretrained": "--pretrained", "weights": "--weights", "config": "--config",
-                    "channels": "--channels"}
+# Options that would change the network itself: a model given with --from keeps its own. Each is read off the
+# model's settings, so that the value the model already has is accepted (only a change is refused).
+_NETWORK_OPTIONS = {"arch": ("--arch", lambda s: s.model.architecture),
+                    "backbone": ("--backbone", lambda s: s.model.encoder),
+                    "label_mode": ("--label-mode", lambda s: s.model.label_mode),
+                    "pretrained": ("--pretrained", lambda s: s.model.pretrained),
+                    "weights": ("--weights", lambda s: s.model.weights_path),
+                    "config": ("--config", None),
+                    "channels": ("--channels", lambda s: s.model.channels)}
+# Measured from the training data and written by training, not chosen: a --config cannot be expected to hold the
+# model's values.
+_MEASURED = {"data": ("object_diameter", "detection_threshold")}
 # A scale this close to the model's is left alone: resampling costs detail for nothing.
 _SAME_SCALE = 1.1
 
@@ -46,13 +54,14 @@ def start_from(a, training_pairs):
     if a.resume:
         raise MiaError("--from starts a new run from a saved model; --resume continues the run saved in --out. "
                        "Use one of them.")
-    given = [flag for key, flag in _NETWORK_OPTIONS.items() if getattr(a, key, None)]
-    if given:
-        raise MiaError(f"--from keeps the network and settings of {a.start_from.name}: {', '.join(given)} cannot "
-                       "change them. Give the training options to change (--epochs, --lr, --batch-size, --patch, "
-                       "--downscale, ...), or train a new model without --from.")
     trainer = Trainer.load(a.start_from)
     s = trainer.settings
+    changed = [flag for key, (flag, _) in _NETWORK_OPTIONS.items()
+               if getattr(a, key, None) is not None and not _same(a, key, s)]
+    if changed:
+        raise MiaError(f"--from keeps the network and settings of {a.start_from.name}: {', '.join(changed)} cannot "
+                       "change them. Give the training options to change (--epochs, --lr, --batch-size, --patch, "
+                       "--downscale, ...), or train a new model without --from.")
     if a.task and a.task != s.model.task:
         raise MiaError(f"{a.start_from.name} is a {s.model.task} model; it cannot be trained for {a.task}.")
     # Start from the weights it predicts with (the best epoch's, unless it keeps the last).
@@ -61,7 +70,7 @@ def start_from(a, training_pairs):
         trainer.model.load_state_dict(start.state_dict())
     s.update(object_size=a.object_size, epochs=a.epochs, batch_size=a.batch_size, learning_rate=a.lr,
              patch_width=a.patch, patch_height=a.patch, downscale=a.downscale, val_split=a.val_split, seed=a.seed,
-             device=a.device)
+             device=a.device, keep=a.keep, precision=a.precision, sparse=a.sparse)
     if a.device:
         from .engine.models import pick_device
 
@@ -69,6 +78,28 @@ def start_from(a, training_pairs):
         trainer.model.to(trainer.device)
     a.task = s.model.task
     return trainer, training_pairs(a, applications.for_settings(s))
+
+
+def _same(a, key: str, s) -> bool:
+    """Whether the option `key` of `a` holds the value the model `s` already has."""
+    value = getattr(a, key)
+    if key == "config":
+        from .engine.settings import Settings
+
+        return _comparable(Settings.load(value)) == _comparable(s)
+    if key == "weights":
+        have = s.model.weights_path
+        return have is not None and Path(have).expanduser().resolve() == Path(value).expanduser().resolve()
+    return value == _NETWORK_OPTIONS[key][1](s)
+
+
+def _comparable(s) -> dict:
+    """The settings as a dict, without what training measures (the options --from may change still count)."""
+    d = s.to_dict()
+    for section, keys in _MEASURED.items():
+        for key in keys:
+            d[section].pop(key, None)
+    return d
 
 
 def to_model_scale(a, trainer, pairs, sources, read):

@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
                         "targets, validation images and settings; the options given here override them")
     t.add_argument("--label-mode", choices=["classes", "instances"],
                    help="classes: mask value = class id; instances: one id per object, objects are separated "
-                        "(default: classes)")
+                        "(default: guessed from the masks, as the dock does, and said; classes where they do not "
+                        "tell)")
     t.add_argument("--channels", type=_positive_int, metavar="N",
                    help="channels of the images: 1 (Mono), 3 (Color) or any other count, e.g. 2 for two "
                         "fluorescence channels (default: 3 for RGB files, else 1)")
@@ -203,7 +204,7 @@ def _settings_from_args(a):
         label_mode=a.label_mode, epochs=a.epochs, architecture=a.arch, encoder=a.backbone,
         pretrained=a.pretrained, weights_path=str(a.weights) if a.weights else None, batch_size=a.batch_size,
         learning_rate=a.lr, patch_width=a.patch, patch_height=a.patch, downscale=a.downscale,
-        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse, precision=a.precision,
+        val_split=a.val_split, seed=a.seed, device=a.device, sparse=a.sparse, precision=a.precision, keep=a.keep,
     )
     if a.weights and not s.model.pretrained:
         s.model.pretrained = True
@@ -320,6 +321,7 @@ def _train(a, group) -> int:
     from .engine.trainer import Trainer
 
     pairs = None if a.start_from else _training_pairs(a, applications.get(a.task or "segmentation"))
+    said: list[str] = []  # settings chosen here, said once the images have been read
     if a.start_from:  # a saved model's weights and settings, new data, a new run
         from ._from_cli import start_from
 
@@ -332,32 +334,31 @@ def _train(a, group) -> int:
                            "Train without --resume.")
         trainer = Trainer.load(a.out)
         s = trainer.settings
-        if a.epochs:
-            s.train.epochs = a.epochs
+        s.update(epochs=a.epochs, precision=a.precision, keep=a.keep)
         if a.minutes and not a.epochs and s.train.epochs == 0:
             s.train.minutes = a.minutes
-        if a.precision:
-            s.train.precision = a.precision
         done = trainer._saved_run.get("epoch", 0) if trainer._saved_run else 0
         print(f"Resuming {a.out.name} after epoch {done} of {s.train.epochs}.", file=sys.stderr)
     else:
         s = _settings_from_args(a)
         if not a.config or a.channels:
             s.model.channels = _train_channels(a, pairs[0][0])
-        applications.get(s.model.task).cli_prepare_settings(s, pairs, given_config=bool(a.config))
+        app = applications.get(s.model.task)
+        if not a.label_mode and not a.config:  # a settings file names its label mode
+            guessed = app.cli_label_mode(pairs, bool(s.data.sparse))
+            if guessed is not None:
+                s.update(label_mode=guessed[0])
+                said.append(guessed[1])
+        app.cli_prepare_settings(s, pairs, given_config=bool(a.config))
+        # Every option is in `s` by now: the trainer keeps its own copy, which is what it trains and saves.
         trainer = Trainer(s)
-    if a.keep:
-        s.train.keep = a.keep
-    if a.precision:
-        s.train.precision = a.precision
-    if a.sparse and a.start_from:
-        s.data.sparse = True
+        s = trainer.settings
     from ._labels_cli import with_regions
 
     app = applications.for_settings(s)
     pairs = with_regions(a, pairs, app)
     val_pairs = _validation_pairs(a, app)
-    notes: list[str] = []
+    notes: list[str] = said
     axis = a.channel_axis
     sources = app.cli_sources(pairs, s, lambda f: _read_fit(f, s, channel_axis=axis), notes, channel_axis=axis)
     if a.start_from:
@@ -384,7 +385,7 @@ def _train(a, group) -> int:
                     print(f"Training on {ev.num_train} images ({ev.num_val} for validation), {ev.epochs} epochs of "
                           f"{ev.steps_per_epoch} steps, on {ev.device}.", file=sys.stderr)
                 else:
-                    print(f"Training on {ev.num_train} images ({ev.num_val} for validation) for {a.minutes:g} "
+                    print(f"Training on {ev.num_train} images ({ev.num_val} for validation) for {ev.minutes:g} "
                           f"minutes, on {ev.device}: the plan follows from the speed of the first steps.",
                           file=sys.stderr)
                 if ev.processes > 1:

@@ -9,17 +9,24 @@ from napari_mia.engine.trainer import Trainer
 from tests.conftest import small_settings
 
 
-def test_precision_choices_per_device():
+def test_precision_choices_per_device(monkeypatch):
     cpu = torch.device("cpu")
     assert accel.autocast_dtype(cpu, "auto") is None  # a laptop's results do not change
     assert accel.autocast_dtype(cpu, "off") is None
-    assert accel.autocast_dtype(cpu, "on") is torch.bfloat16
+    monkeypatch.setattr(accel, "cpu_bf16_native", lambda: True)
+    assert accel.autocast_dtype(cpu, "on") is torch.bfloat16 and accel.precision_note(cpu, "on") == ""
+    # Without bfloat16 instructions a CPU's bfloat16 convolutions are several times slower than float32
+    # (benchmarks/real_step.py): it stays in float32.
+    monkeypatch.setattr(accel, "cpu_bf16_native", lambda: False)
+    assert accel.autocast_dtype(cpu, "on") is None and "Training in float32" in accel.precision_note(cpu, "on")
+    assert accel.precision_note(cpu, "auto") == accel.precision_note(cpu, "off") == ""
     assert not accel.grad_scaler(cpu, torch.bfloat16).is_enabled()  # bfloat16 needs no loss scaling
     assert accel.memory_format(cpu, torch.bfloat16) is torch.contiguous_format
     assert accel.loader_workers(-1, cpu) == 0 and accel.loader_workers(2, cpu) == 2
 
 
-def test_mixed_precision_trains_and_predicts_on_the_cpu(dsb_pairs):
+def test_mixed_precision_trains_and_predicts_on_the_cpu(dsb_pairs, monkeypatch):
+    monkeypatch.setattr(accel, "cpu_bf16_native", lambda: True)  # a CPU with bfloat16 instructions
     t = Trainer(small_settings(steps_per_epoch=2, precision="on", patch_width=64, patch_height=64))
     events = list(t.train(dsb_pairs[:4]))
     assert next(e for e in events if isinstance(e, TrainingStarted)).precision == "bf16"
@@ -28,6 +35,15 @@ def test_mixed_precision_trains_and_predicts_on_the_cpu(dsb_pairs):
     assert next(t.model.parameters()).dtype == torch.float32  # autocast computes in bf16, keeps fp32 weights
     labels = t.predictor().predict(dsb_pairs[5][0])
     assert labels.shape == dsb_pairs[5][0].shape[:2]
+
+
+def test_precision_on_keeps_a_cpu_without_bfloat16_in_float32_and_says_so(dsb_pairs, monkeypatch):
+    monkeypatch.setattr(accel, "cpu_bf16_native", lambda: False)
+    t = Trainer(small_settings(steps_per_epoch=1, precision="on", patch_width=64, patch_height=64, val_split=0))
+    events = list(t.train(dsb_pairs[:2]))
+    started = next(e for e in events if isinstance(e, TrainingStarted))
+    assert started.precision == "" and "Mixed precision is off on this CPU" in started.note
+    assert t._amp is None and t.settings.train.precision == "on"  # the setting stays: another machine may use it
 
 
 def _batches(settings, pairs):

@@ -19,19 +19,47 @@ GPU_WORKERS = 4
 def autocast_dtype(device, precision: str):
     """The dtype torch.autocast computes in, or None for float32.
 
-    "auto": CUDA only (bfloat16 if the GPU supports it, else float16); "on": also the CPU (bfloat16) and
-    Apple GPUs (float16); "off": None.
+    "auto": CUDA only (bfloat16 if the GPU supports it, else float16); "on": also Apple GPUs (float16) and
+    CPUs whose oneDNN computes bfloat16 (``fast_bf16``; on other CPUs bfloat16 training is several times
+    slower than float32, so they stay in float32 and ``precision_note`` says why); "off": None.
     """
     import torch
 
     kind = getattr(device, "type", str(device))
-    if precision == "off" or (precision == "auto" and kind != "cuda"):
+    if precision == "off" or (precision == "auto" and kind != "cuda") or not fast_bf16(device):
         return None
     if kind == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if kind == "mps":
         return torch.float16
     return torch.bfloat16
+
+
+def cpu_bf16_native() -> bool:
+    """Whether oneDNN computes bfloat16 on this CPU (x86 with AVX-512 or newer, Arm with bfloat16).
+
+    Elsewhere (e.g. AVX2 only) PyTorch's bfloat16 convolutions take a generic path that is many times slower
+    than float32 (benchmarks/real_step.py).
+    """
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def fast_bf16(device) -> bool:
+    """Whether bfloat16 autocast can pay off on `device`: GPUs, and CPUs whose oneDNN computes it."""
+    return getattr(device, "type", str(device)) != "cpu" or cpu_bf16_native()
+
+
+def precision_note(device, precision: str) -> str:
+    """Why mixed precision that the settings ask for is not used on `device` ("" when it is, or is not asked)."""
+    if precision != "on" or fast_bf16(device):
+        return ""
+    return ("Mixed precision is off on this CPU: it has no bfloat16 instructions that PyTorch uses (oneDNN), and "
+            "training in bfloat16 would be several times slower than in float32. Training in float32.")
 
 
 def autocast(device, dtype):

@@ -253,7 +253,7 @@ def _blobs_per_id(frame: np.ndarray) -> np.ndarray:
     return counts[counts > 0]
 
 
-def guess_label_mode(labels: np.ndarray) -> str | None:
+def guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
     """Whether a labels array looks like instance ids or class ids: "instances", "classes" or None.
 
     The rule, per 2D frame (a stack's frames are looked at one by one and must agree):
@@ -266,6 +266,9 @@ def guess_label_mode(labels: np.ndarray) -> str | None:
     - at least ``INSTANCE_MIN_IDS`` (8) ids of which at least 80% each form one blob
       (8-connected, touching objects of different ids count apart): "instances".
 
+    Sparse labels (`sparse`) are judged on their objects or classes (2, 3, ...) only: background painted with 1
+    as several strokes is not a class painted in many places.
+
     Floats and negative values give None (they are refused elsewhere with their own message).
     """
     labels = np.asarray(labels)
@@ -273,6 +276,8 @@ def guess_label_mode(labels: np.ndarray) -> str | None:
         labels = labels.astype(np.uint8)
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3) or (labels.size and labels.min() < 0):
         return None
+    if sparse:
+        labels = np.where(labels > 1, labels, 0)
     votes = set()
     for frame in labels.reshape((-1,) + labels.shape[-2:]):
         if not frame.any():

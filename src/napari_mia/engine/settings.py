@@ -177,7 +177,9 @@ class TrainSettings:
     # would take cores from the training itself; up to 4 per process on a GPU), 0 = in the training process.
     num_workers: int = -1
     # Mixed precision (torch.autocast): "auto" = on for CUDA GPUs (bfloat16 where the GPU has it, else float16
-    # with a gradient scaler), off elsewhere; "on" also on the CPU (bfloat16) and Apple GPUs; "off" = float32.
+    # with a gradient scaler), off elsewhere; "on" also on Apple GPUs and on CPUs whose oneDNN computes bfloat16
+    # (AVX-512 or newer; on others bfloat16 is several times slower, so they train in float32 and say so,
+    # engine.accel.precision_note); "off" = float32.
     precision: str = "auto"
     # Which weights Predict, Save and Export use: those of the epoch with the best validation score
     # ("best"), or the latest ("last"). Without validation images the latest are the only ones.

@@ -289,8 +289,9 @@ class Trainer:
         left = (run.epochs - run.epoch) * steps
         warning = clock.few_steps_warning(left) if not run.timed else ""
         g = self.group
+        note = " ".join(filter(None, (self._note, accel.precision_note(self.device, t.precision))))
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=self._note, precision=accel.precision_name(self._amp),
+                              note=note, precision=accel.precision_name(self._amp),
                               processes=g.world if g else 1, backend=g.backend if g else "",
                               minutes=(budget or 0.0) / 60, warning=warning)
         head = self.app.head(self.settings)

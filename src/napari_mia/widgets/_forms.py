@@ -144,8 +144,9 @@ SPECS: dict[str, tuple[str, str, dict]] = {
                "Off: every unpainted pixel is background.", {}),
     "device": ("Device", "Where to train: auto picks a GPU when there is one.", {"choices": ["auto", "cpu"]}),
     "precision": ("Mixed precision", "Compute in 16-bit floats where it is safe: about twice as fast on recent NVIDIA "
-                  "GPUs, same results within noise. auto: on for NVIDIA GPUs, off elsewhere; on: also on the CPU "
-                  "and Apple GPUs (usually slower there); off: always 32-bit.",
+                  "GPUs, same results within noise. auto: on for NVIDIA GPUs, off elsewhere; on: also on Apple GPUs "
+                  "and on CPUs with bfloat16 instructions (AVX-512 or newer; usually slower there; other CPUs "
+                  "stay 32-bit, as bfloat16 is several times slower on them); off: always 32-bit.",
                   {"choices": list(S.PRECISIONS)}),
     # detection
     "object_size": ("Object size (px)", "Diameter of the objects in pixels: the width of the bump the model "

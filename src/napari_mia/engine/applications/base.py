@@ -247,6 +247,11 @@ class Application:
     def cli_prepare_settings(self, settings: Settings, pairs: list[tuple], given_config: bool) -> None:
         """Settings a new model takes from the training files (``train``, not with --resume)."""
 
+    def cli_label_mode(self, pairs: list[tuple], sparse: bool) -> tuple[str, str] | None:
+        """``train`` without --label-mode (nor --config): (the label mode the training targets show, why, for
+        stderr); None where the application has no label mode to choose. Raises MiaError where they disagree."""
+        return None
+
     def cli_sources(self, pairs: list[tuple], settings: Settings, read: Callable[[Path], Any],
                     notes: list[str], channel_axis: int | None = None) -> list[SampleSource]:
         """[(image file, targets)] -> sources (``train``). `read` reads an image as the model takes it (saying on

@@ -17,6 +17,9 @@ from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
 from ..targets import INSTANCE_CLASS_NAMES
 from .base import Application
 
+# train without --label-mode reads this many masks at most (spread over the folder) to guess it.
+CLI_GUESS_FILES = 16
+
 
 class _SegmentationHead:
     """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
@@ -178,6 +181,36 @@ class Segmentation(Application):
         from ..images import pair_files
 
         return pair_files(images, path)
+
+    def cli_label_mode(self, pairs, sparse):
+        """The dock's guess (``images.guess_label_mode``) on the masks; the default, classes, where they cannot
+        tell."""
+        from ..images import check_labels, guess_label_mode, read_image
+
+        picked = pairs if len(pairs) <= CLI_GUESS_FILES else \
+            [pairs[i] for i in np.linspace(0, len(pairs) - 1, CLI_GUESS_FILES).astype(int)]
+        seen: dict[str, tuple[str, int]] = {}  # mode -> (an example mask, its number of values)
+        for pair in picked:
+            labels = check_labels(read_image(pair[1]), pair[1].name)
+            mode = guess_label_mode(labels, sparse)
+            if mode is not None and mode not in seen:
+                values = np.unique(labels[labels > (1 if sparse else 0)])
+                seen[mode] = (pair[1].name, len(values))
+        what = {"instances": "each object has its own number, e.g. {1} separate objects in {0}",
+                "classes": "each number is a kind of object, e.g. {1} value(s) painted as several separate "
+                           "regions in {0}"}
+        if len(seen) > 1:
+            raise DataError(f"The masks do not agree on the label mode: in {seen['instances'][0]} each object has "
+                            f"its own number (instances), in {seen['classes'][0]} each number is a kind of object "
+                            "(classes). All masks of one model use one label mode: give --label-mode instances or "
+                            "--label-mode classes, or remove the masks that do not fit.")
+        if seen:
+            mode = next(iter(seen))
+            other = "classes" if mode == "instances" else "instances"
+            return mode, f"Label mode: {mode} (in the masks {what[mode].format(*seen[mode])}); give --label-mode " \
+                         f"{other} if that is wrong."
+        return "classes", "Label mode: classes, the default (the masks do not show whether each object has its " \
+                          "own number); give --label-mode instances if it has."
 
     def write_job_targets(self, items, folder, settings, names):
         from ..job import image_file_array, labels_file_array, write_tiff

@@ -209,14 +209,10 @@ def _guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
     """'instances', 'classes' or None (ambiguous): the engine's rule (`data.guess_label_mode`).
 
     It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
-    Sparse labels are judged on their objects or classes (2, 3, ...) only: background painted with 1 as
-    several strokes is not a class painted in many places.
     """
     from ...engine.data import guess_label_mode
 
     labels = np.asarray(labels)
     if labels.ndim == 3 and len(labels) > 16:
         labels = labels[np.linspace(0, len(labels) - 1, 16).astype(int)]
-    if sparse:
-        labels = np.where(labels > 1, labels, 0)
-    return guess_label_mode(labels)
+    return guess_label_mode(labels, sparse)
