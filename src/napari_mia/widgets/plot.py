@@ -69,7 +69,8 @@ class TrainingPlotWidget(QWidget):
         self.view = QLabel(PLACEHOLDER)  # the figure's pictures, once matplotlib is there
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.view.setWordWrap(True)
-        self.view.setMinimumSize(280, 120)  # the Train Model dock above keeps its actions in sight
+        # The Train Model dock above keeps its actions in sight, and a third dock (Results) its title bar.
+        self.view.setMinimumSize(280, 100)
         self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # no growing to the picture
         self.view.setScaledContents(True)  # a picture drawn for the previous size fills the view until the next
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mia-plot")
