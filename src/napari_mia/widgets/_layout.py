@@ -355,12 +355,21 @@ def place_in_column(widget: QWidget, wanted: int) -> None:
                 Qt.DockWidgetArea.TopDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea):
             column -= d.height()
     gap = window.style().pixelMetric(QStyle.PixelMetric.PM_DockWidgetSeparatorExtent, None, window)
-    title = max(dock.height() - widget.height(), 0)  # the dock's title bar
+    bar = dock.titleBarWidget()
+    title = bar.sizeHint().height() if bar is not None else dock.fontMetrics().height() + 10  # the title bar
     need = sum(d.minimumSizeHint().height() + gap for d in others) + title + wanted
     below = max(others, key=lambda d: d.mapTo(window, d.rect().topLeft()).y())
     if need <= column:  # stacked: it shares the lowest dock's place, rather than the sliver napari gave it
-        half = (below.height() + dock.height()) // 2
-        window.resizeDocks([below, dock], [half, half], Qt.Orientation.Vertical)
+        from qtpy.QtCore import QTimer
+
+        def share():  # once the window has laid the dock out at its height
+            try:
+                half = (below.height() + dock.height()) // 2
+                window.resizeDocks([below, dock], [half, half], Qt.Orientation.Vertical)
+            except RuntimeError:  # closed meanwhile
+                pass
+
+        QTimer.singleShot(0, share)
         return
     window.tabifyDockWidget(below, dock)
     dock.raise_()

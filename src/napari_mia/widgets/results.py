@@ -113,9 +113,7 @@ class ResultsWidget(QWidget):
         super().showEvent(event)
         if not self._placed:
             self._placed = True
-            from qtpy.QtCore import QTimer
-
-            QTimer.singleShot(0, self._place)
+            self._place()
 
     def _place(self) -> None:
         """Once docked: a tab beside the column's lowest dock if its own place is too low for its controls; from
@@ -123,9 +121,10 @@ class ResultsWidget(QWidget):
         from ._layout import place_in_column
 
         try:
-            wanted = self.layout().totalMinimumSize().height()
+            # its controls, with room for the summary's longer texts (a measured layer's counts)
+            wanted = self.layout().totalMinimumSize().height() + 2 * self.fontMetrics().lineSpacing()
+            self.setMinimumHeight(wanted)
             place_in_column(self, wanted)
-            self.setMinimumHeight(0)
         except RuntimeError:  # closed meanwhile
             pass
 
