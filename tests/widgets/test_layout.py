@@ -41,7 +41,9 @@ def test_long_names_and_messages_do_not_widen_or_clip_the_dock(shown, qtbot):
     width = w.minimumSizeHint().width()
     assert 300 <= width <= 460
     viewer.add_image(np.zeros((32, 32), np.uint8), name=STEM)
-    viewer.add_labels(np.zeros((32, 32), np.uint16), name=STEM + "_mask")
+    mask = np.zeros((32, 32), np.uint16)
+    mask[8:16, 8:16] = 1  # one object: empty labels are refused at Add
+    viewer.add_labels(mask, name=STEM + "_mask")
     w.image_combo.value, w.labels_combo.value = STEM, STEM + "_mask"
     assert w.add_pair(STEM, STEM + "_mask")
     w.status.value = (f"Could not read /home/someone/microscopy/experiment_2024_11_23/{STEM}.tif: it is not an "
