@@ -299,7 +299,7 @@ def test_every_layer_kind_check_holds_for_proxies(make_napari_viewer):
 
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((64, 64), np.uint8), name="img")
-    viewer.add_labels(np.zeros((64, 64), np.uint8), name="lab")
+    viewer.add_labels(np.pad(np.ones((8, 8), np.uint8), 28), name="lab")  # one object
     viewer.add_points(np.array([[10.0, 10.0]]), name="pts")
     for how in ("menu", "plugin"):
         w = open_dock(viewer, how)
