@@ -4,7 +4,8 @@
 
 Runs under a virtual X display when there is none; writes docs/images/*.png. `--only window`: the
 whole napari window as `make demo` opens it, training with the plot, and an error message, each at
-1600x1000 and at napari's default window size (issue #13). `--only labelling`: sparse labels painted on a
+1600x1000 and at napari's default window size (issue #13). `--only layout`: Train Model, Training Data and
+Results open together over layers with 64-character names, at both sizes (issue #25). `--only labelling`: sparse labels painted on a
 DSB field, the prediction after a short training, and a corrected prediction added by a reviewed region
 (docs/labelling.md, issue #16). `--only server`: a training job exported from the dock, trained by the command
 line and imported back, the record in the Training Data dock (docs/server.md, issue #18).
@@ -35,7 +36,7 @@ def _close_toasts(viewer) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
-    p.add_argument("--only", choices=["window", "segmentation", "detection", "classification", "results",
+    p.add_argument("--only", choices=["window", "layout", "segmentation", "detection", "classification", "results",
                                       "labelling", "server"],
                    help="make one application's screenshots only")
     a = p.parse_args()
@@ -63,6 +64,8 @@ def main() -> None:
 
     if a.only in (None, "window"):
         _window(a, pump)
+    if a.only in (None, "layout"):
+        _layout(pump)
     if a.only in (None, "segmentation"):
         _segmentation(a, pump)
     if a.only in (None, "detection"):
@@ -125,6 +128,48 @@ def _window(a, pump) -> None:
     while widget.session.busy:
         pump(0.1)
     viewer.close()
+
+
+def _layout(pump) -> None:
+    """Train Model, Training Data and Results open together over layers named by 64-character file stems (two
+    labels layers napari numbered, "<stem> [1]" and "<stem> [2]"), at napari's default size and at 1600x1000: the
+    window stays its size and the docks' column its width (issue #25)."""
+    import napari
+    import numpy as np
+
+    from napari_mia._sample_data import make_sample_data
+    from napari_mia.widgets._layout import _dock_of
+
+    stem = "0a7d30b252359a10fd298b638b90cb9ada3acced4e0c0e5a3692013f432ee4e9"  # a DSB file stem
+    for key, png in (("default", "layout_default.png"), ("1600", "layout_1600.png")):
+        viewer = napari.Viewer()
+        for data, meta, kind in make_sample_data():
+            getattr(viewer, f"add_{kind}")(data, **meta)
+        frame, labels = (np.asarray(viewer.layers[n].data)[0] for n in ("nuclei", "nuclei labels"))
+        viewer.add_image(frame, name=stem)
+        viewer.add_labels(labels, name=stem)
+        viewer.add_labels(labels, name=stem)
+        _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+        window = _dock_of(widget).window()
+        if WINDOW_SIZES[key]:
+            window.resize(*WINDOW_SIZES[key])
+        pump(0.6)
+        widget.image_combo.value, widget.labels_combo.value = stem, f"{stem} [1]"
+        widget.add_button.changed.emit(True)
+        widget.open_plot_dock()
+        pump(0.6)
+        _, results = viewer.window.add_plugin_dock_widget("napari-mia", "Results")
+        pump(0.8)
+        results.layer_combo.value = f"{stem} [1]"
+        results.image_combo.value = stem
+        results.measure()
+        pump(0.6)
+        print(f"{png}: window {window.width()}x{window.height()}")
+        viewer.reset_view()
+        _close_toasts(viewer)
+        pump(0.3)
+        viewer.screenshot(str(OUT / png), canvas_only=False)
+        viewer.close()
 
 
 def _segmentation(a, pump) -> None:

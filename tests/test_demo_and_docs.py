@@ -51,6 +51,22 @@ def test_gui_demo_opens_ready_to_start(qtbot):
         viewer.close()
 
 
+def test_gui_demo_fits_the_sample_to_the_canvas_the_dock_leaves(qtbot):
+    """The dock docks after the sample was shown: the sample is fit again to the narrower canvas (it was cut off at
+    napari's default size), and the status line promises no fixed time."""
+    from napari_mia.demo import open_demo_viewer
+
+    viewer, widget = open_demo_viewer(show=True)
+    try:
+        qtbot.wait(500)
+        zoom = viewer.camera.zoom
+        viewer.reset_view()
+        assert viewer.camera.zoom == pytest.approx(zoom, rel=0.01)
+        assert "minutes" not in widget.status.value and "how long" in widget.status.value
+    finally:
+        viewer.close()
+
+
 def _page_images() -> dict[str, list[str]]:
     docs = ROOT / "docs"
     return {p.name: re.findall(r"\]\(images/([\w.-]+\.png)\)", p.read_text()) for p in docs.glob("*.md")}

@@ -48,6 +48,10 @@ def open_demo_viewer(show: bool = True):
     for data, meta, kind in make_sample_data():
         getattr(viewer, f"add_{kind}")(data, **meta)
     _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    # The dock took the canvas's right part: fit the sample to the canvas that is left, once it is laid out.
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(0, viewer.reset_view)
     # The demo's sample needs the defaults (full labels, segmentation), whatever the last session used.
     widget.application.value = "Semantic segmentation"
     widget.reset_settings(remember=False)
@@ -56,7 +60,8 @@ def open_demo_viewer(show: bool = True):
     widget.add_pair("nuclei", "nuclei labels")
     widget.predict_combo.value = "nuclei"
     widget.status.value = ("Sample loaded (6 frames with their nuclei drawn; one is held out for validation): "
-                           "press Start Training. About 2-4 minutes on a laptop's CPU, then Predict.")
+                           "press Start Training. After its first steps, this line says how long the training "
+                           "takes on this computer; then press Predict.")
     return viewer, widget
 
 

@@ -130,8 +130,8 @@ def docked(viewer, application: str, steps: int, patch: int, how: str = "menu"):
     return w
 
 
-# A user's new napari, in a fresh process (torch not yet imported): the dock opened, Load Model clicked, then a
-# model built and run. One process for three tests (test_training_widget.py, test_first_hour.py): each fresh
+# A user's new napari, in a fresh process (torch not yet imported): the dock opened, a file that is no model
+# refused, Load Model clicked, the first Start (the Training Data dock opens), then a model built and run. One process for three tests (test_training_widget.py, test_first_hour.py): each fresh
 # napari with torch costs ~20 s of the suite.
 NEW_NAPARI = """
 import sys, time
@@ -143,6 +143,22 @@ viewer = napari.Viewer(show=False)
 t = time.perf_counter()
 _, w = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
 print("OPENED", "torch" in sys.modules, round(time.perf_counter() - t, 3))
+import pathlib, tempfile, threading
+
+class FirstImport:  # the thread that imports matplotlib first
+    thread = None
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" and FirstImport.thread is None:
+            FirstImport.thread = threading.current_thread().name
+        return None
+
+sys.meta_path.insert(0, FirstImport())
+bad = pathlib.Path(tempfile.mkdtemp()) / "notes.pt"
+bad.write_text("a file that is no model")
+t = time.perf_counter()
+refused = w.load_model(str(bad))
+print("REFUSED", refused, round(time.perf_counter() - t, 3), "torch" in sys.modules, "|", w.status.value)
 ticks = []
 timer = QTimer()
 timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
@@ -160,6 +176,33 @@ ticks = [t for t in ticks if t0 <= t <= t0 + took]
 gap = max(b - a for a, b in zip([t0] + ticks, ticks + [t0 + took]))
 print("RESULT", round(returned, 3), round(took, 3), round(gap, 3), len(ticks), "torch" in sys.modules)
 print("STATUS", status, "|", w.status.value)
+sys.stdout.flush()
+# The first Start: the Training Data dock opens on the main thread; matplotlib must not be imported there.
+from napari_mia._sample_data import make_sample_data
+
+for data, meta, kind in make_sample_data():
+    getattr(viewer, f"add_{kind}")(data, **meta)
+w.session.reset()  # a new model, in the sample's label mode
+w.add_pair("nuclei", "nuclei labels")
+c = w.controls
+c["label_mode"].value = "instances"
+c["epochs"].value, c["steps_per_epoch"].value, c["batch_size"].value, c["val_split"].value = 1, 1, 2, 0.0
+c["patch_width"].value = c["patch_height"].value = 64
+opened, open_plot_dock = [], w.open_plot_dock
+
+def timed_open():
+    t = time.perf_counter()
+    plot = open_plot_dock()
+    opened.append(time.perf_counter() - t)
+    return plot
+
+w.open_plot_dock = timed_open
+assert w.start()
+t0 = time.perf_counter()
+while (w.session.busy or w.session.worker is not None) and time.perf_counter() - t0 < 150:
+    app.processEvents()
+    time.sleep(0.005)
+print("STARTED", FirstImport.thread, round(opened[0], 3) if opened else None, type(w.session.last_event).__name__)
 sys.stdout.flush()
 # The order a user has: the viewer (Mesa may load libLLVM) first, torch and smp imported afterwards (here by the
 # load's worker, as by the first Start's), then a model trained or run: without the guard in napari_mia._llvm

@@ -35,11 +35,21 @@ def test_channel_mismatch_at_add_is_refused_in_plain_words(widget, nuclei_viewer
     assert not widget.add_pair("mono", "cells labels")
     assert "'mono' has 1 channel, but Input is 2 channels" in warnings_shown[-1]
     assert "choose the layers of the other channels under Other channels" in warnings_shown[-1]
-    # The channels of the layer are along its first axis, not its last.
+    # The channels of the layer are along its first axis, not its last: that fix is said first, not Input.
     widget.channel_axis.value = "last"
     assert not widget.add_pair("two channels", "cells labels")
-    assert "'two channels' has 128 channels along its last axis (its shape is (2, 128, 128)" in warnings_shown[-1]
-    assert "change the Channel axis" in warnings_shown[-1]
+    assert warnings_shown[-1].startswith("napari-mia: 'two channels' has its 2 channels along its first axis (its "
+                                         "shape is (2, 128, 128)): choose Channel axis: first (Data).")
+    assert "Choose Input" not in warnings_shown[-1]
+    # The same the other way round: an (H, W, 2) layer read with its channels first.
+    nuclei_viewer.add_image(np.moveaxis(np.asarray(nuclei_viewer.layers["two channels"].data), 0, -1),
+                            name="channels last")
+    widget.channel_axis.value = "first"
+    assert not widget.add_pair("channels last", "cells labels")
+    assert "'channels last' has its 2 channels along its last axis" in warnings_shown[-1]
+    assert "choose Channel axis: last" in warnings_shown[-1] and "128 channels" not in warnings_shown[-1].split(
+        "(Data).")[0] and "Choose Input" not in warnings_shown[-1]
+    nuclei_viewer.layers.remove("channels last")
     # Three layers joined for two channels; a layer of another size cannot be a channel.
     _choose_other_channels(widget, "DAPI", ["inverted", "mono"])
     assert not widget.add_pair("DAPI", "cells labels")
@@ -83,8 +93,8 @@ def test_two_channel_image_trains_and_predicts_from_one_layer_or_one_layer_per_c
     widget.channel_axis.value = "last"
     widget.predict_combo.value = "two channels"
     assert not widget.predict()
-    assert "'two channels' has 128 channels along its last axis" in warnings_shown[-1]
-    assert "the model was trained on 2 channels" in warnings_shown[-1]
+    assert "'two channels' has its 2 channels along its first axis" in warnings_shown[-1]
+    assert "choose Channel axis: first" in warnings_shown[-1]
     failures = widget.session.failures
     widget.predict_combo.value = "mono"
     assert widget.predict()  # a layer read as it is: the engine's refusal comes back

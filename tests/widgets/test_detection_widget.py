@@ -53,6 +53,9 @@ def test_the_dock_offers_points_and_detection_controls(det_widget, cells_viewer,
     assert "stack" in warnings_shown[-1] and "2D" in warnings_shown[-1] and w.pairs == []
     assert w.add_pair("cells 0", "cells 0 points")
     assert "objects" in w.classes_label.value
+    # An RGB image holds its channels itself: Channel axis and Other channels do not apply to it.
+    assert w.controls["channels"].value == 3 and w.image_combo.value == "cells 0"
+    assert not shown(w.channel_axis) and not shown(w.channel_layers)
     w.application.value = "Semantic segmentation"  # points cannot train a segmentation: the pairs go
     assert w.pairs == [] and w.labels_combo.label == "Labels" and w.controls["loss"].value == "dice"
 

@@ -57,6 +57,25 @@ def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nu
     assert widget.add_prediction_button.enabled
 
 
+def test_the_status_line_says_how_long_the_rest_of_the_run_takes(widget, monkeypatch):
+    """Measured from the run's steps after its first (which carries the start-up), not promised."""
+    import napari_mia.widgets._actions as actions
+    from napari_mia.engine.events import TrainingStarted
+
+    now = [100.0]
+    monkeypatch.setattr(actions, "_clock", lambda: now[0])
+    widget._on_event(TrainingStarted(epochs=20, steps_per_epoch=4, device="cpu", num_train=5, num_val=1))
+    texts = []
+    for i in range(1, 6):
+        now[0] += 30.0 if i == 1 else 2.5
+        widget._on_event(IterationEnd(1 + (i - 1) // 4, (i - 1) % 4 + 1, i, 0.5, 0.5, 1e-3))
+        texts.append(widget.status.value)
+    assert not any("left" in t for t in texts[:3])  # not before 3 steps after the first were timed
+    # 3 steps in 7.5 s: 76 steps left take 190 s
+    assert texts[3] == "Training: step 4 of 4, epoch 1 of 20, loss 0.5000, about 3 minutes left"
+    assert actions.duration_text(40) == "about 40 seconds" and actions.duration_text(3 * 3600) == "about 3 hours"
+
+
 # -- 5: instance masks are not silently trained as one class per object -------------------------------------
 @both_ways
 def test_instance_labels_set_the_label_mode_when_added(widget, nuclei_viewer, warnings_shown):
@@ -110,6 +129,19 @@ def test_the_first_load_model_does_not_freeze_a_new_napari(new_napari):
     # The viewer keeps drawing while the load goes on: the timer ticked all along (before the fix the whole
     # load, seconds, was one gap).
     assert ticks >= 5 and gap < max(1.5, took / 2), out.stdout
+
+
+def test_a_non_model_file_is_refused_at_once_and_the_first_start_imports_matplotlib_aside(new_napari):
+    """The same fresh napari (conftest.NEW_NAPARI): a file that is no model is refused in plain words before torch
+    is imported (it took 25 s), and the Training Data dock, opened by the first Start, does not import
+    matplotlib on the main thread (it froze the window seconds)."""
+    out, lines = new_napari
+    assert "REFUSED" in lines and "STARTED" in lines, out.stdout[-2000:] + out.stderr[-3000:]
+    refused = lines["REFUSED"].split()
+    assert refused[1] == "False" and refused[3] == "False", lines["REFUSED"]  # refused; torch not imported
+    assert float(refused[2]) < 1.0 and "notes.pt is not a napari-mia model file" in lines["REFUSED"]
+    started = lines["STARTED"].split()
+    assert started[1] not in ("MainThread", "None") and started[3] == "TrainingFinished", lines["STARTED"]
 
 
 @both_ways
@@ -267,7 +299,7 @@ def test_every_layer_kind_check_holds_for_proxies(make_napari_viewer):
 
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((64, 64), np.uint8), name="img")
-    viewer.add_labels(np.zeros((64, 64), np.uint8), name="lab")
+    viewer.add_labels(np.pad(np.ones((8, 8), np.uint8), 28), name="lab")  # one object
     viewer.add_points(np.array([[10.0, 10.0]]), name="pts")
     for how in ("menu", "plugin"):
         w = open_dock(viewer, how)

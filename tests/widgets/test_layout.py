@@ -41,7 +41,9 @@ def test_long_names_and_messages_do_not_widen_or_clip_the_dock(shown, qtbot):
     width = w.minimumSizeHint().width()
     assert 300 <= width <= 460
     viewer.add_image(np.zeros((32, 32), np.uint8), name=STEM)
-    viewer.add_labels(np.zeros((32, 32), np.uint16), name=STEM + "_mask")
+    mask = np.zeros((32, 32), np.uint16)
+    mask[8:16, 8:16] = 1  # one object: empty labels are refused at Add
+    viewer.add_labels(mask, name=STEM + "_mask")
     w.image_combo.value, w.labels_combo.value = STEM, STEM + "_mask"
     assert w.add_pair(STEM, STEM + "_mask")
     w.status.value = (f"Could not read /home/someone/microscopy/experiment_2024_11_23/{STEM}.tif: it is not an "
@@ -131,3 +133,106 @@ def test_a_short_plot_shows_one_readable_row(nuclei_viewer, widget):
     plot._render(plot._snapshot(), (380, 500, 1.0))
     assert all(ax.get_visible() for ax in plot.figure.axes)
     assert plot.ax_loss.get_xlim()[1] >= 8  # the axis grew with the values after the first, narrow, ones
+
+
+# -- issue #25: the Results dock beside Train Model and Training Data, long names, public API only -------------
+L1, L2 = f"{STEM} [1]", f"{STEM} [2]"
+
+
+def _long_named_layers(viewer):
+    """An image named by its file's stem and two labels layers of the same name, which napari numbers: their
+    names differ only at their ends (L1, L2)."""
+    frame = np.asarray(viewer.layers["nuclei"].data)[0]
+    labels = np.asarray(viewer.layers["nuclei labels"].data)[0]
+    for add in (viewer.add_image, viewer.add_labels, viewer.add_labels):
+        add(frame if add == viewer.add_image else labels, name=STEM)
+    assert {L1, L2} <= {layer.name for layer in viewer.layers}
+
+
+def _window(widget):
+    from napari_mia.widgets._layout import _dock_of
+
+    return _dock_of(widget).window()
+
+
+@pytest.mark.parametrize("size", [DEFAULT_SIZE, LARGE_SIZE], ids=["napari default", "1600x1000"])
+def test_results_beside_train_model_and_training_data_keeps_the_window_on_screen(shown, qtbot, size):
+    from napari_mia.widgets._layout import _dock_of
+
+    viewer, w = shown
+    _settle(qtbot, viewer, size)
+    _long_named_layers(viewer)
+    assert w.add_pair(STEM, L1)  # a long status line too
+    plot = w.open_plot_dock()
+    qtbot.wait(300)
+    column = _dock_of(w).width()
+    assert column <= 520  # Train Model's width, whatever the names
+    _, results = viewer.window.add_plugin_dock_widget("napari-mia", "Results")
+    qtbot.wait(500)
+    results.layer_combo.value = L1
+    results.image_combo.value, results.class_layer.value = STEM, L2
+    assert results.measure()
+    qtbot.wait(500)
+    window = _window(w)
+    assert (window.width(), window.height()) == size  # the window did not grow (off a 1000 px screen)
+    for dock in (_dock_of(w), _dock_of(plot), _dock_of(results)):
+        assert dock.width() <= column + 2, dock.windowTitle()  # the long names did not widen the column
+    for b in _actions(w):
+        assert on_screen(b.native), b.text
+    for b in (results.measure_button, results.save_button, results.save_all_button):
+        assert on_screen(b.native) and b.native.height() >= 20, b.text
+    assert results.table.rowCount() > 0 and results.table.isVisible()
+    assert results.scroll.viewport().height() >= 40  # its choices and the table scroll, in sight
+
+
+def test_long_names_are_elided_in_the_middle_and_shown_whole_on_hover(shown, qtbot, warnings_shown):
+    from napari_mia.widgets._layout import PAIR_ARROW, elide_pair, elided_text
+
+    viewer, w = shown
+    _settle(qtbot, viewer, DEFAULT_SIZE)
+    _long_named_layers(viewer)
+    combo = w.labels_combo.native
+    pictures = []
+    for name in (L1, L2):
+        w.labels_combo.value = name
+        qtbot.wait(50)
+        shown_text = elided_text(combo)
+        assert "…" in shown_text and shown_text.endswith(name[-6:])  # both ends of the name in sight
+        pictures.append(combo.grab().toImage())
+    assert pictures[0] != pictures[1]  # the two layers look different (Qt's own clipping drew the same pixels)
+    # The training set list: each half of "image <- labels" keeps its ends, and the arrow.
+    assert w.add_pair(STEM, L1)
+    view = w.pair_list.native
+    from qtpy.QtWidgets import QStyleOptionViewItem
+
+    index = view.model().index(view.model().rowCount() - 1, 0)  # the pair just added
+    option = QStyleOptionViewItem()
+    option.rect = view.visualRect(index)
+    view.itemDelegate().initStyleOption(option, index)
+    drawn = option.fontMetrics.elidedText(option.text, view.textElideMode(), option.rect.width())
+    assert PAIR_ARROW in drawn and drawn.endswith("[1]") and drawn.startswith(STEM[:4]), drawn
+    assert elide_pair(f"a{PAIR_ARROW}b", option.fontMetrics, 500) == f"a{PAIR_ARROW}b"
+    # A warning about long names: the toast shortens them in the middle; the status line keeps them whole.
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name=f"{STEM} small")
+    assert not w.add_pair(STEM, f"{STEM} small")
+    toast = warnings_shown[-1]
+    assert STEM not in toast and "…" in toast and STEM[:10] in toast and STEM[-10:] in toast
+    assert all(len(word) <= 40 for word in toast.split())
+    assert STEM in w.status.value and "do not have the same size" in toast
+
+
+def test_docking_uses_no_private_napari_attribute(nuclei_viewer, qtbot):
+    """napari warns (FutureWarning) on a plugin's private access through its viewer proxy, and will refuse it."""
+    import warnings
+
+    from tests.widgets.conftest import open_dock
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        w = open_dock(nuclei_viewer, "plugin")
+        w.open_plot_dock()
+        _, results = nuclei_viewer.window.add_plugin_dock_widget("napari-mia", "Results")
+        qtbot.wait(100)
+        results.measure()
+    private = [str(x.message) for x in seen if "Private attribute access" in str(x.message)]
+    assert not private, private

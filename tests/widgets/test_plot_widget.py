@@ -73,3 +73,52 @@ def test_redraws_are_throttled_whatever_the_iteration_rate(docks, qtbot):
     qtbot.wait(400)
     assert 1 <= plot.draw_count <= 8
     assert len(plot.lines["loss"].get_data()[0]) == 2000
+
+
+def test_epochs_without_iterations_say_why_the_top_half_is_empty(docks):
+    """A model imported without its record CSV: the model file keeps its epochs only."""
+    from napari_mia.widgets.plot import NO_ITERATIONS
+
+    train, plot = docks
+    for e in (1, 2, 3):
+        train.session._on_event(EpochEnd(e, 0.5 / e, 0.3 * e, 0.6 / e, 0.25 * e, 1e-3, 10.0))
+    plot._render(plot._snapshot(), (500, 500, 1.0))
+    assert not plot.ax_loss.get_visible() and plot.ax_val_loss.get_visible()
+    assert plot.iteration_note.get_visible() and plot.iteration_note.get_text() == NO_ITERATIONS
+    assert "not kept in the model file" in NO_ITERATIONS
+    train.session._on_event(IterationEnd(4, 1, 1, 0.2, 0.5, 1e-3))  # a run goes on: the values are there
+    plot._render(plot._snapshot(), (500, 500, 1.0))
+    assert plot.ax_loss.get_visible() and not plot.iteration_note.get_visible()
+
+
+def test_the_legend_names_validation_only_where_there_is_one(docks):
+    train, plot = docks
+    for e in (1, 2):  # Validation split 0: no validation values
+        train.session._on_event(IterationEnd(e, 1, e, 0.5, 0.5, 1e-3))
+        train.session._on_event(EpochEnd(e, 0.5 / e, 0.3 * e, None, None, 1e-3, 10.0))
+    plot._render(plot._snapshot(), (500, 500, 1.0))
+    assert [t.get_text() for t in plot.legend.get_texts()] == ["training"]
+    train.session.record.clear()
+    for e in (1, 2):
+        train.session._on_event(IterationEnd(e, 1, e, 0.5, 0.5, 1e-3))
+        train.session._on_event(EpochEnd(e, 0.5 / e, 0.3 * e, 0.6 / e, 0.25 * e, 1e-3, 10.0))
+    plot._render(plot._snapshot(), (500, 500, 1.0))
+    assert [t.get_text() for t in plot.legend.get_texts()] == ["training", "validation"]
+
+
+def test_the_plot_dock_opens_without_importing_matplotlib_on_the_main_thread(docks, monkeypatch):
+    """matplotlib's first import takes seconds: the dock opens at once and makes its figure in its render thread."""
+    import threading
+
+    import napari_mia.widgets.plot as plot_module
+
+    threads = []
+    original = plot_module.TrainingPlotWidget._make_figure
+    monkeypatch.setattr(plot_module.TrainingPlotWidget, "_make_figure",
+                        lambda self: (threads.append(threading.current_thread()), original(self))[1])
+    train, _ = docks
+    train.session.plot_widget = None
+    plot = train.open_plot_dock()
+    plot.redraw()
+    assert threads and threading.main_thread() not in threads
+    assert plot.view.pixmap() is not None and not plot.view.pixmap().isNull()

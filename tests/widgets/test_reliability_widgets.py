@@ -55,13 +55,34 @@ def test_corrupt_model_file_and_unwritable_folder(widget, nuclei_viewer, qtbot, 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a model at all")
     settings = widget.read_settings()
-    assert widget.load_model(bad)  # read in a worker: the failure comes as a message
-    wait_free(qtbot, widget.session)
+    assert not widget.load_model(bad)  # plainly not a model: refused at once, before torch is imported
     assert "not a napari-mia model file" in warnings_shown[-1] and widget.read_settings() == settings
+    assert not widget.session.busy
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "whole.pt", "w") as z:  # laid out as torch.save lays out a file
+        z.writestr("m/data.pkl", b"x" * 1000)
+        z.writestr("m/data/0", np.random.default_rng(0).bytes(20_000))
+    whole = (tmp_path / "whole.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(whole[: len(whole) // 2])  # an incomplete copy
+    assert not widget.load_model(tmp_path / "cut.pt") and "damaged (incomplete copy?)" in warnings_shown[-1]
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:  # a zip, but neither a model nor a package
+        z.writestr("notes.txt", "hello")
+    assert not widget.load_model(tmp_path / "other.zip") and "not a napari-mia model file" in warnings_shown[-1]
     _trained(widget, qtbot)
     (tmp_path / "not a folder").write_text("a file where the folder should be")  # unwritable, even for root
     assert not widget.save_model(tmp_path / "not a folder" / "m.pt")
     assert "Cannot save the model to" in warnings_shown[-1] and "Choose another folder" in warnings_shown[-1]
+
+
+def test_an_empty_labels_layer_is_refused_at_add(widget, nuclei_viewer, warnings_shown):
+    nuclei_viewer.add_labels(np.zeros((4, 256, 256), np.uint16), name="nothing painted yet")
+    assert not widget.add_pair("nuclei", "nothing painted yet")
+    assert "Labels 'nothing painted yet' are empty (all background)" in warnings_shown[-1]
+    assert widget.pairs == [] and widget.status.value in warnings_shown[-1]
+    # one object in one frame is enough
+    nuclei_viewer.layers["nothing painted yet"].data[2, 10:20, 10:20] = 5
+    assert widget.add_pair("nuclei", "nothing painted yet")
 
 
 def test_removing_layers_while_training_and_predicting(widget, nuclei_viewer, qtbot, warnings_shown):

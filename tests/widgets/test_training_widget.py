@@ -99,8 +99,11 @@ def test_mismatched_layers_are_refused_with_both_names(widget, nuclei_viewer):
 
 
 def test_worker_errors_become_messages_and_the_widget_recovers(widget, nuclei_viewer, qtbot):
-    nuclei_viewer.add_labels(np.zeros((4, 256, 256), np.uint8), name="empty")
-    widget.add_pair("nuclei", "empty")
+    labels = np.zeros((4, 256, 256), np.uint8)
+    labels[0, 10:20, 10:20] = 1
+    nuclei_viewer.add_labels(labels, name="empty")
+    assert widget.add_pair("nuclei", "empty")
+    nuclei_viewer.layers["empty"].data[:] = 0  # erased after Add (empty labels are refused at Add): Start refuses
     quick(widget)
     messages = []
     widget.session.failed.connect(messages.append)

@@ -334,13 +334,23 @@ def labelled_frames(
             f"'{labels_name}', as channels would: napari-mia would train on them as {len(lab)} separate grayscale "
             "images. If they really are frames, label each one where it differs."
         )
-    reg = None if region is None else (region[None] if region.ndim == 2 else region)
-    out = [(i, frames[i], lab[i]) for i in range(len(lab)) if lab[i].any() or (reg is not None and reg[i].any())]
+    out = [(i, frames[i], lab[i]) for i in labelled_indices(labels, region)]
     if not out:
-        raise DataError(
-            f"Labels '{labels_name}' are empty (all background). Paint at least one object before training."
-        )
+        raise empty_labels(labels_name)
     return out
+
+
+def labelled_indices(labels: np.ndarray, region: np.ndarray | None = None) -> list[int]:
+    """The frames of `labels` (2D: one) that training learns from: painted, or with a reviewed region (nonzero
+    in `region`, the labels' shape: a region without objects teaches background)."""
+    lab = labels[None] if labels.ndim == 2 else labels
+    reg = None if region is None else (region[None] if region.ndim == 2 else region)
+    return [i for i in range(len(lab)) if lab[i].any() or (reg is not None and reg[i].any())]
+
+
+def empty_labels(labels_name: str) -> DataError:
+    """The refusal of labels without a single labelled frame (``labelled_indices``)."""
+    return DataError(f"Labels '{labels_name}' are empty (all background). Paint at least one object before training.")
 
 
 # -- normalisation and scaling ----------------------------------------------

@@ -42,18 +42,43 @@ def save(path: str | Path, state_dict: dict, settings: Settings, **extra: Any) -
     return path
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a model file, or a bioimage.io package exported by napari-mia; settings come back as a ``Settings``."""
-    import zipfile
+PACKAGE_FILES = ("rdf.yaml", "bioimageio.yaml")
 
-    import torch
+
+def _not_a_model(path: Path) -> ModelFileError:
+    return ModelFileError(f"{path.name} is not a napari-mia model file, or it is damaged (incomplete copy?). "
+                          "Save the model again, or choose another file.")
+
+
+def check_file(path: str | Path) -> Path:
+    """Refuse at once, without importing torch (seconds), what cannot be a model file: a missing path, or a file
+    that is not a zip archive holding a torch pickle (``torch.save`` writes one) or a bioimage.io package. Reads
+    only the archive's table of contents; ``load`` reads the rest."""
+    import zipfile
 
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:  # not a zip, or a truncated one
+        raise _not_a_model(path) from e
+    if not any(n.endswith("/data.pkl") or n == "data.pkl" or n in PACKAGE_FILES for n in names):
+        raise _not_a_model(path)
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a model file, or a bioimage.io package exported by napari-mia; settings come back as a ``Settings``."""
+    import zipfile
+
+    path = check_file(path)
+    import torch
+
     if zipfile.is_zipfile(path):  # torch.save files are zips too, but hold no rdf.yaml
         with zipfile.ZipFile(path) as z:
-            package = any(n in ("rdf.yaml", "bioimageio.yaml") for n in z.namelist())
+            package = any(n in PACKAGE_FILES for n in z.namelist())
         if package:
             from .export import read_package
 
@@ -61,10 +86,7 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated, corrupt or foreign: same advice
-        raise ModelFileError(
-            f"{path.name} is not a napari-mia model file, or it is damaged (incomplete copy?). "
-            "Save the model again, or choose another file."
-        ) from e
+        raise _not_a_model(path) from e
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise ModelFileError(
             f"{path.name} is not a napari-mia model file (it may be weights from another program). "

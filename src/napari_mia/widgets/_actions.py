@@ -4,10 +4,28 @@ holds its training set and settings)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..engine.errors import MiaError
 from ._session import IDLE, LOADING, TRAINING, explain
+
+
+# The status line says how long the rest of a run takes once this many steps after the first were timed (the
+# first carries the start-up: the libraries, the data, the first batches).
+TIMED_STEPS = 3
+_clock = time.monotonic
+
+
+def duration_text(seconds: float) -> str:
+    """'about 40 seconds', 'about 1 minute', 'about 12 minutes', 'about 2 hours' (rounded as a person says it)."""
+    if seconds < 55:
+        return f"about {max(10, round(seconds / 10) * 10)} seconds"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return f"about {seconds / 3600:.1f} hours".replace(".0 ", " ")
 
 
 class DockActions:
@@ -359,6 +377,9 @@ class DockActions:
         if isinstance(ev, TrainingStarted):
             self.open_plot_dock()
             self._run_size = (ev.epochs, ev.steps_per_epoch)
+            self._first_step = None  # (time, iteration) of the run's first step: the estimate starts after it
+            # A time plan ends at its deadline, whatever the pace.
+            self._deadline = _clock() + ev.minutes * 60 if ev.minutes else None
             start = f"epoch {ev.start_epoch + 1} of {ev.epochs} starting…" if ev.epochs else \
                 f"{ev.minutes:g} minutes, timing the first steps to plan them…"
             self.status.value = f"Training: {start}" + (f" {ev.note}" if ev.note else "")
@@ -377,7 +398,7 @@ class DockActions:
             of = f" of {steps}" if steps else ""
             where = f"epoch {ev.epoch} of {epochs}" if epochs else f"period {ev.epoch}"
             self.status.value = f"Training: step {ev.step}{of}, {where}, loss {ev.loss:.4f}" \
-                                + (f". {self._epoch_text}" if self._epoch_text else "")
+                                + self._time_left(ev) + (f". {self._epoch_text}" if self._epoch_text else "")
         elif isinstance(ev, EpochEnd):
             val = "" if ev.val_metric is None else f", validation {ev.val_metric:.3f}"
             self._epoch_text = f"Epoch {ev.epoch}: loss {ev.train_loss:.4f}{val}"
@@ -387,6 +408,23 @@ class DockActions:
         elif isinstance(ev, TrainingFinished):
             self.status.value = {"completed": "Training finished.", "stopped": "Training stopped: Resume continues.",
                                  "time_limit": "Time limit reached."}[ev.reason] + f" ({ev.iteration} steps)"
+
+    def _time_left(self, ev) -> str:
+        """', about N minutes left': the rest of the run at the pace measured since its first step, on this
+        computer with what else runs on it ('' until TIMED_STEPS steps were timed)."""
+        now, first = _clock(), getattr(self, "_first_step", None)
+        if first is None:
+            self._first_step = (now, ev.iteration)
+            return ""
+        epochs, steps = getattr(self, "_run_size", (0, 0))
+        timed = ev.iteration - first[1]
+        deadline = getattr(self, "_deadline", None)
+        if timed < TIMED_STEPS or not (steps or deadline):
+            return ""
+        left = (epochs * steps - ev.iteration) * (now - first[0]) / timed if steps else float("inf")
+        if deadline is not None:
+            left = min(left, deadline - now)
+        return f", {duration_text(left)} left" if left > 0 else ""
 
     def _update_buttons(self, *_):
         """Called on every state change and when the first run has built its model (TrainingStarted)."""
@@ -420,8 +458,8 @@ class DockActions:
         self.status.value = message
 
     def _notify(self, message: str):
-        from napari.utils.notifications import show_warning
+        from ._messages import notify
 
-        show_warning(f"napari-mia: {message}")
+        notify(message)
         self.status.value = message
 

@@ -85,6 +85,14 @@ class ChannelImage:
         found = self.channels
         if found == channels:
             return
+        if self.axis is not None and len(shape) >= 3:
+            other = "last" if self.axis == AXES["first"] else "first"
+            if shape[AXES[other]] == channels:  # the Channel axis is wrong, not the image: say that first
+                axis = "first" if other == "last" else "last"
+                raise DataError(
+                    f"'{self.label}' has its {channels} channels along its {other} axis (its shape is {shape}): "
+                    f"choose Channel axis: {other} (Data). Read along its {axis} axis (Channel axis: {axis}, as "
+                    f"now), it would have {found} channels.")
         where = ""
         if self.others:
             where = f" (the layers {', '.join(repr(n) for n in self.label.split(' + '))}, one channel each)"

@@ -109,6 +109,9 @@ class TrainingSession:
         from .._llvm import keep_triton_out_if_llvm_loaded
 
         keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
+        from .plot import preload
+
+        preload()  # matplotlib for the Training Data dock, imported beside torch rather than on the main thread
         if self.trainer is not None:
             self.trainer.settings = settings.copy()
             self.trainer.preview_image = preview
@@ -272,9 +275,17 @@ class TrainingSession:
 
     def load(self, path, done: Callable | None = None) -> bool:
         """Load a model file in a worker (the first use imports torch: seconds); `done(settings)` on the main
-        thread once it is the session's model. A damaged file becomes a message; the current model stays."""
+        thread once it is the session's model. A file that is plainly not a model is refused at once (False); a
+        damaged one becomes a message; the current model stays."""
         if self.busy:
             self._fail("Stop the training before loading a model.")
+            return False
+        from ..engine.modelfile import check_file
+
+        try:  # what is plainly not a model is refused now, before torch is imported (seconds)
+            check_file(path)
+        except MiaError as e:
+            self._fail(str(e))
             return False
 
         def work():
@@ -390,9 +401,9 @@ class TrainingSession:
     def _fail(self, message: str, error: BaseException | None = None) -> None:
         if error is not None and not isinstance(error, MiaError):
             log.error("napari-mia worker failed", exc_info=error)
-        from napari.utils.notifications import show_error
+        from ._messages import notify
 
-        show_error(f"napari-mia: {message}")
+        notify(message, "error")
         self.failures += 1
         self.failed.emit(message)
 

@@ -10,6 +10,11 @@ a busy 2-core machine, which on the main thread froze the viewer that long
 
 The figure wears the viewer's theme (and follows a change of it); an axes with
 nothing to show yet is hidden, and tick labels never use an offset ("1e-17").
+
+matplotlib is imported, and the figure made, in that render thread too: its
+first import takes seconds (more while torch loads beside it), and the dock
+opens on the main thread at the first Start. Until the first picture the view
+says that the curves will appear there.
 """
 
 from __future__ import annotations
@@ -19,10 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import Container, Label, PushButton
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
@@ -32,6 +34,29 @@ from ._session import TRAINING, session_for
 REDRAW_MS = 300
 SHORT_PX = 300  # a plot lower than this shows one row of curves
 DPI = 100
+PLACEHOLDER = "The curves appear here when the training starts."
+# Import model without its record CSV: the model file keeps the epochs only.
+NO_ITERATIONS = "Per-iteration values are not kept in the model file:\nthe epochs are below."
+# What the render thread makes (``_make_figure``); reading one on the main thread waits until it is made.
+FIGURE_PARTS = frozenset({"figure", "canvas", "ax_loss", "ax_metric", "ax_val_loss", "ax_val_metric", "lines",
+                          "best_markers", "legend", "metric_legend", "placeholder", "iteration_note",
+                          "_grid_2x2", "_grid_1x2"})
+
+
+def preload() -> None:
+    """Import matplotlib's parts the plot uses in a thread of its own (at Start, while torch loads), so that
+    the Training Data dock finds them imported."""
+    import sys
+    import threading
+
+    if "matplotlib.backends.backend_agg" not in sys.modules:
+        threading.Thread(target=_import_matplotlib, name="napari-mia-plot-import", daemon=True).start()
+
+
+def _import_matplotlib():
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.ticker  # noqa: F401
 
 
 class TrainingPlotWidget(QWidget):
@@ -41,42 +66,21 @@ class TrainingPlotWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.figure = Figure(figsize=(6, 4.5), dpi=DPI, tight_layout=True)
-        self.canvas = FigureCanvasAgg(self.figure)  # off screen; `view` shows its pictures
-        self.view = QLabel()
-        self.view.setMinimumSize(280, 120)  # the Train Model dock above keeps its actions in sight
+        self.view = QLabel(PLACEHOLDER)  # the figure's pictures, once matplotlib is there
+        self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.view.setWordWrap(True)
+        # The Train Model dock above keeps its actions in sight, and a third dock (Results) its title bar.
+        self.view.setMinimumSize(280, 100)
         self.view.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)  # no growing to the picture
         self.view.setScaledContents(True)  # a picture drawn for the previous size fills the view until the next
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-mia-plot")
-        self._rendering: Future | None = None
         self._rendered.connect(self._show)
-        axes = self.figure.subplots(2, 2)
-        self._grid_2x2 = [ax.get_subplotspec() for ax in axes.ravel()]
-        self._grid_1x2 = list(self.figure.add_gridspec(1, 2))
-        self.ax_loss, self.ax_metric = axes[0]
-        self.ax_val_loss, self.ax_val_metric = axes[1]
-        self.lines = {
-            "loss": self.ax_loss.plot([], [], color="tab:blue", lw=0.8)[0],
-            "metric": self.ax_metric.plot([], [], color="tab:blue", lw=0.8)[0],
-            "train_loss": self.ax_val_loss.plot([], [], "--", color="tab:blue", marker=".", label="training")[0],
-            "val_loss": self.ax_val_loss.plot([], [], color="tab:red", marker=".", label="validation")[0],
-            "train_metric": self.ax_val_metric.plot([], [], "--", color="tab:blue", marker=".", label="training")[0],
-            "val_metric": self.ax_val_metric.plot([], [], color="tab:red", marker=".", label="validation")[0],
-            # instance models: objects matched at IoU 0.5 on the whole validation images (picks the best epoch)
-            "val_objects": self.ax_val_metric.plot([], [], color="tab:purple", marker=".",
-                                                   label="validation objects F1")[0],
-        }
-        self.best_markers = [ax.axvline(0, color="tab:green", lw=1, alpha=0.6, visible=False)
-                             for ax in (self.ax_val_loss, self.ax_val_metric)]
-        self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7)
-        self.metric_legend = None  # on the metric axes once there is an objects F1 curve
-        for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
-            ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-17" offset above a flat curve
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and epochs are whole numbers
-        self.placeholder = self.figure.text(0.5, 0.5, "The curves appear here when the training starts.",
-                                            ha="center", va="center", fontsize=9)
+        self._metric = self._metric_name()
+        self._labelled = None  # the metric the axes' titles name
         self._theme = None
-        self._label_axes()
+        # The figure is made where it is drawn; the first render waits for it there, as `redraw` does here.
+        self._figure_made: Future = self._render_thread.submit(self._make_figure)
+        self._rendering: Future | None = self._figure_made
 
         self.info = Label(value="Waiting for training to start.")
         self.stop_button = PushButton(text="Stop Training")
@@ -109,11 +113,62 @@ class TrainingPlotWidget(QWidget):
         self.draw_count = 0
         self._update_buttons()
 
+    def _make_figure(self) -> None:
+        """The figure, its axes and curves (in the render thread: this imports matplotlib)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
+
+        self.figure = Figure(figsize=(6, 4.5), dpi=DPI, tight_layout=True)
+        self.canvas = FigureCanvasAgg(self.figure)  # off screen; `view` shows its pictures
+        axes = self.figure.subplots(2, 2)
+        self._grid_2x2 = [ax.get_subplotspec() for ax in axes.ravel()]
+        self._grid_1x2 = list(self.figure.add_gridspec(1, 2))
+        self.ax_loss, self.ax_metric = axes[0]
+        self.ax_val_loss, self.ax_val_metric = axes[1]
+        self.lines = {
+            "loss": self.ax_loss.plot([], [], color="tab:blue", lw=0.8)[0],
+            "metric": self.ax_metric.plot([], [], color="tab:blue", lw=0.8)[0],
+            "train_loss": self.ax_val_loss.plot([], [], "--", color="tab:blue", marker=".", label="training")[0],
+            "val_loss": self.ax_val_loss.plot([], [], color="tab:red", marker=".", label="validation")[0],
+            "train_metric": self.ax_val_metric.plot([], [], "--", color="tab:blue", marker=".", label="training")[0],
+            "val_metric": self.ax_val_metric.plot([], [], color="tab:red", marker=".", label="validation")[0],
+            # instance models: objects matched at IoU 0.5 on the whole validation images (picks the best epoch)
+            "val_objects": self.ax_val_metric.plot([], [], color="tab:purple", marker=".",
+                                                   label="validation objects F1")[0],
+        }
+        self.best_markers = [ax.axvline(0, color="tab:green", lw=1, alpha=0.6, visible=False)
+                             for ax in (self.ax_val_loss, self.ax_val_metric)]
+        self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7)
+        self.metric_legend = None  # on the metric axes once there is an objects F1 curve
+        for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
+            ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-17" offset above a flat curve
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations and epochs are whole numbers
+        self.placeholder = self.figure.text(0.5, 0.5, PLACEHOLDER, ha="center", va="center", fontsize=9)
+        # where the per-iteration axes would be (the top half), for a record without them
+        self.iteration_note = self.figure.text(0.5, 0.75, NO_ITERATIONS, ha="center", va="center", fontsize=9,
+                                               visible=False)
+        self._apply_labels(self._metric)
+
+    def __getattr__(self, name: str):
+        # The figure's parts are made in the render thread: wait for them (matplotlib's first import: seconds).
+        made = self.__dict__.get("_figure_made")
+        if name in FIGURE_PARTS and made is not None:
+            made.result()
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def _metric_name(self) -> str:
+        trainer = self.session.trainer
+        return trainer.settings.train.metric if trainer is not None else "metric"
+
     def _label_axes(self):
-        metric = "metric"
-        if self.session.trainer is not None:
-            metric = self.session.trainer.settings.train.metric
-        self._metric = metric
+        """The axes' titles name the session's metric (drawn with the next render, in the render thread)."""
+        self._metric = self._metric_name()
+        self._dirty = True
+
+    def _apply_labels(self, metric: str) -> None:
         for ax, title in [(self.ax_loss, "training loss"), (self.ax_metric, f"training {metric}"),
                           (self.ax_val_loss, "loss per epoch"), (self.ax_val_metric, f"{metric} per epoch")]:
             ax.set_title(title, fontsize=9)
@@ -122,6 +177,7 @@ class TrainingPlotWidget(QWidget):
         self.ax_metric.set_xlabel("iteration", fontsize=8)
         self.ax_val_loss.set_xlabel("epoch", fontsize=8)
         self.ax_val_metric.set_xlabel("epoch", fontsize=8)
+        self._labelled = metric
         self._theme = None  # new titles and labels: the next render colours them
 
     def _on_theme(self, *_):
@@ -144,6 +200,7 @@ class TrainingPlotWidget(QWidget):
         """Put `colours` on the figure (in the thread that renders it)."""
         self.figure.set_facecolor(colours["background"])
         self.placeholder.set_color(colours["text"])
+        self.iteration_note.set_color(colours["text"])
         for ax in (self.ax_loss, self.ax_metric, self.ax_val_loss, self.ax_val_metric):
             ax.set_facecolor(colours["background"])
             ax.title.set_color(colours["text"])
@@ -156,20 +213,23 @@ class TrainingPlotWidget(QWidget):
                                    else "train"])
         for m in self.best_markers:
             m.set_color(colours["best"])
-        self.legend = self.ax_val_loss.legend(loc="upper right", fontsize=7, facecolor=colours["background"],
-                                              edgecolor=colours["frame"], labelcolor=colours["text"])
-        self.metric_legend = None  # made again in the new colours when it is shown
         self._theme = colours
 
-    def _legend_for_objects(self, shown: bool) -> None:
-        """The metric axes name their curves once the objects F1 curve is among them."""
-        if shown and self.metric_legend is None:
-            c = self._theme or {}
+    def _legends(self, validation: bool, objects: bool) -> None:
+        """The loss axes name their curves, "validation" only where there is validation; the metric axes too
+        once the objects F1 curve is among them (`objects`)."""
+        c = self._theme or {}
+        style = {"fontsize": 7, "facecolor": c.get("background"), "edgecolor": c.get("frame"),
+                 "labelcolor": c.get("text")}
+        lines = self.lines
+        self.legend = self.ax_val_loss.legend(
+            handles=[lines["train_loss"], *([lines["val_loss"]] if validation else [])], loc="upper right", **style)
+        if objects:
             self.metric_legend = self.ax_val_metric.legend(
-                loc="lower right", fontsize=7, facecolor=c.get("background"), edgecolor=c.get("frame"),
-                labelcolor=c.get("text"))
-        if self.metric_legend is not None:
-            self.metric_legend.set_visible(shown)
+                handles=[lines["train_metric"], *([lines["val_metric"]] if validation else []), lines["val_objects"]],
+                loc="lower right", **style)
+        elif self.metric_legend is not None:
+            self.metric_legend.set_visible(False)
 
     def _on_event(self, ev):
         from ..engine.events import IterationEnd, TrainingStarted
@@ -223,6 +283,7 @@ class TrainingPlotWidget(QWidget):
                             [e.val_objects for e in eps if e.val_objects is not None]),
             "best": None if best is None else best.epoch,
             "theme": self.theme_colours(),
+            "metric_name": self._metric,
         }
 
     def _pixel_size(self) -> tuple[int, int, float]:
@@ -238,6 +299,8 @@ class TrainingPlotWidget(QWidget):
             m.set_visible(data["best"] is not None)
             if data["best"] is not None:
                 m.set_xdata([data["best"], data["best"]])
+        if data["metric_name"] != self._labelled:
+            self._apply_labels(data["metric_name"])
         if data["theme"] != self._theme:
             self._apply_theme(data["theme"])
         shown = {self.ax_loss: data["loss"], self.ax_metric: data["metric"],
@@ -249,7 +312,7 @@ class TrainingPlotWidget(QWidget):
         self._arrange(one_row, epochs)
         objects = len(data["val_objects"][0]) > 0
         # A short plot has no room for a legend over its curves: the title names the objects F1 line instead.
-        self._legend_for_objects(objects and not one_row)
+        self._legends(len(data["val_loss"][0]) > 0, objects and not one_row)
         self.ax_val_metric.title.set_text(f"{self._metric}, objects F1 (purple)" if objects and one_row
                                           else f"{self._metric} per epoch")  # set_text keeps the theme's colour
         for ax, (x, _) in shown.items():
@@ -261,6 +324,8 @@ class TrainingPlotWidget(QWidget):
             if len(x) and max(x) - min(x) < 2:  # one or two values: whole-number ticks, not 0.95 ... 1.05
                 ax.set_xlim(min(x) - 1, max(x) + 1)
         self.placeholder.set_visible(not any(len(x) for x, _ in shown.values()))
+        # epochs without iterations (a model imported without its record): the top half says why it is empty
+        self.iteration_note.set_visible(epochs and not one_row and not len(data["loss"][0]))
         w, h, ratio = size
         self.figure.set_dpi(DPI * ratio)
         self.figure.set_size_inches(w / DPI, h / DPI)
@@ -317,7 +382,7 @@ class TrainingPlotWidget(QWidget):
 
     def save_record(self, path) -> tuple[Path, Path] | None:
         """Write the CSV and, beside it, a PNG of the plot."""
-        from napari.utils.notifications import show_error
+        from ._messages import notify
 
         path = Path(path)
         try:
@@ -328,7 +393,7 @@ class TrainingPlotWidget(QWidget):
             png = path.with_suffix(".png")
             self.figure.savefig(png, dpi=120)
         except (MiaError, OSError) as e:
-            show_error(f"napari-mia: {e}")
+            notify(str(e), "error")
             return None
         self.info.value = f"Record saved: {csv.name}, {png.name}"
         return csv, png

@@ -25,6 +25,7 @@ CLASSIFICATION = "Image classes (Train Model table)"
 OBJECTS, CLASSES = "objects (one number each)", "classes (number = class)"
 UNITS = ["px", "nm", "um", "mm"]
 SHOWN_ROWS = 2000  # the table shows this many rows; the files hold them all
+TABLE_MIN_HEIGHT = 120  # a few rows; the table takes whatever height the dock has beyond its controls
 
 
 class ResultsWidget(QWidget):
@@ -61,18 +62,29 @@ class ResultsWidget(QWidget):
             text="Save all", tooltip="Measure every prediction layer napari-mia made (and the classification table) "
                                      "and save objects.csv, counts.csv and classes.csv in a folder.")
         self.summary = Label(value="Choose a layer and press Measure.")
-        self.summary.native.setWordWrap(True)  # a long summary wraps instead of widening the dock
         form = Container(widgets=[self.layer_combo, self.image_combo, self.mode, self.class_layer, self.pixel_size,
-                                  self.unit,
-                                  Container(widgets=[self.measure_button, self.save_button, self.save_all_button],
-                                            layout="horizontal", labels=False),
-                                  self.summary])
+                                  self.unit])
         self.table = QTableWidget(0, 0)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.setMinimumHeight(220)
-        lay = QVBoxLayout(self)
+        self.table.setMinimumHeight(TABLE_MIN_HEIGHT)
+        # As the Train Model dock (widgets/_layout.py): the choices and the table scroll, the buttons and the
+        # summary stay pinned below them, long layer names are elided, so that the dock shares napari's default
+        # window with Train Model and Training Data without growing the window or widening the docks' column.
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
+        lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(form.native)
-        lay.addWidget(self.table)
+        lay.addWidget(self.table, stretch=1)
+        actions = Container(widgets=[Container(widgets=[self.measure_button, self.save_button, self.save_all_button],
+                                               layout="horizontal", labels=False), self.summary])
+        from ._layout import build_scrolling
+
+        self.scroll = build_scrolling(self, inner, actions, wrapped=[self.summary])
+        # Docked by napari below the docks already in the column: asking for its height there could grow the
+        # window past the screen. It asks for none until it is placed (``showEvent``), as a tab where the column
+        # has no room for it.
+        self.setMinimumHeight(1)
+        self._placed = False
 
         self.layer_combo.changed.connect(self._on_layer)
         self.mode.changed.connect(lambda *_: self._update_visibility())
@@ -96,6 +108,25 @@ class ResultsWidget(QWidget):
         # whenever the list is opened.
         self.layer_combo.native.installEventFilter(self)
         self._refresh()
+
+    def showEvent(self, event):  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._placed:
+            self._placed = True
+            self._place()
+
+    def _place(self) -> None:
+        """Once docked: a tab beside the column's lowest dock if its own place is too low for its controls; from
+        then on it asks for the height they need."""
+        from ._layout import place_in_column
+
+        try:
+            # its controls, with room for the summary's longer texts (a measured layer's counts)
+            wanted = self.layout().totalMinimumSize().height() + 2 * self.fontMetrics().lineSpacing()
+            self.setMinimumHeight(wanted)
+            place_in_column(self, wanted)
+        except RuntimeError:  # closed meanwhile
+            pass
 
     def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
         from qtpy.QtCore import QEvent
@@ -390,9 +421,9 @@ class ResultsWidget(QWidget):
             self.save_all(folder)
 
     def _notify(self, message: str):
-        from napari.utils.notifications import show_warning
+        from ._messages import notify
 
-        show_warning(f"napari-mia: {message}")
+        notify(message)
         self.summary.value = message
 
 

@@ -400,8 +400,8 @@ class TrainingWidget(DockActions, QWidget):
             image = self.image_for(image_name, channels)
             image.check(channels, trained=self.session.has_model)
             self.app.check_target(image, target)
-            if regions is not None:
-                self.region_of(image, target, regions)  # refused now, not at Start
+            region = None if regions is None else self.region_of(image, target, regions)  # refused now, not at Start
+            self.app.check_labelled(target, region)
         except (MiaError, KeyError) as e:
             self._notify(explain(e) if isinstance(e, MiaError) else f"Layer {e} not found.")
             return False
@@ -459,13 +459,21 @@ class TrainingWidget(DockActions, QWidget):
         return {n for others in self.channel_groups.values() for n in others}
 
     def _on_channels(self, *_):
-        several = int(self.controls["channels"].value) > 1
-        self.channel_axis.visible = self.channel_layers.visible = several
+        self._show_channel_controls()
         if self.pairs:
             self._update_pairs()  # joined layers show in the pairs only while they are read
 
+    def _show_channel_controls(self) -> None:
+        """Channel axis and Other channels: shown while Input is several channels, unless the Image is a colour
+        (RGB) layer, which holds its channels itself (neither applies to it)."""
+        name = self.image_combo.value
+        rgb = name is not None and name in self.viewer.layers and bool(self.viewer.layers[name].rgb)
+        self.channel_axis.visible = self.channel_layers.visible = int(self.controls["channels"].value) > 1 \
+            and not rgb
+
     def _show_channel_layers(self, *_):
         """Other channels: the image layers (not RGB) other than the Image, those chosen for it selected."""
+        self._show_channel_controls()
         image = self.image_combo.value
         names = [layer.name for layer in self.viewer.layers
                  if is_kind(layer, "Image") and not layer.rgb and layer.name != image]

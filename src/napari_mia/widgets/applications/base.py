@@ -92,6 +92,10 @@ class DockApplication:
         ``shape``, the data's shape without reading it; the channels of a multi-channel image last)."""
         raise NotImplementedError
 
+    def check_labelled(self, target, region) -> None:
+        """Raise a DataError if `target` (with the reviewed regions' mask `region`, or None) teaches nothing, so
+        that Add refuses it rather than Start, after the libraries have loaded."""
+
     def target_added(self, name: str, target) -> None:
         """A pair with the target layer `target` (named `name`) joined the training set."""
 
@@ -119,9 +123,9 @@ class DockApplication:
             dock._refresh_layers()
             message = (f"'{name}' is the model's prediction, now used as training labels. Correct its mistakes "
                        "first: the model learns from it as it is.")
-            from napari.utils.notifications import show_info
+            from .._messages import notify
 
-            show_info(f"napari-mia: {message}")
+            notify(message, "info")
             dock.status.value = message
 
     def layers_changed(self, names: set[str]) -> None:

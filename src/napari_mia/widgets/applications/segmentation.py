@@ -82,6 +82,13 @@ class Segmentation(DockApplication):
                             "painted on the image (0 = background).")
         check_pair_shape(image.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
 
+    def check_labelled(self, target, region) -> None:
+        from ...engine.images import empty_labels, labelled_indices
+
+        labels = np.asarray(target.data[0] if target.multiscale else target.data)
+        if not labelled_indices(labels, None if region is None else np.asarray(region)):
+            raise empty_labels(target.name)
+
     def target_added(self, name: str, target) -> None:
         if id(target) not in self._watched:  # the Labelled counts follow the painting
             self._watched.add(id(target))
