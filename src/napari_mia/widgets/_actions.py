@@ -450,9 +450,9 @@ class DockActions:
 
     def _notify_plan(self, message: str):
         """A plan too short to learn, or cut before its first validation: said once, without stopping anything."""
-        from napari.utils.notifications import show_warning
+        from ._messages import notify
 
-        show_warning(f"napari-mia: {message}")
+        notify(message)
 
     def _show_failure(self, message: str):
         self.status.value = message
