@@ -202,6 +202,8 @@ def main() -> None:
                    help=f"held-out sets to score on (default: {','.join(SETS)}; ft rows: x4 only)")
     p.add_argument("--with-auto", action="store_true", help="also score with --diameter auto")
     p.add_argument("--skip-train", action="store_true", help="score the models already in OUT again")
+    p.add_argument("--train-only", action="store_true",
+                   help="train and stop: the trainings need the machine to themselves, the scoring does not")
     p.add_argument("--baseline-src", type=Path, help="the src folder of a checkout of the previous release")
     p.add_argument("--baseline-rev", help="make that checkout here: git worktree add OUT/baseline REV")
     p.add_argument("--limit", type=int, help="only the first N images of each set (to check the script, quickly)")
@@ -227,6 +229,8 @@ def main() -> None:
     if not a.skip_train:
         for t in runs:
             t.run(out)
+    if a.train_only:
+        return
     diameters = [None, "auto"] if a.with_auto else [None]
     print(HEADER, flush=True)
     rows = [r for t in runs for r in score(t, out, sets, a.sets, diameters)]
