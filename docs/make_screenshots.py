@@ -36,7 +36,7 @@ def _close_toasts(viewer) -> None:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
-    p.add_argument("--only", choices=["window", "layout", "segmentation", "detection", "classification", "results",
+    p.add_argument("--only", choices=["window", "layout", "plan", "segmentation", "detection", "classification", "results",
                                       "labelling", "server"],
                    help="make one application's screenshots only")
     a = p.parse_args()
@@ -64,6 +64,8 @@ def main() -> None:
 
     if a.only in (None, "window"):
         _window(a, pump)
+    if a.only in (None, "plan"):
+        _plan(pump)
     if a.only in (None, "layout"):
         _layout(pump)
     if a.only in (None, "segmentation"):
@@ -124,6 +126,42 @@ def _window(a, pump) -> None:
         pump(0.5)
     widget.session.plot_widget.redraw()
     shots({"1600": "window_training_1600.png", "default": "window_training_default.png"})
+    widget.session.stop()
+    while widget.session.busy:
+        pump(0.1)
+    viewer.close()
+
+
+def _plan(pump) -> None:
+    """The Train Model dock with its defaults (a Training time, the epochs as time allows) after the first
+    steps of a training on the sample: the status line says the plan."""
+    import napari
+
+    from napari_mia._sample_data import make_sample_data
+    from napari_mia.engine.events import PlanMade
+    from napari_mia.widgets._layout import _dock_of
+
+    viewer = napari.Viewer()
+    for data, meta, kind in make_sample_data():
+        getattr(viewer, f"add_{kind}")(data, **meta)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    _dock_of(widget).window().resize(*WINDOW_SIZES["1600"])
+    widget.controls["label_mode"].value = "instances"
+    widget.controls["minutes"].value = 1.0  # the default is 5: a shorter run for the picture
+    widget.add_pair("nuclei", "nuclei labels")
+    plans = []
+    widget.session.event.connect(lambda ev: plans.append(ev) if isinstance(ev, PlanMade) else None)
+    widget.start()
+    end = time.perf_counter() + 300
+    while not plans and time.perf_counter() < end:
+        pump(0.5)
+    pump(3)
+    widget.session.plot_widget.redraw()
+    viewer.reset_view()
+    _close_toasts(viewer)
+    pump(0.5)
+    viewer.screenshot(str(OUT / "training_time.png"), canvas_only=False)
+    print(f"training_time.png: {plans[0].message if plans else 'no plan yet'}")
     widget.session.stop()
     while widget.session.busy:
         pump(0.1)
