@@ -47,6 +47,8 @@ def test_diameter_tta_and_kept_weights_reach_the_predictor(widget, nuclei_viewer
     big = np.kron(nuclei_viewer.layers["nuclei"].data[0], np.ones((2, 2), np.uint8))  # objects twice as big
     nuclei_viewer.add_image(big, name="big")
     assert shown(widget.diameter_row) and shown(widget.tta)
+    assert widget.diameter_auto.value  # estimated by default: untick it to type a diameter
+    widget.diameter_auto.value = False
     widget.diameter.value = 36.0
     widget.tta.value = True
     widget.controls["keep"].value = "last"
@@ -107,7 +109,8 @@ def test_evaluate_scores_a_held_out_image_and_refuses_a_training_pair(widget, nu
     widget.predict_combo.value, widget.evaluate_combo.value = "unseen", "unseen labels"
     assert widget.evaluate()
     wait_free(qtbot, widget.session)
-    pred = trainer.predictor().result(image, rgb=False, post=widget.app.post_process())
+    # As the dock predicts by default: each image's objects estimated (the model knows its objects' size).
+    pred = trainer.predictor(**widget.prediction_options()).result(image, rgb=False, post=widget.app.post_process())
     want = segmentation_scores(pred, truth, instances=True)
     table = widget.scores_table.native
     assert shown(widget.scores_table) and table.columnCount() == 1

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from ..engine.scale import SAME_SCALE
+
 from ..engine.errors import MiaError
 from ._session import IDLE, LOADING, TRAINING, explain
 
@@ -241,6 +243,8 @@ class DockActions:
         d, m = self.session.diameters[name], self.model_diameter()
         if d is None:
             return ": no objects measured, predicted at the model's own scale."
+        if m and self.prediction_options().get("diameter") == "auto" and abs(np.log(d / m)) < np.log(SAME_SCALE):
+            return f": objects' diameter {d:.0f} px, close to the model's {m:.0f} px: predicted at its own scale."
         return f": objects' diameter {d:.0f} px (model: {m:.0f} px)." if m else f": objects' diameter {d:.0f} px."
 
     def _current_frame(self, image) -> np.ndarray | None:
