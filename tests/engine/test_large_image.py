@@ -32,10 +32,5 @@ def test_large_slide_predicts_tiled_in_bounded_memory_and_matches_untiled(traine
     part = probs[:, y0:y0 + size, x0:x0 + size]
     fg = whole.argmax(0)[inner] > 0
     assert 0.02 < fg.mean() < 0.98  # the model finds nuclei there, not one class everywhere
-    # The same classes where the untiled pass is decided (a class at 0.6 or more: most of the region). On this
-    # grey-inverted H&E, foreign to a model trained on fluorescence, a quarter of the pixels sit between two of
-    # the three classes, and there a tile's narrower context tips a near-tie either way.
-    decided = whole.max(0)[inner] >= 0.6
-    assert decided.mean() > 0.5
-    assert (part.argmax(0) == whole.argmax(0))[inner][decided].mean() > 0.98
+    assert (part.argmax(0) == whole.argmax(0))[inner].mean() > 0.98
     assert np.abs(part - whole)[(slice(None), *inner)].mean() < 0.02

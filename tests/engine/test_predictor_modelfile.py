@@ -14,17 +14,14 @@ def test_tiled_equals_untiled_away_from_tile_borders(trained, frozen):
     frame = img[..., None] if img.ndim == 2 else img
     whole = t.predictor(tile=None).probabilities(frame)
     inner = (slice(None), slice(32, -32), slice(32, -32))  # the image border is padded differently untiled
-    # A Unet sees further than any overlap, so tiles cannot match exactly: where two classes nearly tie, a
-    # tile's context tips them either way. Where the untiled pass is decided (a class at 0.6 or more), the
-    # classes agree on more than 99.7% / 99% of pixels, and the mean difference there stays under 0.003 / 0.008;
-    # a misplaced or mis-blended tile drops far below that.
-    decided = whole.max(0)[inner[1:]] >= 0.6
-    assert decided.mean() > 0.8
+    # A Unet sees further than any overlap, so tiles cannot match exactly. Measured with
+    # this fixture (dice loss): 99.77% / 99.18% of pixels agree, mean difference 0.0014 /
+    # 0.0052; a misplaced or mis-blended tile drops far below that.
     for tile, overlap, needed, diff in [(512, 128, 0.997, 0.003), (256, 64, 0.99, 0.008)]:
         tiled = t.predictor(tile=tile, overlap=overlap).probabilities(frame)
-        agree = (tiled.argmax(0) == whole.argmax(0))[inner[1:]][decided].mean()
+        agree = (tiled.argmax(0) == whole.argmax(0))[inner[1:]].mean()
         assert agree > needed, (tile, agree)
-        assert np.abs(tiled - whole)[inner][:, decided].mean() < diff
+        assert np.abs(tiled - whole)[inner].mean() < diff
 
 
 def test_prediction_is_full_size_with_downscaling_and_stacks(trained, dsb_pairs):

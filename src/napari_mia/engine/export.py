@@ -422,4 +422,18 @@ def read_package(path: str | Path) -> dict[str, Any]:
     except (MiaError, KeyError) as e:
         raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
     return {"format": "napari-mia-model", "file_version": 1, "settings": settings, "state_dict": state,
-            "history": list(cfg.get("history") or []), "data": cfg.get("data") or None}
+            "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None}
+
+
+def _numbers(epoch: dict) -> dict:
+    """An epoch's values as numbers: the package's YAML writes 2e-05 as YAML 1.2 does, which a YAML 1.1 reader
+    (PyYAML) takes for a string."""
+    def number(v):
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        return v
+
+    return {k: number(v) for k, v in epoch.items()} if isinstance(epoch, dict) else epoch
