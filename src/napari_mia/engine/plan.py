@@ -64,7 +64,8 @@ class PlanSummary:
     def describe(self) -> str:
         """E.g. '5 minutes: about 190 steps, validation every 19 steps (on 24 crops).'"""
         steps = f"about {self.steps} steps" if self.timed else f"{self.steps} steps"
-        val = (f", validation every {self.validate_every} steps" if self.validations > 1 else
+        every = "step" if self.validate_every == 1 else f"{self.validate_every} steps"
+        val = (f", validation every {every}" if self.validations > 1 else
                ", validation at the end" if self.validations == 1 else ", no validation")
         if self.validations and self.validation_crops:
             val += f" (on {self.validation_crops} crops)"
