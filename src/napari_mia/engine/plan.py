@@ -74,7 +74,7 @@ class PlanSummary:
         if self.epochs:
             per = self.steps // self.epochs
             steps = f"{self.epochs} epoch{'s' if self.epochs != 1 else ''} of {per} step{'s' if per != 1 else ''}"
-            val = val.replace(f", validation every {self.validate_every} steps", ", validated after each")
+            val = val.replace(f", validation every {every}", ", validated after each")
         return f"{steps}{val}: about {_minutes(self.seconds)} on this machine."
 
 
