@@ -112,3 +112,14 @@ def test_patches_pad_small_images_with_ignore():
     img, lab = np.ones((40, 50), np.float32), np.ones((40, 50), np.uint8)
     x, y, w = PatchDataset(sources_from_arrays([(img, lab)], s), s)[0]
     assert x.shape == (1, 64, 64) and (y == IGNORE).sum() == 64 * 64 - 40 * 50
+
+
+def test_patches_shrink_to_images_smaller_than_the_patch():
+    # Three quarters padding would be most of what BatchNorm sees, and most of each step's work.
+    s = small_settings(patch_width=256, patch_height=256)
+    small = (np.ones((70, 100), np.float32), np.ones((70, 100), np.uint8))
+    x, y, _ = PatchDataset(sources_from_arrays([small], s), s)[0]
+    assert x.shape == (1, 96, 128) and (y == IGNORE).sum() == 96 * 128 - 70 * 100
+    tall = (np.ones((300, 40), np.float32), np.ones((300, 40), np.uint8))
+    x, _, _ = PatchDataset(sources_from_arrays([small, tall], s), s)[0]
+    assert x.shape == (1, 256, 128)

@@ -21,7 +21,7 @@ from .images import (  # noqa: F401 - the names this module has always offered
     fit_channels, guess_label_mode, image_frames, is_stack, labelled_frames, list_images, normalize, pair_files,
     prepare_image, read_image, rescale, resize_to, scaled_shape,
 )
-from .settings import Settings
+from .settings import STRIDE, Settings
 from .targets import IGNORE
 
 # Moved to their application's module (engine.applications.*); still importable from here.
@@ -475,6 +475,21 @@ def _crop(sample: Sample, y: int, x: int, ph: int, pw: int):
     return img, tgt, wgt
 
 
+def fitted_patch(sources: Sequence[SampleSource], settings: Settings) -> tuple[int, int]:
+    """The training patch: the settings' size, cut down to the largest image (up to the network's stride).
+
+    Padding is not a field of view: a 122-px image (a fine-tune's images scaled to the model's objects) in
+    a 256-px patch is three quarters zeros, which BatchNorm then averages into statistics no real image has,
+    and every step computes four times the pixels it learns from.
+    """
+    d = settings.data
+    if not sources:
+        return d.patch_height, d.patch_width
+    h = max(s.shape[0] for s in sources)
+    w = max(s.shape[1] for s in sources)
+    return min(d.patch_height, -(-h // STRIDE) * STRIDE), min(d.patch_width, -(-w // STRIDE) * STRIDE)
+
+
 class PatchDataset:
     """Random training patches, ``len`` = patches per epoch (map-style for DataLoader)."""
 
@@ -482,7 +497,7 @@ class PatchDataset:
         self.sources, self.settings, self.augment = sources, settings, augment
         self.epoch_seed = epoch_seed
         d, t = settings.data, settings.train
-        self.ph, self.pw = d.patch_height, d.patch_width
+        self.ph, self.pw = fitted_patch(sources, settings)
         areas = np.array([s.shape[0] * s.shape[1] for s in sources], np.float64)
         self.p = areas / areas.sum()
         if t.steps_per_epoch > 0:

@@ -32,13 +32,12 @@ import numpy as np
 from . import applications
 from .errors import MiaError, ModelFileError
 from .export_readme import cover as _cover, readme as _readme, record_summary as _record_summary
-from .settings import Settings
+from .settings import STRIDE, Settings
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 FORMAT = "napari-mia-bioimageio"
 FILE_VERSION = 1
 ONNX_OPSET = 17
-STRIDE = 32  # every smp encoder halves the size five times
 MAX_TEST_SIZE = 256  # test tensors are cut to at most this many pixels a side
 STATE_DICT_PREFIX = "net."  # MiaNetwork holds napari-mia's network as .net
 MIA_CITATION = ("Koerber N. MIA is an open-source standalone deep learning application for microscopic image "

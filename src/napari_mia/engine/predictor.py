@@ -18,10 +18,9 @@ from . import accel, applications
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .images import channels_last, image_frames, is_stack, normalize, rescale, resize_to
 from .scale import SAME_SCALE
-from .settings import Settings
+from .settings import STRIDE, Settings
 from .targets import fill_holes as _fill_holes  # noqa: F401 - importable from here, as before
 
-STRIDE = 32  # every smp encoder halves the size five times
 # How far an object diameter may rescale an image for the network: beyond this the estimate is
 # almost surely wrong (noise taken for tiny objects), and memory would grow with the square.
 MIN_SCALE, MAX_SCALE = 1 / 16, 4.0

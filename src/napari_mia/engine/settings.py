@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import SettingsError
 
+# Every smp encoder halves the size five times: network inputs are multiples of this.
+STRIDE = 32
+
 SETTINGS_VERSION = 2
 
 TASKS = ("segmentation", "detection", "classification")
@@ -332,8 +335,8 @@ class Settings:
             raise SettingsError(f"Down scaling must be in (0, 1], got {da.downscale}.")
         for name in ("patch_width", "patch_height"):
             v = getattr(da, name)
-            if v < 32 or v % 32:
-                raise SettingsError(f"{name} must be a multiple of 32 and at least 32, got {v}.")
+            if v < STRIDE or v % STRIDE:
+                raise SettingsError(f"{name} must be a multiple of {STRIDE} and at least {STRIDE}, got {v}.")
         if t.batch_size < 1:
             raise SettingsError("Batch size must be at least 1.")
         if t.epochs < 0 or not t.minutes >= 0:
