@@ -2,25 +2,13 @@
 
 import argparse
 import csv
-import shutil
 
 import numpy as np
 import pytest
 import tifffile
 
 from napari_mia.cli import main
-from tests.conftest import DSB, SHARED, _dsb_names
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("measure")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for name in _dsb_names(3):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
+from tests.conftest import DSB, SHARED
 
 
 def _rows(path):

@@ -3,25 +3,11 @@ non-default values, read back from the model file."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from napari_mia.cli import main
 from napari_mia.engine import modelfile
 from napari_mia.engine.settings import Settings
-from tests.conftest import DSB, _dsb_names
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("options")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for name in _dsb_names(3):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
 
 
 @pytest.fixture(scope="module")
