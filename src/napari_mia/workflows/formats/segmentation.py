@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from ...engine.data import sources_from_files
 from ...engine.errors import DataError, OutputError
 from ...engine.images import check_labels, guess_label_mode, pair_files, read_image
-from ...engine.predictor import PostProcess
 from .base import PredictionWriter, TargetFiles
 
 # Training without a label mode reads this many masks at most (spread over the folder) to guess it.
@@ -25,6 +23,9 @@ class _LabelWriter(PredictionWriter):
     """One label TIFF per image, with the image's name: uint16 instance ids, or class ids."""
 
     def __init__(self, predictor, out: Path, post):
+        # Lazy: the predictor's module imports scipy, which the command line's start (and --help) need not pay.
+        from ...engine.predictor import PostProcess
+
         self.predictor, self.out = predictor, out
         self.instances = _instances(predictor.settings)
         self.post = PostProcess(min_size=post.min_size, fill_holes=post.fill_holes,
@@ -32,6 +33,8 @@ class _LabelWriter(PredictionWriter):
         self.written: list[str] = []
 
     def add(self, f, image) -> None:
+        import tifffile  # lazy, as in the engine's readers: a third of a second to import, for writing only
+
         labels = self.predictor.predict(image, post=self.post, name=f.name)
         labels = labels.astype(np.uint16 if self.instances and labels.max() < 2**16 else labels.dtype)
         name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
