@@ -38,7 +38,7 @@ REQUIRED_IN_WHEEL = (
     "napari_mia/napari.yaml",
     "napari_mia/sample_data/nuclei.tif",
     "napari_mia/sample_data/nuclei_labels.tif",
-    "napari_mia/cli.py",
+    "napari_mia/cli/__init__.py",
     "napari_mia/engine/trainer.py",
     "napari_mia/widgets/training.py",
 )

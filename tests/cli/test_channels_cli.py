@@ -50,7 +50,7 @@ def test_two_channel_files_train_and_predict_and_a_mono_file_is_skipped(tmp_path
     assert tifffile.imread(out / written[0]).shape == (128, 128)
     assert before == {p.name: p.read_bytes() for p in imgs.iterdir()}  # the images are only read
     # evaluate reads its images as predict does, with the same option (engine/test_channels.py: the guess).
-    from napari_mia.cli import _parser
+    from napari_mia.cli import build_parser as _parser
 
     a = _parser().parse_args(["evaluate", "--model", str(model), "--images", str(imgs), "--masks", str(imgs),
                               "--channel-axis", "-3"])

@@ -11,15 +11,8 @@ from napari_mia.cli import main
 from tests.conftest import DSB, _dsb_names
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for name in _dsb_names(5):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
+# Images in the shared `folders` (tests/cli/conftest.py).
+DSB_IMAGES = 5
 
 
 def test_help_documents_the_contract():

@@ -2,25 +2,13 @@
 
 import argparse
 import csv
-import shutil
 
 import numpy as np
 import pytest
 import tifffile
 
 from napari_mia.cli import main
-from tests.conftest import DSB, SHARED, _dsb_names
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("measure")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for name in _dsb_names(3):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
+from tests.conftest import DSB, SHARED
 
 
 def _rows(path):
@@ -77,7 +65,7 @@ def test_detection_counts_from_points_csv():
     mbm = SHARED / "mbm_bone_marrow_dots"
     if not mbm.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
-    from napari_mia._results_cli import _count_detections
+    from napari_mia.cli.predict import _count_detections
     from napari_mia.engine.data import list_images
 
     import tempfile

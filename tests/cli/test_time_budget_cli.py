@@ -7,30 +7,19 @@ so the figures do not depend on how busy the machine is.
 from __future__ import annotations
 
 import csv
-import shutil
-
-import pytest
 
 from napari_mia.cli import main
-from tests.conftest import DSB, _dsb_names
 from tests.engine.test_plan import FakeClock
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("budget")
-    for sub in ("images", "masks"):
-        (root / sub).mkdir()
-    for name in _dsb_names(6):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
+# Images in the shared `folders` (tests/cli/conftest.py).
+DSB_IMAGES = 6
 
 
-def test_minutes_alone_plans_the_run_and_says_so(folder, tmp_path, capsys, monkeypatch):
+def test_minutes_alone_plans_the_run_and_says_so(folders, tmp_path, capsys, monkeypatch):
     clock = FakeClock(step=3.0, per_crop=0.2).install(monkeypatch)
     model = tmp_path / "nuclei.pt"
-    assert main(["train", "--images", str(folder / "images"), "--masks", str(folder / "masks"),
+    assert main(["train", "--images", str(folders / "images"), "--masks", str(folders / "masks"),
                  "--label-mode", "instances", "--minutes", "1", "--patch", "64", "--out", str(model)]) == 0
     err = capsys.readouterr().err
     assert "for 1 minutes, on cpu: the plan follows from the speed of the first steps" in err
@@ -46,9 +35,9 @@ def test_minutes_alone_plans_the_run_and_says_so(folder, tmp_path, capsys, monke
     assert saved.minutes == 1 and saved.epochs == 0
 
 
-def test_a_plan_too_short_is_warned_about_before_it_starts(folder, tmp_path, capsys, monkeypatch):
+def test_a_plan_too_short_is_warned_about_before_it_starts(folders, tmp_path, capsys, monkeypatch):
     FakeClock(step=0.5, per_crop=0.1).install(monkeypatch)
-    assert main(["train", "--images", str(folder / "images"), "--masks", str(folder / "masks"),
+    assert main(["train", "--images", str(folders / "images"), "--masks", str(folders / "masks"),
                  "--label-mode", "instances", "--epochs", "2", "--batch-size", "4",
                  "--out", str(tmp_path / "m.pt"), "--quiet"]) == 0
     err = capsys.readouterr().err

@@ -3,25 +3,11 @@ non-default values, read back from the model file."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from napari_mia.cli import main
 from napari_mia.engine import modelfile
 from napari_mia.engine.settings import Settings
-from tests.conftest import DSB, _dsb_names
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("options")
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    for name in _dsb_names(3):
-        shutil.copy(DSB / "images" / f"{name}.tif", root / "images")
-        shutil.copy(DSB / "masks" / f"{name}.tif", root / "masks")
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +116,11 @@ def test_label_mode_guess_of_binary_unclear_and_mixed_masks(folders, tmp_path, c
     import numpy as np
     import tifffile
 
-    from napari_mia.engine import applications
+    from napari_mia.workflows import formats
     from napari_mia.engine.errors import DataError
     from napari_mia.engine.images import guess_label_mode, pair_files
 
-    app = applications.get("segmentation")
+    app = formats.get("segmentation")
     masks = sorted((folders / "masks").iterdir())
     for kind in ("binary", "unclear", "mixed"):
         (tmp_path / kind).mkdir()
@@ -146,12 +132,12 @@ def test_label_mode_guess_of_binary_unclear_and_mixed_masks(folders, tmp_path, c
         tifffile.imwrite(tmp_path / "mixed" / path.name, (mask > 0).astype(np.uint8) if k == 0 else mask)
     # The engine's rule says what each mask is; the command line follows it.
     assert guess_label_mode(tifffile.imread(tmp_path / "unclear" / masks[0].name)) is None
-    mode, note = app.cli_label_mode(pair_files(folders / "images", tmp_path / "binary"), sparse=False)
+    mode, note = app.guess_label_mode(pair_files(folders / "images", tmp_path / "binary"), sparse=False)
     assert mode == "classes" and note.startswith("Label mode: classes (in the masks each number is a kind")
-    mode, note = app.cli_label_mode(pair_files(folders / "images", tmp_path / "unclear"), sparse=False)
+    mode, note = app.guess_label_mode(pair_files(folders / "images", tmp_path / "unclear"), sparse=False)
     assert mode == "classes" and "the default" in note and "--label-mode instances" in note
     with pytest.raises(DataError, match="do not agree on the label mode"):
-        app.cli_label_mode(pair_files(folders / "images", tmp_path / "mixed"), sparse=False)
+        app.guess_label_mode(pair_files(folders / "images", tmp_path / "mixed"), sparse=False)
     rc = main(["train", "--images", str(folders / "images"), "--masks", str(tmp_path / "mixed"), "--out",
                str(tmp_path / "m.pt"), "--quiet"])
     err = capsys.readouterr().err

@@ -4,11 +4,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_mia.cli import _fill_from_job, _parser, _read_fit, main
-from napari_mia.engine import applications
+from napari_mia.cli import build_parser as _parser
+from napari_mia.cli import main
+from napari_mia.cli.train import fill_from_job as _fill_from_job
+from napari_mia.cli.train import read_fit as _read_fit
 from napari_mia.engine.errors import JobFolderError
 from napari_mia.engine.job import write_job
 from napari_mia.engine.settings import Settings
+from napari_mia.workflows import formats
 from tests.conftest import load_dsb
 
 
@@ -32,7 +35,7 @@ def test_detection_job_is_read_by_the_points_reader(tmp_path):
     a = _namespace(job)
     assert a.task == "detection" and a.out == job / "model.pt" and a.config == job / "settings.yaml"
     assert a.masks is None and a.sparse is None and a.val_images is None
-    pairs = applications.get("detection").cli_read_targets(a.images, a.points)
+    pairs = formats.get("detection").read_targets(a.images, a.points)
     assert [f.name for f, _ in pairs] == [f"{n1}_odd_name.tif", f"{n2}.tif"]  # safe file names; empty image left out
     assert np.allclose(pairs[0][1], pts1) and np.allclose(pairs[1][1], pts2)
     assert np.array_equal(tifffile.imread(pairs[0][0]), im1)
@@ -50,13 +53,13 @@ def test_classification_job_splits_stacks_into_files_with_their_classes(tmp_path
     job = write_job(tmp_path / "job", items, s, val)
     a = _namespace(job, "--epochs", "3", "--out", str(tmp_path / "m.pt"))
     assert a.epochs == 3 and a.out == tmp_path / "m.pt"  # the command line's options override the job's
-    app = applications.get("classification")
-    pairs = app.cli_read_targets(a.images, a.classes)
+    app = formats.get("classification")
+    pairs = app.read_targets(a.images, a.classes)
     assert [(f.name, c) for f, c in pairs] == [("plate_t0000.tif", "treated"), ("plate_t0002.tif", "control")]
     assert np.array_equal(tifffile.imread(pairs[1][0]), frames[2])
-    assert [(f.name, c) for f, c in app.cli_read_targets(a.val_images, a.val_classes)] == [("held_out.tif", "treated")]
+    assert [(f.name, c) for f, c in app.read_targets(a.val_images, a.val_classes)] == [("held_out.tif", "treated")]
     config = Settings.load(a.config)
-    app.cli_prepare_settings(config, pairs, given_config=True)  # the dock's class order is kept
+    app.prepare_settings(config, pairs, given_config=True)  # the dock's class order is kept
     assert config.model.class_names == ["treated", "control"]
 
 
@@ -67,7 +70,7 @@ def test_multichannel_images_are_written_channels_last_and_read_back_alike(tmp_p
     job = write_job(tmp_path / "job", [(two, labels, name, "labels", True, None)], s)
     a = _namespace(job)
     assert a.channels == 2 and a.channel_axis == -1
-    (f, mask), = applications.get("segmentation").cli_read_targets(a.images, a.masks)
+    (f, mask), = formats.get("segmentation").read_targets(a.images, a.masks)
     assert np.array_equal(_read_fit(f, s, True, a.channel_axis), two)
     assert np.array_equal(tifffile.imread(mask), labels)
 

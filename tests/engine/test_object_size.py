@@ -59,7 +59,7 @@ def test_training_and_prediction_meet_at_one_size(dsb_pairs):
 
 
 def test_auto_is_the_default_where_the_model_knows_its_objects_size(model_file):
-    from napari_mia._evaluate_cli import diameter_value, predictor_for
+    from napari_mia.cli.options import diameter_value, predictor_for
 
     def options(diameter=None):
         return argparse.Namespace(model=model_file, keep=None, precision=None, device=None, tile="auto",

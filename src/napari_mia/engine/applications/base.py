@@ -217,19 +217,11 @@ class Application:
         """What a prediction gives for an image or a stack (``Predictor.result``; the dock's layers, Preview)."""
         raise NotImplementedError
 
-    # -- command line (napari_mia.cli, napari_mia._results_cli) -------------------------------------
-    #: The ``train`` option that holds the targets, and what to say when it is missing.
-    cli_input: str = ""
-    cli_missing_input: str = ""
-
-    def cli_read_targets(self, images: Path, path: Path) -> list[tuple]:
-        """The folder of images and the targets' file or folder -> [(image file, targets)] (``train``)."""
-        raise NotImplementedError
-
+    # -- training job folders (engine.job) ------------------------------------------------------------
     def write_job_targets(self, items: Sequence[tuple], folder: Path, settings: Settings, names) -> dict[str, str]:
         """Write the dock's items (``training_items``: copies with names, reviewed regions) into `folder` in the
         forms ``train`` reads: the images in images/ (TIFF, channels last, one file per labelled frame) and the
-        targets as ``cli_input`` reads them, reviewed regions in regions/ (``engine.job``). `names`: a
+        targets as ``train`` reads them, reviewed regions in regions/ (``engine.job``). `names`: a
         ``job.FileNames``. Returns {option without '--': path relative to `folder`}, e.g. {"images": "images",
         "masks": "masks"}."""
         raise NotImplementedError
@@ -244,42 +236,13 @@ class Application:
         return image_frames(image, settings.model.channels, item[2], rgb=rgb), \
             is_stack(image, settings.model.channels, rgb)
 
-    def cli_prepare_settings(self, settings: Settings, pairs: list[tuple], given_config: bool) -> None:
-        """Settings a new model takes from the training files (``train``, not with --resume)."""
-
-    def cli_label_mode(self, pairs: list[tuple], sparse: bool) -> tuple[str, str] | None:
-        """``train`` without --label-mode (nor --config): (the label mode the training targets show, why, for
-        stderr); None where the application has no label mode to choose. Raises MiaError where they disagree."""
-        return None
-
-    def cli_sources(self, pairs: list[tuple], settings: Settings, read: Callable[[Path], Any],
-                    notes: list[str], channel_axis: int | None = None) -> list[SampleSource]:
-        """[(image file, targets)] -> sources (``train``). `read` reads an image as the model takes it (saying on
-        stderr what it changed; channels last, from `channel_axis`, the axis of the files that holds them, or
-        guessed when None); what file readers change in passing is added to `notes`."""
-        raise NotImplementedError
-
-    def cli_after_training(self, trainer) -> list[str]:
-        """Work on the trained model before it is saved (``train``); returns lines for stderr."""
-        return []
-
-    def cli_validation_report(self, trainer, pairs: list[tuple], read: Callable[[Path], Any]) -> list[str]:
-        """The lines ``train`` prints on the validation images at the end (stdout)."""
-        ev = trainer.evaluate()
-        metric = trainer.settings.train.metric
-        return [f"Validation {metric}{self._validation_what(trainer.settings)}: {ev['metric']:.4f}  "
-                f"loss: {ev['loss']:.4f}"]
-
-    def _validation_what(self, settings: Settings) -> str:
-        return ""
-
-    # -- evaluation (napari_mia._evaluate_cli, the dock's Evaluate) -----------------------------------
+    # -- evaluation (workflows.evaluation, the dock's Evaluate) ---------------------------------------
     #: The per-image scores ``evaluate`` prints, in this order (keys of ``evaluate_item``'s dict).
     evaluate_columns: tuple[str, ...] = ()
 
     def evaluate_item(self, predictor, image: np.ndarray, target, settings: Settings,
                       tolerance: float | None = None) -> dict:
-        """Score the prediction of one image against its target (as ``cli_read_targets`` gives it, or an
+        """Score the prediction of one image against its target (as ``workflows.formats`` reads it, or an
         array): a dict of numbers, ``evaluate_columns`` first."""
         raise NotImplementedError
 
@@ -290,20 +253,6 @@ class Application:
         means = mean_scores(rows)
         return [f"Mean over {len(rows)} image(s): " + ", ".join(f"{k} {means[k]:.3f}" for k in self.evaluate_columns
                                                                  if k in means)]
-
-    def cli_predict(self, predictor, a, each: Callable[[Callable], None]) -> str:
-        """Write the predictions of `a.images` into `a.out` (``predict``); returns the closing line.
-
-        ``each(work)`` calls ``work(file, image)`` for every readable image, skipping those that fail with a
-        MiaError; raise ``errors.OutputError`` when the output cannot be written (fatal for the folder).
-        """
-        raise NotImplementedError
-
-    def cli_measure(self, a, settings: Settings, images: list[Path], measure_labels: Callable,
-                    count_points: Callable) -> int:
-        """``predict --measure``: measure what ``cli_predict`` wrote. ``measure_labels(pairs, mode, class_names)``
-        measures (label file, image file) pairs; ``count_points(a, images, class_names)`` counts points.csv."""
-        raise NotImplementedError
 
     # -- bioimage.io export (engine.export, engine.export_rdf) -----------------------------------------
     def output_channel_names(self, settings: Settings) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import DataError, MiaError, SettingsError
+from ..errors import DataError, SettingsError
 from ..images import image_frames, is_stack, list_images, normalize, resize_to
 from ..settings import CLASSIFICATION_LOSSES, Settings
 from .base import Application, write_csv
@@ -220,9 +220,6 @@ class Classification(Application):
     has_background = False
     whole_image = True
     result_type = "[(class id, probabilities)], one per frame"
-    cli_input = "classes"
-    cli_missing_input = ("Classification needs --classes CSV (columns name,class: each image's file name and "
-                         "its class).")
 
     def validate(self, settings) -> None:
         m, loss = settings.model, settings.train.loss
@@ -287,28 +284,7 @@ class Classification(Application):
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.classify(image, rgb=rgb, progress=progress, name=name)
 
-    # -- command line ---------------------------------------------------------------------------
-    def cli_read_targets(self, images, path):
-        return read_classes_csv(path, images)
-
-    def cli_prepare_settings(self, settings, pairs, given_config: bool) -> None:
-        """The model's classes: the CSV's, sorted, unless the --config names them (then the CSV must use those)."""
-        from ..settings import ModelSettings
-
-        found = sorted({c for _, c in pairs})
-        # A config that leaves class_names at the segmentation default names no categories.
-        if given_config and settings.model.class_names != ModelSettings().class_names:
-            unknown = [c for c in found if c not in settings.model.class_names]
-            if unknown:
-                raise MiaError(f"The classes CSV uses the class '{unknown[0]}', which is not among the --config's "
-                               f"classes ({', '.join(settings.model.class_names)}).")
-            return
-        if len(found) < 2:
-            raise MiaError(f"The classes CSV names only one class ('{found[0]}'): classification needs at least "
-                           "two.")
-        settings.model.class_names = found
-        settings.validate()
-
+    # -- training job folders -------------------------------------------------------------------
     def write_job_targets(self, items, folder, settings, names):
         from ..job import image_file_array, write_tiff
 
@@ -328,41 +304,6 @@ class Classification(Application):
             raise DataError("No image has a class yet: give a class to at least two images (or frames) first.")
         write_csv(folder / "classes.csv", ["name", "class"], rows)
         return {"images": "images", "classes": "classes.csv"}
-
-    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        # One file at a time: only the resized image is kept.
-        ids = {name: i for i, name in enumerate(settings.model.class_names)}
-        sources = []
-        for f, cls in pairs:
-            if cls not in ids:
-                raise MiaError(f"{f.name} has the class '{cls}', which the model does not know "
-                               f"({', '.join(settings.model.class_names)}).")
-            sources += sources_from_classes([(read(f), ids[cls], f.name)], settings)
-        return sources
-
-    def cli_validation_report(self, trainer, pairs, read) -> list[str]:
-        ev = trainer.evaluate()
-        metric = trainer.settings.train.metric
-        lines = [f"Validation accuracy: {ev['accuracy']:.4f} ({len(trainer.validation_sources)} images)  "
-                 f"loss: {ev['loss']:.4f}"]
-        if metric != "accuracy":
-            lines.append(f"Validation {metric} (mean over the classes): {ev['metric']:.4f}")
-        return lines
-
-    def cli_predict(self, predictor, a, each) -> str:
-        names = predictor.settings.model.class_names
-        rows = []
-
-        def one(f, image):
-            found = predictor.classify(image, name=f.name)
-            for i, (cls, probs) in enumerate(found):
-                # A stack gets one row per frame: name[frame].
-                rows.append([f.name if len(found) == 1 else f"{f.name}[{i}]", names[cls],
-                             round(float(probs[cls]), 4), *(round(float(p), 4) for p in probs)])
-
-        each(one)
-        out = write_csv(a.out / "classes.csv", ["name", "class", "probability", *(f"p_{n}" for n in names)], rows)
-        return f"Wrote the classes of {len(rows)} image(s) to {out}"
 
     evaluate_columns = ("correct", "probability")
 
@@ -391,10 +332,6 @@ class Classification(Application):
         for n, row in zip(names, s["confusion"]):
             lines.append(f"{n:>{width}}  " + "  ".join(f"{v:>{max(len(m), 4)}}" for m, v in zip(names, row)))
         return lines
-
-    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
-        print("Classification: classes.csv already holds every image's class and probabilities.")
-        return 0
 
     # -- export ---------------------------------------------------------------------------------
     def export_what(self, settings) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, MiaError, SettingsError
+from ..errors import DataError, SettingsError
 from ..settings import REGRESSION_LOSSES
 from ..targets import IGNORE
 from .base import Application, write_csv
@@ -81,8 +81,6 @@ class Detection(Application):
     result_type = "(N, 4) y, x, class, score of the objects; (N, 5) frame, y, x, class, score for a stack"
     # A zoom resamples the one-pixel dots of the targets: zooming out loses some, zooming in doubles them.
     augment_skip = ("zoom",)
-    cli_input = "points"
-    cli_missing_input = "Detection needs --points CSV (columns name,y,x[,class])."
 
     def num_outputs(self, model) -> int:
         return len(model.class_names) - 1  # one heatmap per kind of point; class_names[0] is background
@@ -157,7 +155,7 @@ class Detection(Application):
             return found[0]
         return np.concatenate([np.c_[np.full(len(p), i), p] for i, p in enumerate(found)]).reshape(-1, 5)
 
-    # -- command line ---------------------------------------------------------------------------
+    # -- evaluation, training job folders -------------------------------------------------------
     evaluate_columns = ("point_f1", "precision", "recall", "count_error", "true_objects", "predicted_objects")
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
@@ -167,11 +165,6 @@ class Detection(Application):
         # Within half an object's diameter (in the image's pixels) a point found is the object's.
         size = predictor.last_diameter or settings.data.object_size
         return detection_scores(found[:, :2], np.asarray(target)[:, :2], tolerance or size / 2)
-
-    def cli_read_targets(self, images, path):
-        from ..detection import read_points_csv
-
-        return read_points_csv(path, images)
 
     def write_job_targets(self, items, folder, settings, names):
         from ..job import image_file_array, write_tiff
@@ -199,49 +192,6 @@ class Detection(Application):
             raise DataError("The training set has no points yet: put one point on each object first.")
         write_csv(folder / "points.csv", ["name", "y", "x", "class"], rows)
         return out
-
-    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        from ..images import read_image
-
-        # (image file, points[, reviewed regions file or None]), see napari_mia._labels_cli
-        regions = [read_image(p[2]) if len(p) > 2 and p[2] is not None else None for p in pairs]
-        return sources_from_points([(read(p[0]), p[1], p[0].name) for p in pairs], settings, regions=regions)
-
-    def cli_after_training(self, trainer) -> list[str]:
-        thr = trainer.calibrate_detection()
-        return [f"Detection threshold set from the training images: peaks above {thr:.2f} x the object intensity."]
-
-    def _validation_what(self, settings) -> str:
-        return " (objects' bumps)"
-
-    def cli_validation_report(self, trainer, pairs, read) -> list[str]:
-        from ..detection import score_detection
-
-        lines = super().cli_validation_report(trainer, pairs, read)
-        val_names = {src.name for src in trainer.validation_sources}
-        r = score_detection(trainer.predictor(), [(read(f), pts) for f, pts, *_ in pairs if f.name in val_names],
-                            tolerance=6)
-        lines.append(f"Validation counts: mean absolute error {r['count_mae']:.1f} objects "
-                     f"({r['count_mae_percent']:.1f}% of {r['mean_count']:.0f} per image); points F1 {r['f1']:.3f} "
-                     f"(within 6 px; {r['tp']} found, {r['fp']} extra, {r['fn']} missed)")
-        return lines
-
-    def cli_predict(self, predictor, a, each) -> str:
-        rows, done = [], []
-
-        def one(f, image):
-            found = predictor.result(image, name=f.name)
-            if found.shape[1] != 4:
-                raise MiaError(f"{f.name} is a stack: detection predicts 2D images. Save one file per frame.")
-            rows.extend((f.name, int(y), int(x), int(cls), round(float(score), 4)) for y, x, cls, score in found)
-            done.append(f.name)
-
-        each(one)
-        out = write_csv(a.out / "points.csv", ["name", "y", "x", "class", "score"], rows)
-        return f"Wrote {len(rows)} point(s) of {len(done)} image(s) to {out}"
-
-    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
-        return count_points(a, images, settings.model.class_names)
 
     # -- export ---------------------------------------------------------------------------------
     def output_channel_names(self, settings):

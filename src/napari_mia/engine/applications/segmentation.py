@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, OutputError, SettingsError
+from ..errors import DataError, SettingsError
 from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
 from ..targets import INSTANCE_CLASS_NAMES
 from .base import Application
 
-# train without --label-mode reads this many masks at most (spread over the folder) to guess it.
-CLI_GUESS_FILES = 16
 
 
 class _SegmentationHead:
@@ -48,8 +46,6 @@ class Segmentation(Application):
     # Dice, not cross entropy: see TrainSettings.loss.
     default_loss = "dice"
     result_type = "a label image like the image (class ids, or one id per object in instance mode)"
-    cli_input = "masks"
-    cli_missing_input = "Segmentation needs --masks DIR (label images with the same file names as the images)."
 
     def num_outputs(self, model) -> int:
         # Instance mode: background / interior / boundary, whatever the objects' ids.
@@ -176,42 +172,7 @@ class Segmentation(Application):
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.predict(image, rgb=rgb, post=post, progress=progress, name=name)
 
-    # -- command line ---------------------------------------------------------------------------
-    def cli_read_targets(self, images, path):
-        from ..images import pair_files
-
-        return pair_files(images, path)
-
-    def cli_label_mode(self, pairs, sparse):
-        """The dock's guess (``images.guess_label_mode``) on the masks; the default, classes, where they cannot
-        tell."""
-        from ..images import check_labels, guess_label_mode, read_image
-
-        picked = pairs if len(pairs) <= CLI_GUESS_FILES else \
-            [pairs[i] for i in np.linspace(0, len(pairs) - 1, CLI_GUESS_FILES).astype(int)]
-        seen: dict[str, tuple[str, int]] = {}  # mode -> (an example mask, its number of values)
-        for pair in picked:
-            labels = check_labels(read_image(pair[1]), pair[1].name)
-            mode = guess_label_mode(labels, sparse)
-            if mode is not None and mode not in seen:
-                values = np.unique(labels[labels > (1 if sparse else 0)])
-                seen[mode] = (pair[1].name, len(values))
-        what = {"instances": "each object has its own number, e.g. {1} separate objects in {0}",
-                "classes": "each number is a kind of object, e.g. {1} value(s) painted as several separate "
-                           "regions in {0}"}
-        if len(seen) > 1:
-            raise DataError(f"The masks do not agree on the label mode: in {seen['instances'][0]} each object has "
-                            f"its own number (instances), in {seen['classes'][0]} each number is a kind of object "
-                            "(classes). All masks of one model use one label mode: give --label-mode instances or "
-                            "--label-mode classes, or remove the masks that do not fit.")
-        if seen:
-            mode = next(iter(seen))
-            other = "classes" if mode == "instances" else "instances"
-            return mode, f"Label mode: {mode} (in the masks {what[mode].format(*seen[mode])}); give --label-mode " \
-                         f"{other} if that is wrong."
-        return "classes", "Label mode: classes, the default (the masks do not show whether each object has its " \
-                          "own number); give --label-mode instances if it has."
-
+    # -- training job folders -------------------------------------------------------------------
     def write_job_targets(self, items, folder, settings, names):
         from ..job import image_file_array, labels_file_array, write_tiff
 
@@ -235,46 +196,6 @@ class Segmentation(Application):
         if not (folder / "images").is_dir():
             raise DataError("The labels of the training set are empty: paint at least one object first.")
         return out
-
-    def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        from ..data import sources_from_files
-
-        # Read here rather than through `read`: a source not kept in memory reads its files again at each use.
-        return sources_from_files(pairs, settings, notes, channel_axis)
-
-    def _validation_what(self, settings) -> str:
-        return " (foreground)" if _instances(settings) else ""
-
-    def cli_predict(self, predictor, a, each) -> str:
-        import tifffile
-
-        from ..predictor import PostProcess
-
-        instances = _instances(predictor.settings)
-        post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
-        written = []
-
-        def one(f: Path, image):
-            labels = predictor.predict(image, post=post, name=f.name)
-            labels = labels.astype(np.uint16 if instances and labels.max() < 2**16 else labels.dtype)
-            name = f.name if f.suffix.lower() in (".tif", ".tiff") else f.stem + ".tif"
-            try:
-                tifffile.imwrite(a.out / name, labels, compression="zlib")
-            except OSError as e:
-                raise OutputError(f"Cannot write {a.out / name}: {e.strerror}.") from e
-            written.append(name)
-
-        each(one)
-        return f"Wrote {len(written)} label image(s) to {a.out}"
-
-    def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
-        written = {p.stem: p for p in a.out.iterdir() if p.suffix.lower() in (".tif", ".tiff")}
-        pairs = [(written[f.stem], f) for f in images if f.stem in written]
-        mode = settings.model.label_mode
-        names = settings.model.class_names if mode == "classes" else None
-        objects, counts, n = measure_labels(pairs, mode, names)
-        print(f"Measured {n} object(s) in {len(pairs)} image(s): {objects}, {counts}")
-        return 0
 
     # -- export ---------------------------------------------------------------------------------
     def output_channel_names(self, settings):

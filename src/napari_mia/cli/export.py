@@ -1,12 +1,18 @@
-"""``napari-mia export``: a model file -> a bioimage.io package (kept apart from cli.py's train/predict)."""
+"""``napari-mia export``: a model file -> a bioimage.io package, tested before it is written."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-from .engine.errors import MiaError
+from ..engine.errors import MiaError
+from ..engine.export import export_package
+from ..engine.images import fit_channels, read_image
+from ..engine.trainer import Trainer
+from ..workflows.prediction import drop_alpha
+from .options import add_model_option
 
 EXPORT_EPILOG = """\
 The package (bioimage.io model spec 0.5) runs in Fiji (deepImageJ), QuPath,
@@ -22,10 +28,10 @@ examples:
 """
 
 
-def add_export_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="export a model as a bioimage.io package (Fiji, QuPath, ilastik, BiaPy)",
                        epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("--model", required=True, type=Path, help="model file written by train or the napari widget")
+    add_model_option(e)
     e.add_argument("--out", required=True, type=Path, help="package to write (NAME.zip)")
     e.add_argument("--image", type=Path,
                    help="an image like the training images: the package's test input and cover (default: the "
@@ -41,13 +47,10 @@ def add_export_parser(sub) -> None:
     e.add_argument("--cite", action="append", default=[], metavar="TEXT|DOI_OR_URL",
                    help="a reference to cite, e.g. 'Smith et al. 2024|10.1000/xyz' (repeatable); MIA's paper is "
                         "always cited")
+    return e
 
 
 def _sample_image(channels: int):
-    from importlib.resources import files
-
-    from .engine.data import read_image
-
     if channels != 1:
         raise MiaError(f"The model takes {channels} channels: give an image like its training images with "
                        "--image FILE (the bundled sample is grayscale).")
@@ -58,29 +61,30 @@ def _sample_image(channels: int):
     return read_image(Path(str(folder / names[0])))
 
 
-def export(a) -> int:
-    from .engine.data import fit_channels, read_image
-    from .engine.export import export_package
-    from .engine.trainer import Trainer
-
-    trainer = Trainer.load(a.model)
-    channels = trainer.settings.model.channels
-    image = read_image(a.image) if a.image else _sample_image(channels)
-    # Channels last, from where they are guessed to be (a (C, H, W) file of a multi-channel model).
-    image = fit_channels(image, channels, a.image.name if a.image else "image")[0]
-    if channels == 3 and image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]  # RGBA files lose their alpha, as in train and predict
-    cite = []
-    for c in a.cite:
+def _references(cite: list[str]) -> list[tuple[str, str]]:
+    """--cite 'TEXT|DOI' -> [(text, reference)]."""
+    refs = []
+    for c in cite:
         text, _, ref = c.rpartition("|")
         if not ref.strip() or not text.strip():
             raise MiaError(f"--cite '{c}': write the reference as 'TEXT|DOI' or 'TEXT|URL'.")
-        cite.append((text.strip(), ref.strip()))
-    formats = [f.strip() for f in a.formats.split(",") if f.strip()]
+        refs.append((text.strip(), ref.strip()))
+    return refs
+
+
+def run(a: argparse.Namespace) -> int:
+    trainer = Trainer.load(a.model)
+    channels = trainer.settings.model.channels
+    image = read_image(a.image) if a.image else _sample_image(channels)
+    # Channels last, from where they are guessed to be (a (C, H, W) file of a multi-channel model); RGBA files
+    # lose their alpha, as in train and predict.
+    image = drop_alpha(fit_channels(image, channels, a.image.name if a.image else "image")[0], channels)
+    cite = _references(a.cite)
+    weight_formats = [f.strip() for f in a.formats.split(",") if f.strip()]
     authors = [n.strip() for n in a.authors.split(";") if n.strip()] or ["napari-mia user"]
-    print(f"Exporting {a.model.name} ({', '.join(formats)}) and testing it with bioimage.io's model test...",
+    print(f"Exporting {a.model.name} ({', '.join(weight_formats)}) and testing it with bioimage.io's model test...",
           file=sys.stderr)
-    out = export_package(trainer, a.out, image, formats, name=a.name, authors=authors, license=a.license,
+    out = export_package(trainer, a.out, image, weight_formats, name=a.name, authors=authors, license=a.license,
                          cite=cite, description=a.description)
     print(f"Package written and tested: {out}")
     return 0

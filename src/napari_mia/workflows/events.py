@@ -1,0 +1,26 @@
+"""Progress that the folder workflows yield, for a progress bar and the messages beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class FolderStarted:
+    """The folder's files are listed: `total` of them will be done."""
+
+    total: int
+
+
+@dataclass
+class Note:
+    """Something to tell the user about a file (a channel dropped, a file skipped, an estimated size)."""
+
+    text: str
+
+
+@dataclass
+class FileDone:
+    """One more file done (or skipped)."""
+
+    name: str
