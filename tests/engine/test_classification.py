@@ -11,7 +11,8 @@ from napari_mia.engine.data import ClassificationDataset, read_classes_csv, sour
 from napari_mia.engine.errors import DataError, SettingsError
 from napari_mia.engine.metrics import score
 from napari_mia.engine.models import build_model
-from napari_mia.engine.settings import ModelSettings, Settings, default_loss
+from napari_mia.engine.settings import ModelSettings, Settings
+from napari_mia.engine.tasks import default_loss
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import DSB
 

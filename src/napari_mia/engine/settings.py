@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
+from .tasks import REGRESSION_LOSSES, SEGMENTATION_LOSSES, rules
 
 SETTINGS_VERSION = 2
 
@@ -34,35 +35,11 @@ ARCHITECTURES = (
     "Segformer",
 )
 OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "sgd")
-SEGMENTATION_LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
-# Detection regresses a heatmap.
-REGRESSION_LOSSES = ("mse", "rmse", "msle", "mae")
-# Classification: one class per image. Dice scores overlaps of regions, which a
-# single class per image does not have.
-CLASSIFICATION_LOSSES = ("cross_entropy", "focal", "kl_divergence")
 LOSSES = SEGMENTATION_LOSSES + REGRESSION_LOSSES
 METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
 LR_SCHEDULES = ("cosine", "constant", "plateau", "step")
 CLASS_WEIGHTING = ("none", "auto", "manual")
 NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
-
-
-def _application(task: str):
-    # Imported on use: the applications import this module. An unknown name is refused by validate;
-    # until then it reads as the default application.
-    from . import applications
-
-    return applications.get(task if task in applications.names() else TASKS[0])
-
-
-def task_losses(task: str) -> tuple[str, ...]:
-    """The losses that fit a task (its application's ``losses``)."""
-    return _application(task).losses
-
-
-def default_loss(task: str) -> str:
-    """The loss a new model of this task starts with (segmentation: dice, see TrainSettings.loss)."""
-    return _application(task).default_loss
 
 
 @dataclass
@@ -86,7 +63,7 @@ class ModelSettings:
     @property
     def num_classes(self) -> int:
         """Number of output channels of the network."""
-        return _application(self.task).num_outputs(self)
+        return rules(self.task).num_outputs(self)
 
 
 @dataclass
@@ -98,7 +75,7 @@ class DataSettings:
     # use it: whole images are resized to patch_width x patch_height instead.
     downscale: float = 1.0
     normalization: str = "percentile"
-    # Sparse labels (issue #16): 0 = not labelled (ignored), 1 = background painted on purpose,
+    # Sparse labels: 0 = not labelled (ignored), 1 = background painted on purpose,
     # 2, 3, ... = objects (instance mode) or classes (value v is class v-1). Off: 0 is background.
     sparse: bool = False
     # Sparse labels, instance mode: a painted object is whole, so a thin ring just outside it is background
@@ -304,8 +281,8 @@ class Settings:
         _choice("architecture", m.architecture, ARCHITECTURES)
         _choice("optimizer", t.optimizer, OPTIMIZERS)
         _choice("loss", t.loss, LOSSES)
-        app = _application(m.task)
-        app.validate(self)  # the application's losses and label modes
+        task = rules(m.task)
+        task.validate(self)  # the task's losses and label modes
         if da.min_object_size < 0:
             raise SettingsError("Min object size must be 0 (keep every object) or more.")
         if not 0 <= da.sparse_ring <= 1:
@@ -325,7 +302,7 @@ class Settings:
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
             raise SettingsError("channels must be at least 1 (1 = Mono, 3 = Color).")
-        app.check_class_names(m)
+        task.check_class_names(m)
         if len(m.class_names) < 2:
             raise SettingsError("At least two classes are needed: background and one more.")
         if not 0 < da.downscale <= 1:
@@ -347,7 +324,7 @@ class Settings:
         if t.class_weighting == "manual" and t.class_weights and len(t.class_weights) != m.num_classes:
             raise SettingsError(
                 f"Manual class weighting needs {m.num_classes} weights (one per class"
-                f"{', background first' if app.has_background else ''}), got {len(t.class_weights)}."
+                f"{', background first' if task.has_background else ''}), got {len(t.class_weights)}."
             )
         for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine", "zoom",
                      "brightness_contrast", "gamma", "noise"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import DataError, MiaError, SettingsError
+from ..tasks import TaskRules
 
 if TYPE_CHECKING:  # pragma: no cover - types only: settings must import without numpy or torch
     import numpy as np
@@ -32,13 +33,10 @@ class Application:
 
     #: The name in settings (``model.task``), on the command line (``--task``) and in model files.
     name: str = ""
-    #: Losses that fit (engine.settings names them); the first choice of a new model is ``default_loss``.
-    losses: tuple[str, ...] = ()
-    default_loss: str = ""
+    #: What the settings know of the task (``engine.tasks``): its losses, output count and refused choices.
+    rules: TaskRules = TaskRules()
     #: The metric the command line switches to when a --config was written for another application.
     default_metric: str | None = None
-    #: ``class_names[0]`` is background (not scored, not an output of its own where ``num_outputs`` says so).
-    has_background: bool = True
     #: The network sees each image whole (resized to the patch size) and gives one vector per image:
     #: no down scaling, no tiles, no spatial output axes in an exported package.
     whole_image: bool = False
@@ -50,16 +48,20 @@ class Application:
     #: What a result is (``Predictor.result``), in words, for docstrings and messages.
     result_type: str = ""
 
-    # -- settings (engine.settings) ------------------------------------------------------------------
-    def num_outputs(self, model: ModelSettings) -> int:
-        """The network's output channels (``ModelSettings.num_classes``)."""
-        return len(model.class_names)
+    # -- settings (engine.tasks) ---------------------------------------------------------------------
+    @property
+    def losses(self) -> tuple[str, ...]:
+        """Losses that fit; the first choice of a new model is ``default_loss``."""
+        return self.rules.losses
 
-    def validate(self, settings: Settings) -> None:
-        """Raise SettingsError for a loss or label mode this application cannot use (``Settings.validate``)."""
+    @property
+    def default_loss(self) -> str:
+        return self.rules.default_loss
 
-    def check_class_names(self, model: ModelSettings) -> None:
-        """Raise SettingsError for a class list this application cannot use (``Settings.validate``)."""
+    @property
+    def has_background(self) -> bool:
+        """``class_names[0]`` is background (not scored, not an output of its own where the rules say so)."""
+        return self.rules.has_background
 
     # -- targets (engine.data, Trainer.train) --------------------------------------------------------------
     def sources(self, items: Sequence[tuple], settings: Settings, rgb: Sequence[bool | None] | None = None,

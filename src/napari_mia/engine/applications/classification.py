@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import DataError, MiaError, SettingsError
 from ..images import image_frames, is_stack, list_images, normalize, resize_to
-from ..settings import CLASSIFICATION_LOSSES, Settings
+from ..settings import Settings
+from ..tasks import ClassificationRules
 from .base import Application, write_csv
 
 
@@ -213,29 +214,14 @@ def classify(predictor, image: np.ndarray, rgb: bool | None = None, progress=Non
 
 class Classification(Application):
     name = "classification"
-    losses = CLASSIFICATION_LOSSES
-    default_loss = "cross_entropy"
+    rules = ClassificationRules()
     # Images are scored by the share classified right.
     default_metric = "accuracy"
-    has_background = False
     whole_image = True
     result_type = "[(class id, probabilities)], one per frame"
     cli_input = "classes"
     cli_missing_input = ("Classification needs --classes CSV (columns name,class: each image's file name and "
                          "its class).")
-
-    def validate(self, settings) -> None:
-        m, loss = settings.model, settings.train.loss
-        if loss not in CLASSIFICATION_LOSSES:
-            raise SettingsError(f"Classification gives one class to each image: choose the loss "
-                                f"{', '.join(CLASSIFICATION_LOSSES)}; got '{loss}'.")
-        if m.label_mode != "classes":
-            raise SettingsError("Classification gives one class to each image, not instance labels: use the label "
-                                "mode 'classes'.")
-
-    def check_class_names(self, model) -> None:
-        if len(model.class_names) < 2:
-            raise SettingsError("Classification needs at least two classes to tell apart.")
 
     # -- targets --------------------------------------------------------------------------------
     def sources(self, items, settings, rgb=None, regions=None):

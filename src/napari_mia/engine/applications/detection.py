@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DataError, MiaError, SettingsError
-from ..settings import REGRESSION_LOSSES
+from ..tasks import DetectionRules
 from ..targets import IGNORE
 from .base import Application, write_csv
 
@@ -76,28 +76,16 @@ def detect(predictor, frame: np.ndarray, threshold: float | None = None, progres
 
 class Detection(Application):
     name = "detection"
-    losses = REGRESSION_LOSSES
-    default_loss = "mse"
+    rules = DetectionRules()
     result_type = "(N, 4) y, x, class, score of the objects; (N, 5) frame, y, x, class, score for a stack"
     # A zoom resamples the one-pixel dots of the targets: zooming out loses some, zooming in doubles them.
     augment_skip = ("zoom",)
     cli_input = "points"
     cli_missing_input = "Detection needs --points CSV (columns name,y,x[,class])."
 
-    def num_outputs(self, model) -> int:
-        return len(model.class_names) - 1  # one heatmap per kind of point; class_names[0] is background
-
     def model_diameter(self, settings):
         # The bumps are drawn this wide on the network's (down-scaled) targets.
         return settings.data.object_size
-
-    def validate(self, settings) -> None:
-        loss = settings.train.loss
-        if loss not in REGRESSION_LOSSES:
-            raise SettingsError(f"Detection learns a map of the objects: choose the loss "
-                                f"{', '.join(REGRESSION_LOSSES)}; got '{loss}'.")
-        if settings.model.label_mode != "classes":
-            raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
 
     # -- targets --------------------------------------------------------------------------------
     def sources(self, items, settings, rgb=None, regions=None):

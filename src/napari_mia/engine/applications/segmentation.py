@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, OutputError, SettingsError
-from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
+from ..tasks import SegmentationRules
 from ..targets import INSTANCE_CLASS_NAMES
 from .base import Application
 
@@ -41,25 +41,13 @@ def _instances(settings) -> bool:
 
 class Segmentation(Application):
     name = "segmentation"
-    losses = SEGMENTATION_LOSSES
+    rules = SegmentationRules()
     # Nuclei and cells: their size is estimated from the image alone (engine.scale), so images of another
     # magnification reach the network at the size it learned without the user knowing to ask.
     auto_diameter = True
-    # Dice, not cross entropy: see TrainSettings.loss.
-    default_loss = "dice"
     result_type = "a label image like the image (class ids, or one id per object in instance mode)"
     cli_input = "masks"
     cli_missing_input = "Segmentation needs --masks DIR (label images with the same file names as the images)."
-
-    def num_outputs(self, model) -> int:
-        # Instance mode: background / interior / boundary, whatever the objects' ids.
-        return 3 if model.label_mode == "instances" else len(model.class_names)
-
-    def validate(self, settings) -> None:
-        loss = settings.train.loss
-        if loss in REGRESSION_LOSSES:
-            raise SettingsError(f"The loss '{loss}' is for detection; segmentation uses "
-                                f"{', '.join(SEGMENTATION_LOSSES)}.")
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
