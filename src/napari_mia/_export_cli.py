@@ -46,7 +46,7 @@ def add_export_parser(sub) -> None:
 def _sample_image(channels: int):
     from importlib.resources import files
 
-    from .engine.data import read_image
+    from .engine.images import read_image
 
     if channels != 1:
         raise MiaError(f"The model takes {channels} channels: give an image like its training images with "
@@ -59,7 +59,7 @@ def _sample_image(channels: int):
 
 
 def export(a) -> int:
-    from .engine.data import fit_channels, read_image
+    from .engine.images import fit_channels, read_image
     from .engine.export import export_package
     from .engine.trainer import Trainer
 

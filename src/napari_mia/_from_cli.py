@@ -104,7 +104,7 @@ def _comparable(s) -> dict:
 
 def to_model_scale(a, trainer, pairs, sources, read):
     """The training sources at the model's objects' size (down scaling set from their labels), said on stderr."""
-    from .engine.data import object_diameter
+    from .engine.samples import object_diameter
 
     s, app = trainer.settings, trainer.app
     model_d = app.model_diameter(s)

@@ -82,7 +82,7 @@ def _measure_files(pairs, spacing, unit, mode, class_names, out: Path, quiet: bo
     import pandas as pd
 
     from .cli import _bar
-    from .engine.data import read_image
+    from .engine.images import read_image
     from .engine.measure import count_objects, measure_objects, write_table
 
     tables, frames = [], {}
@@ -112,7 +112,7 @@ def _measure_files(pairs, spacing, unit, mode, class_names, out: Path, quiet: bo
 
 
 def measure(a) -> int:
-    from .engine.data import list_images
+    from .engine.images import list_images
 
     labels = list_images(a.labels)
     pairs = [(f, None) for f in labels]
@@ -133,7 +133,7 @@ def measure(a) -> int:
 def measure_predictions(a) -> int:
     """After `predict`: measure what it wrote into --out."""
     from .engine import applications, modelfile
-    from .engine.data import list_images
+    from .engine.images import list_images
 
     s = modelfile.load(a.model)["settings"]
     images = list_images(a.images)  # predict has just read this folder

@@ -266,7 +266,7 @@ def _colour(image, s):
 def _read_fit(f, s, quiet: bool = False, channel_axis: int | None = None):
     """A training image as the model reads it (channels last, opaque alpha dropped, said on stderr unless
     `quiet`)."""
-    from .engine.data import fit_channels, read_image
+    from .engine.images import fit_channels, read_image
 
     image, notes = fit_channels(read_image(f), s.model.channels, f.name, channel_axis)
     for note in notes if not quiet else ():
@@ -280,7 +280,7 @@ def _guess_channels(image) -> int:
 
 def _train_channels(a, first) -> int:
     """The model's channels: --channels, else the size of --channel-axis in the first image, else 1 or 3."""
-    from .engine.data import channels_last, fit_channels, read_image
+    from .engine.images import channels_last, fit_channels, read_image
 
     if a.channels:
         return a.channels
@@ -440,7 +440,7 @@ def _train(a, group) -> int:
 
 def predict(a) -> int:
     from ._evaluate_cli import predictor_for
-    from .engine.data import list_images
+    from .engine.images import list_images
 
     trainer, predictor = predictor_for(a)
     files = list_images(a.images)
@@ -465,7 +465,7 @@ def _predict_each(files, predictor, a, work) -> None:
     ``a.skipped`` for ``_skipped_exit``. Errors writing the output stay fatal
     (every later file would fail the same way).
     """
-    from .engine.data import fit_channels, read_image
+    from .engine.images import fit_channels, read_image
 
     a.skipped = []
     bar = _bar(len(files), a.quiet)

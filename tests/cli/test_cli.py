@@ -251,7 +251,7 @@ def test_predict_folder_skips_bad_files_names_them_and_exits_2(trained, folders,
     """Issue #13, defect 12: one empty TIFF or NaN image no longer costs the rest of the folder."""
     import imageio.v3 as iio
 
-    from napari_mia.engine.data import fit_channels
+    from napari_mia.engine.images import fit_channels
 
     names = sorted(p.name for p in (folders / "images").iterdir())[:2]
     model = trained[0].save(tmp_path / "m.pt")  # any one-channel model will do

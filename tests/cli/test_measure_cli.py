@@ -78,7 +78,7 @@ def test_detection_counts_from_points_csv():
     if not mbm.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
     from napari_mia._results_cli import _count_detections
-    from napari_mia.engine.data import list_images
+    from napari_mia.engine.images import list_images
 
     import tempfile
     from pathlib import Path

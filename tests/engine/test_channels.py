@@ -4,7 +4,8 @@ image whose channel count is not the model's."""
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import channels_last, fit_channels, image_frames, sources_for_task
+from napari_mia.engine.images import channels_last, fit_channels, image_frames
+from napari_mia.engine.task_data import sources_for_task
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import small_settings

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mia.engine.data import ClassificationDataset, read_classes_csv, sources_from_classes, validation_items
+from napari_mia.engine.applications.classification import ClassificationDataset, read_classes_csv, sources_from_classes
+from napari_mia.engine.task_data import validation_items
 from napari_mia.engine.errors import DataError, SettingsError
 from napari_mia.engine.metrics import score
 from napari_mia.engine.models import build_model

@@ -18,7 +18,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from napari_mia.cli import main  # noqa: E402
 from napari_mia.engine import export as E  # noqa: E402
-from napari_mia.engine.data import normalize  # noqa: E402
+from napari_mia.engine.images import normalize  # noqa: E402
 from napari_mia.engine.errors import ModelFileError  # noqa: E402
 from napari_mia.engine.predictor import Predictor  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
@@ -125,8 +125,8 @@ def mbm():
     folder = SHARED / "mbm_bone_marrow_dots"
     if not folder.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
-    from napari_mia.engine.data import read_image
-    from napari_mia.engine.detection import read_points_csv
+    from napari_mia.engine.images import read_image
+    from napari_mia.engine.applications.heatmaps import read_points_csv
 
     pairs = read_points_csv(folder / "points.csv", folder / "images")[:2]
     out = []

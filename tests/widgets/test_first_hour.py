@@ -262,7 +262,7 @@ def test_load_restores_post_processing_and_leaves_the_weights_field_empty(widget
 
 
 def test_model_files_without_post_processing_settings_load_with_the_old_behaviour():
-    from napari_mia.engine.predictor import PostProcess
+    from napari_mia.engine.targets import PostProcess
     from napari_mia.engine.settings import Settings
 
     d = Settings().to_dict()

@@ -184,7 +184,7 @@ def export_package(
     _require()
     import torch
 
-    from .data import image_frames
+    from .images import image_frames
     from .errors import SettingsError
 
     if trainer.model is None:
@@ -229,7 +229,7 @@ def export_package(
         # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
         pred = Predictor(model, s, next(model.parameters()).device, tile=None)
         result, shown = app.export_predict(pred, crop)
-        from .data import normalize
+        from .images import normalize
 
         _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
         summary = _record_summary(trainer.history, getattr(trainer, "data_size", None))

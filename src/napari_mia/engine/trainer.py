@@ -26,16 +26,9 @@ from . import accel, applications, distributed, modelfile
 from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
 from .augment import build_augment
 from .checkpoint import BestWeights
-from .data import (
-    SampleSource,
-    object_diameter,
-    check_known_background,
-    sources_for_task,
-    split_train_val,
-    to_object_size,
-    too_few_for_validation,
-    validation_items,
-)
+from .data import split_train_val, too_few_for_validation
+from .samples import SampleSource, check_known_background, object_diameter, to_object_size
+from .task_data import sources_for_task, validation_items
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .events import EpochEnd, Event, IterationEnd, PlanMade, Preview, TrainingFinished, TrainingStarted
 from .metrics import confusion, score

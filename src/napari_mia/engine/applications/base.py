@@ -21,7 +21,7 @@ from ..tasks import TaskRules
 if TYPE_CHECKING:  # pragma: no cover - types only: settings must import without numpy or torch
     import numpy as np
 
-    from ..data import Sample, SampleSource
+    from ..samples import Sample, SampleSource
     from ..settings import ModelSettings, Settings
 
 # More values than this in 'classes' mode almost surely are instance ids.
@@ -68,17 +68,15 @@ class Application:
                 regions: Sequence[np.ndarray | None] | None = None) -> list[SampleSource]:
         """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``). `regions`: per
         item, its reviewed regions (nonzero = fully labelled) or None (``data.supervision``)."""
-        from ..data import sources_from_arrays
-
-        return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb, regions=regions)
+        return array_sources(self, [it[:4] for it in items], settings, rgb=rgb, regions=regions)
 
     def make_sample(self, frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
-        """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``data.sources_from_arrays``)."""
+        """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``samples.array_sources``)."""
         raise NotImplementedError
 
     def mask_unknown(self, target: np.ndarray, known: np.ndarray, settings: Settings) -> np.ndarray:
         """A prepared target with nothing learned where the labels are not `known` (sparse labels, reviewed
-        regions; ``data.make_sample``): IGNORE there. `known` has the target's shape."""
+        regions; ``samples.make_sample``): IGNORE there. `known` has the target's shape."""
         import numpy as np
 
         from ..targets import IGNORE

@@ -58,7 +58,7 @@ def sources_from_classes(items: Sequence[tuple], settings: Settings,
     prepared image only (small), never the raw one.
     """
     n, channels = settings.model.num_classes, settings.model.channels
-    from ..data import Sample, SampleSource
+    from ..samples import Sample, SampleSource
 
     sources = []
     for k, item in enumerate(items):
@@ -195,20 +195,19 @@ def classify(predictor, image: np.ndarray, rgb: bool | None = None, progress=Non
     A 2D or colour image gives a one-element list. Frames are prepared as in
     training (normalised, resized to the input size) and predicted in batches.
     """
-    from ..predictor import _frames
 
     s = predictor.settings
     if s.model.task != Classification.name:
         raise SettingsError(f"This model does not classify images: it was trained for {s.model.task}.")
-    frames = _frames(image, s.model.channels, rgb, name)
-    predictor._start_progress(progress, frames, per_frame_tiles=False)
+    frames = finite_frames(image, s.model.channels, rgb, name)
+    predictor.start_progress(progress, frames, per_frame_tiles=False)
     predictor.model.eval()
     out = []
     for i in range(0, len(frames), predictor.batch_size):
         chunk = frames[i:i + predictor.batch_size]
         batch = np.stack([prepare_whole(f, s).transpose(2, 0, 1) for f in chunk])
-        out += [(int(p.argmax()), p) for p in predictor._forward(np.ascontiguousarray(batch))]
-        predictor._tick(len(chunk))
+        out += [(int(p.argmax()), p) for p in predictor.forward(np.ascontiguousarray(batch))]
+        predictor.tick(len(chunk))
     return out
 
 

@@ -1,5 +1,5 @@
 """Object detection from points, as MIA does it: one point per object in, a map with a bump per object
-learnt, the map's peaks out. The maths (dots, heatmaps, peaks, matching) is in ``engine.detection``."""
+learnt, the map's peaks out. The maths (dots, heatmaps, peaks) is in ``applications.heatmaps``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class _DetectionHead:
     """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
 
     def __init__(self, settings):
-        from ..detection import sigma_of
+        from .heatmaps import sigma_of
         from ..losses import REGRESSION_LOSSES as FUNCTIONS
 
         self.loss_fn = FUNCTIONS[settings.train.loss]
@@ -28,7 +28,7 @@ class _DetectionHead:
     def __call__(self, out, y, w, class_weights):
         import torch
 
-        from ..detection import blob_classes, target_heatmap
+        from .heatmaps import blob_classes, target_heatmap
 
         heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
         truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
@@ -40,8 +40,7 @@ def sources_from_points(pairs, settings, regions=None) -> list:
 
     `regions`: per pair, the reviewed regions (nonzero: every object there has its point) or None; outside
     them nothing is learned."""
-    from ..data import sources_from_arrays
-    from ..detection import points_to_dots
+    from .heatmaps import points_to_dots
 
     out = []
     for k, pair in enumerate(pairs):
@@ -53,18 +52,18 @@ def sources_from_points(pairs, settings, regions=None) -> list:
         dots = points_to_dots(points, image.shape[:2], f"{name} points")
         region = None if regions is None else regions[k]
         # Points are never sparse labels: a region alone says where the points are complete.
-        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb],
-                                   regions=[region], sparse=False)
+        out += array_sources(Detection(), [(image, dots, name, f"{name} points")], settings, rgb=[rgb],
+                             regions=[region], sparse=False)
     return out
 
 
 def detect(predictor, frame: np.ndarray, threshold: float | None = None, progress=None) -> np.ndarray:
     """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
-    from ..detection import find_points
+    from .heatmaps import find_points
 
     frame = frame[..., None] if frame.ndim == 2 else frame
     if progress is not None:
-        predictor._start_progress(progress, frame[None])
+        predictor.start_progress(progress, frame[None])
     d = predictor.settings.data
     threshold = d.detection_threshold if threshold is None else threshold
     heat = predictor.probabilities(frame)
@@ -92,8 +91,9 @@ class Detection(Application):
         return sources_from_points([it[:3] for it in items], settings, regions=regions)
 
     def make_sample(self, frame, labels, settings, name):
-        from ..data import Sample, prepare_image
-        from ..detection import rescale_dots
+        from ..images import prepare_image
+        from ..samples import Sample
+        from .heatmaps import rescale_dots
 
         image = prepare_image(frame, settings)
         # Labels are dots: moved, not resampled, when down scaled.
@@ -104,7 +104,7 @@ class Detection(Application):
         return _DetectionHead(settings)
 
     def calibrate(self, trainer) -> float:
-        from ..detection import calibrate_threshold, dots_to_points
+        from .heatmaps import calibrate_threshold, dots_to_points
         from ..predictor import Predictor
 
         if trainer._run is None or trainer.model is None:
@@ -135,11 +135,10 @@ class Detection(Application):
 
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         from ..images import is_stack
-        from ..predictor import _frames
 
         channels = predictor.settings.model.channels
-        frames = _frames(image, channels, rgb, name)
-        predictor._start_progress(progress, frames)
+        frames = finite_frames(image, channels, rgb, name)
+        predictor.start_progress(progress, frames)
         found = [predictor.detect(f) for f in frames]
         if not is_stack(image, channels, rgb):
             return found[0]
@@ -157,7 +156,7 @@ class Detection(Application):
         return detection_scores(found[:, :2], np.asarray(target)[:, :2], tolerance or size / 2)
 
     def cli_read_targets(self, images, path):
-        from ..detection import read_points_csv
+        from .heatmaps import read_points_csv
 
         return read_points_csv(path, images)
 
@@ -203,7 +202,7 @@ class Detection(Application):
         return " (objects' bumps)"
 
     def cli_validation_report(self, trainer, pairs, read) -> list[str]:
-        from ..detection import score_detection
+        from .heatmaps import score_detection
 
         lines = super().cli_validation_report(trainer, pairs, read)
         val_names = {src.name for src in trainer.validation_sources}

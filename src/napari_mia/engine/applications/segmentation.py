@@ -51,7 +51,8 @@ class Segmentation(Application):
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
-        from ..data import Sample, prepare_image, rescale
+        from ..images import prepare_image, rescale
+        from ..samples import Sample
         from ..targets import contour_weights, encode
 
         image = prepare_image(frame, settings)
@@ -120,7 +121,6 @@ class Segmentation(Application):
         if not _instances(settings):
             return None
         from ..evaluate import mean_scores, segmentation_scores
-        from ..predictor import PostProcess
         from ..targets import IGNORE
 
         d = settings.data
@@ -225,10 +225,8 @@ class Segmentation(Application):
         return out
 
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        from ..data import sources_from_files
-
         # Read here rather than through `read`: a source not kept in memory reads its files again at each use.
-        return sources_from_files(pairs, settings, notes, channel_axis)
+        return file_sources(self, pairs, settings, notes, channel_axis)
 
     def _validation_what(self, settings) -> str:
         return " (foreground)" if _instances(settings) else ""
@@ -236,7 +234,6 @@ class Segmentation(Application):
     def cli_predict(self, predictor, a, each) -> str:
         import tifffile
 
-        from ..predictor import PostProcess
 
         instances = _instances(predictor.settings)
         post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)

@@ -1,4 +1,4 @@
-"""Object detection from points, as MIA does it: the network regresses a map with a
+"""The maths of detection (``applications.detection``), as MIA does it: the network regresses a map with a
 gaussian bump on every object (width from *object size*, height *object
 intensity*), and prediction finds the map's peaks.
 
@@ -10,12 +10,17 @@ fly, per batch.
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
+from skimage.feature import peak_local_max
 
-from .errors import DataError
-from .targets import IGNORE
+from ..errors import DataError
+from ..evaluate import match_points
+from ..images import list_images
+from ..targets import IGNORE
 
 
 def sigma_of(object_size: float) -> float:
@@ -101,8 +106,6 @@ def find_points(heat: np.ndarray, object_size: float, intensity: float, threshol
     A peak must stand `threshold` x `intensity` high and be at least half an
     object size from a higher one.
     """
-    from skimage.feature import peak_local_max
-
     out = []
     for c, channel in enumerate(heat):
         peaks = peak_local_max(channel, min_distance=max(1, int(round(object_size / 2))),
@@ -112,26 +115,8 @@ def find_points(heat: np.ndarray, object_size: float, intensity: float, threshol
     return np.array(out, np.float64).reshape(-1, 4)
 
 
-def match_points(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives): one-to-one matches closer than `tolerance`."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    if len(pred) == 0 or len(truth) == 0:
-        return 0, len(pred), len(truth)
-    d = cdist(np.asarray(pred)[:, :2], np.asarray(truth)[:, :2])
-    rows, cols = linear_sum_assignment(np.where(d <= tolerance, d, 1e6))
-    tp = int((d[rows, cols] <= tolerance).sum())
-    return tp, len(pred) - tp, len(truth) - tp
-
-
 def read_points_csv(csv_path, images_dir) -> list:
     """A points CSV (name,y,x[,class]) and its images folder -> [(image path, (N, 3) y, x, class)]."""
-    import csv
-    from pathlib import Path
-
-    from .data import list_images
-
     csv_path = Path(csv_path)
     try:
         rows = list(csv.DictReader(csv_path.open(newline="")))
