@@ -84,7 +84,7 @@ def test_imagenet_weights_start_a_two_channel_encoder(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.settings import ModelSettings
 
     torch.manual_seed(0)

@@ -18,8 +18,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from napari_mia.cli import main  # noqa: E402
 from napari_mia.engine import export as E  # noqa: E402
-from napari_mia.engine.images import normalize  # noqa: E402
 from napari_mia.engine.errors import ModelFileError  # noqa: E402
+from napari_mia.engine.images import normalize  # noqa: E402
 from napari_mia.engine.predictor import Predictor  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
 from napari_mia.engine.trainer import Trainer  # noqa: E402
@@ -183,7 +183,7 @@ def test_down_scaling_is_baked_in_or_refused(tmp_path):
     with pytest.raises(E.ExportError, match="Down scaling 0.37 cannot be exported"):
         E.size_step(small_settings(downscale=0.37))
     t = Trainer(s)
-    t.model = __import__("napari_mia.engine.models", fromlist=["build_model"]).build_model(s.model)
+    t.model = __import__("napari_mia.engine.trained_model", fromlist=["build_model"]).build_model(s.model)
     net = E.exported_network(t.model, s)
     with torch.inference_mode():
         assert net(torch.zeros(1, 1, 128, 192)).shape == (1, 3, 128, 192)  # the output has the input's size

@@ -73,7 +73,7 @@ def test_the_budget_is_a_share_of_free_memory_counting_the_gpu_cache_as_free(mon
 
 
 def test_a_predictor_keeps_its_budget_so_every_frame_is_cut_alike(monkeypatch):
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.predictor import Predictor
     from napari_mia.engine.settings import Settings
 

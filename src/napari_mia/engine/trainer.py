@@ -14,6 +14,7 @@ here knows about Qt or napari.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -22,8 +23,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import accel, applications, distributed, modelfile
-from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
+from . import accel, applications, checkpoint, distributed
 from .augment import build_augment
 from .checkpoint import BestWeights
 from .data import split_train_val, too_few_for_validation
@@ -32,15 +32,16 @@ from .task_data import sources_for_task, validation_items
 from .errors import DataError, OutOfMemoryError, SettingsError
 from .events import EpochEnd, Event, IterationEnd, PlanMade, Preview, TrainingFinished, TrainingStarted
 from .metrics import confusion, score
-from .models import build_model, pick_device
-from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here, as before
-    SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
-    settle_batchnorm,
+from .models import model_key, pick_device
+from .optimization import (
+    SETTLE_EPOCH, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers, settle_batchnorm,
 )
 from .plan import CROP_COST, MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, VALIDATION_SHARE, VALIDATIONS, Clock, \
     cosine_factor
+from .predictor import Predictor
 from .settings import Settings
 from .targets import IGNORE
+from .trained_model import TrainedModel, build_model, damaged
 
 
 def _now() -> float:
@@ -64,11 +65,6 @@ def _scaled_note(sources, diameter: float) -> str:
             f"{diameter:.0f} px across, the size the model learns.")
 
 
-def _model_key(s: Settings) -> tuple:
-    m = s.model
-    return (m.task, m.architecture, m.encoder, m.channels, m.num_classes, m.label_mode)
-
-
 class Trainer:
     def __init__(self, settings: Settings | None = None):
         self.settings = (settings or Settings()).copy()
@@ -82,6 +78,7 @@ class Trainer:
         # A model file rewritten after every epoch, so a crash loses one epoch at most.
         self.autosave_path: Path | None = None
         self._saved_run: dict | None = None  # an autosaved run's state, after `load`
+        self._loaded_data_size: dict | None = None  # the loaded file's (``data_size``)
         # (name, image) predicted every `preview_every` epochs.
         self.preview_image: tuple[str, np.ndarray] | None = None
         # BatchNorm running statistics lag behind the weights after optimizer steps
@@ -112,16 +109,23 @@ class Trainer:
         """How many images the weights were trained and validated on (the last run's, else the loaded file's)."""
         if self._run is not None and self._run.train:
             return {"train_images": len(self._run.train), "validation_images": len(self._run.val)}
-        return getattr(self, "_loaded_data_size", None)
+        return self._loaded_data_size
 
     @property
     def can_resume(self) -> bool:
         run = self._run
         return run is not None and not run.done and (run.timed or run.epoch < run.epochs)
 
+    @property
+    def saved_run(self) -> dict | None:
+        """The state of the run a loaded file was autosaved in (optimizer, epoch, iteration), or None."""
+        return self._saved_run
+
     def calibrate_detection(self) -> float:
         """Detection: set the peak threshold from the run's training images (never the held-out ones)."""
-        return self.app.calibrate(self)
+        if self._run is None or self.model is None:
+            return self.app.calibrate(None, [])
+        return self.app.calibrate(self.trained_model(), list(self._run.train))
 
     @property
     def validation_sources(self) -> list:
@@ -144,7 +148,7 @@ class Trainer:
     def _ensure_model(self) -> None:
         import torch
 
-        key = _model_key(self.settings)
+        key = model_key(self.settings.model)
         if self.model is not None and key != self._key:
             raise SettingsError(
                 "The architecture, backbone, channels or classes changed since the model was built. "
@@ -539,7 +543,8 @@ class Trainer:
         objects = None
         if g is None or g.main:
             sample = run.val_sample if run.val_sample is not None else run.val
-            objects = self.app.validation_objects(self._predictor(self.model, self.settings), sample,
+            objects = self.app.validation_objects(Predictor(self.model, self.settings, self.device, app=self.app),
+                                                  sample,
                                                   self.settings, stop=lambda: self._should_stop(run))
         return objects if g is None else distributed.broadcast(objects, self.device)
 
@@ -621,57 +626,88 @@ class Trainer:
                 self._norm_stale = False
         return True
 
-    def _predictor(self, model, settings, **options):
-        from .predictor import Predictor
-
-        return Predictor(model, settings, self.device, **options)
-
     def kept_model(self):
         """The network Predict, Save and Export use: the best epoch's weights or the live ones (``keep``)."""
         return self.best.model(self.model, self.settings.train.keep)
 
-    def predictor(self, tile: int | str | None = "auto", overlap: int = 128, snapshot: bool = False,
-                  diameter: float | str | None = None, tta: bool = False):
-        """A Predictor of the kept weights (``TrainSettings.keep``), with settled normalisation statistics.
-
-        `tile`, `diameter`, `tta`: see ``Predictor``.
-
-        ``snapshot=False``: predicts with the live model (call it between
-        trainings, or from the training thread). ``snapshot=True``: predicts with
-        a deep copy taken between two training steps, settled on its own, so it
-        may be called from another thread while training runs: the live model,
-        its statistics and the training's random draws are left as they are.
-        """
-        import copy
-
+    def _ready(self) -> None:
         if self.model is None:
             raise SettingsError("There is no trained model yet: train or load a model first.")
         if self.device is None:
             self.device = pick_device(self.settings.train.device)
             self.model.to(self.device)
-        options = dict(tile=tile, overlap=overlap, diameter=diameter, tta=tta)
+
+    def trained_model(self) -> TrainedModel:
+        """The kept weights (``TrainSettings.keep``) as a model handle, normalisation statistics settled.
+
+        It shares the live network (when it holds the kept weights) and the settings: call it between
+        trainings, or from the training thread; ``snapshot`` is for other threads."""
+        self._ready()
+        self.settle_normalization()
+        return TrainedModel(self.kept_model(), self.settings, self.device, self.history, self.data_size)
+
+    def snapshot(self) -> TrainedModel:
+        """A model handle of the kept weights that may be taken from another thread while training runs: a deep
+        copy taken between two training steps, settled on its own, with a copy of the settings; the live
+        model, its statistics and the training's random draws are left as they are."""
+        self._ready()
         keep = self.settings.train.keep
-        if not snapshot:
-            self.settle_normalization()
-            return self._predictor(self.kept_model(), self.settings, **options)
         with self._weights_lock:
             best = self.best.applies(keep)  # the best epoch's statistics were settled when it was kept
             model, stale = self.best.model(self.model, keep) if best else copy.deepcopy(self.model), self._norm_stale
             settings = self.settings.copy()
             sources = list(self._run.train) if self._run is not None else []
+            history = list(self.history)
         if stale and not best:
             self.settle_normalization(model, sources)
-        return self._predictor(model, settings, **options)
+        return TrainedModel(model, settings, self.device, history, self.data_size)
+
+    def predictor(self, tile: int | str | None = "auto", overlap: int = 128, snapshot: bool = False,
+                  diameter: float | str | None = None, tta: bool = False) -> Predictor:
+        """A Predictor of the kept weights (``TrainSettings.keep``), with settled normalisation statistics.
+
+        `tile`, `diameter`, `tta`: see ``Predictor``. ``snapshot=False``: predicts with the live model
+        (``trained_model``); ``snapshot=True``: with a copy that may be made from another thread while
+        training runs (``snapshot``).
+        """
+        model = self.snapshot() if snapshot else self.trained_model()
+        return model.predictor(tile=tile, overlap=overlap, diameter=diameter, tta=tta)
 
     # -- files (engine.checkpoint) --------------------------------------------------------------------
     def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
         """Write the model file: the kept weights and every setting; `include_optimizer`: also what --resume needs."""
-        from .checkpoint import save_trainer
-
-        return save_trainer(self, path, include_optimizer)
+        if self.model is None:
+            raise SettingsError("There is no model to save yet: train or load a model first.")
+        # The file's statistics are what every later prediction (CLI, another session) uses.
+        self.settle_normalization()
+        weights, kept = self.best.file_entries(self.model, self.settings.train.keep)
+        run = self._run
+        state = None
+        if include_optimizer and run is not None and run.optimizer is not None:
+            state = checkpoint.run_state(run.optimizer, run.scheduler, run.epoch, run.iteration)
+        # The latest weights only matter to continue the run.
+        last = kept.get("last_state_dict") if include_optimizer else None
+        return checkpoint.write(path, weights, self.settings, self.history, self.data_size, kept.get("best_epoch"),
+                                last, state)
 
     @classmethod
     def load(cls, path: str | Path) -> Trainer:
-        from .checkpoint import load_trainer
-
-        return load_trainer(cls, path)
+        """A trainer holding a model file's weights, ready to predict, to train on, or (``train(continue_saved=
+        True)``) to continue the run the file was autosaved in."""
+        model = TrainedModel.load(path)
+        trainer = cls(model.settings)
+        trainer.model = model.network
+        if model.last_state is not None:
+            # The file's model is the best epoch's; training goes on from the latest weights.
+            trainer.best.store(trainer.model, model.best_epoch or 0, float("nan"))
+            try:
+                trainer.model.load_state_dict(model.last_state)
+            except (RuntimeError, KeyError) as e:
+                raise damaged(path) from e
+            trainer.best.moved_on()
+        trainer._key = model_key(trainer.settings.model)
+        trainer.history = list(model.history)
+        trainer._loaded_data_size = model.data_size
+        trainer._saved_run = model.run_state
+        trainer.device = model.device
+        return trainer

@@ -176,8 +176,9 @@ class Application:
                 f"patch {d.patch_width}x{d.patch_height}). Lower the batch size or the patch size, or use down "
                 "scaling. The model's weights are kept.")
 
-    def calibrate(self, trainer) -> float:
-        """Set a decoding threshold from the run's training images (``Trainer.calibrate_detection``)."""
+    def calibrate(self, model, sources: list[SampleSource]) -> float:
+        """Set a decoding threshold of `model` (a ``TrainedModel``; None: none trained yet) from its run's training
+        `sources` (``Trainer.calibrate_detection``)."""
         raise SettingsError("Calibration needs a detection model that has been trained.")
 
     # -- the network (engine.models) ------------------------------------------------------------------
@@ -211,6 +212,20 @@ class Application:
 
     def check_maps(self, settings: Settings) -> None:
         """Raise SettingsError if this application's model gives no per-pixel map (``Predictor.probabilities``)."""
+
+    def decode(self, probs: np.ndarray, settings: Settings, post) -> np.ndarray:
+        """(classes, H, W) probabilities -> label image (``Predictor.decode``), after the ``PostProcess`` `post`."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not a label image.")
+
+    def detect(self, predictor, frame: np.ndarray, threshold: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not points.")
+
+    def classify(self, predictor, image: np.ndarray, rgb: bool | None = None,
+                 progress: Callable[[int, int], None] | None = None, name: str = "image") -> list:
+        """One (class index, probabilities over the classes) per frame (``Predictor.classify``)."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not a class per image.")
 
     def result(self, predictor, image: np.ndarray, rgb: bool | None = None, post=None,
                progress: Callable[[int, int], None] | None = None, name: str = "image"):

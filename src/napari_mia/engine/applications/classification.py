@@ -269,6 +269,9 @@ class Classification(Application):
         raise SettingsError("This is a classification model: it gives one class to each image, not a label "
                             "image. Use classify.")
 
+    def classify(self, predictor, image, rgb=None, progress=None, name="image"):
+        return classify(predictor, image, rgb, progress, name)
+
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.classify(image, rgb=rgb, progress=progress, name=name)
 
@@ -295,7 +298,7 @@ class Classification(Application):
         settings.validate()
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, write_tiff
+        from ..job_files import image_file_array, write_tiff
 
         class_names, rows = settings.model.class_names, []
         for item in items:

@@ -103,26 +103,22 @@ class Detection(Application):
     def head(self, settings):
         return _DetectionHead(settings)
 
-    def calibrate(self, trainer) -> float:
-        from .heatmaps import calibrate_threshold, dots_to_points
-        from ..predictor import Predictor
-
-        if trainer._run is None or trainer.model is None:
-            return super().calibrate(trainer)
+    def calibrate(self, model, sources) -> float:
+        if model is None:
+            return super().calibrate(model, sources)
         pairs = []
         # Images with reviewed regions would count the objects found outside them as false: only whole
         # images calibrate, unless there are none.
-        whole = [src for src in trainer._run.train if getattr(src, "background", None) is None]
-        for src in whole or trainer._run.train:
+        whole = [src for src in sources if getattr(src, "background", None) is None]
+        for src in whole or sources:
             sample = src.get()
             # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
             pairs.append((sample.image, dots_to_points(sample.target)))
-        s = trainer.settings
+        s = model.settings
         scaled = s.copy()
         scaled.data.normalization, scaled.data.downscale = "none", 1.0
         scaled.data.object_size = s.data.object_size * s.data.downscale
-        trainer.settle_normalization()
-        thr = calibrate_threshold(Predictor(trainer.kept_model(), scaled, trainer.device), pairs,
+        thr = calibrate_threshold(model.with_settings(scaled).predictor(), pairs,
                                   scaled.data.object_size / 2)
         s.data.detection_threshold = thr
         return thr
@@ -132,6 +128,9 @@ class Detection(Application):
         import torch
 
         return torch.relu(out)  # heatmaps have no negative heights
+
+    def detect(self, predictor, frame, threshold=None, progress=None):
+        return detect(predictor, frame, threshold, progress)
 
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         from ..images import is_stack
@@ -161,7 +160,7 @@ class Detection(Application):
         return read_points_csv(path, images)
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, write_tiff
+        from ..job_files import image_file_array, write_tiff
 
         out, rows = {"images": "images", "points": "points.csv"}, []
         for item in items:

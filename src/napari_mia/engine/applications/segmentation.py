@@ -161,6 +161,9 @@ class Segmentation(Application):
         return super().score(cm, settings)
 
     # -- prediction ----------------------------------------------------------------------------
+    def decode(self, probs, settings, post):
+        return decode(probs, settings, post)
+
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.predict(image, rgb=rgb, post=post, progress=progress, name=name)
 
@@ -201,7 +204,7 @@ class Segmentation(Application):
                           "own number); give --label-mode instances if it has."
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, labels_file_array, write_tiff
+        from ..job_files import image_file_array, labels_file_array, write_tiff
 
         out = {"images": "images", "masks": "masks"}
         for item in items:
