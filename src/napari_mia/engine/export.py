@@ -27,17 +27,17 @@ from typing import Sequence
 
 import numpy as np
 
-from . import applications
+from . import applications, export_parts
 from .errors import MiaError, SettingsError
 from .export_readme import cover as _cover, readme as _readme, record_summary as _record_summary
 from .images import image_frames, normalize
 from .modelfile import PACKAGE_FORMAT, PACKAGE_VERSION, STATE_DICT_PREFIX
 from .settings import Settings
+from .tiling import STRIDE
 from .trained_model import TrainedModel
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
 ONNX_OPSET = 17
-STRIDE = 32  # every smp encoder halves the size five times
 MAX_TEST_SIZE = 256  # test tensors are cut to at most this many pixels a side
 MIA_CITATION = ("Koerber N. MIA is an open-source standalone deep learning application for microscopic image "
                 "analysis. Cell Reports Methods 3(7):100517 (2023)", "10.1016/j.crmeth.2023.100517")
@@ -145,7 +145,7 @@ def _preprocess(x: np.ndarray, settings: Settings, dtype: np.dtype) -> np.ndarra
 
 
 def _postprocess(out: np.ndarray, settings: Settings) -> np.ndarray:
-    return applications.for_settings(settings).export_postprocess(out, settings)
+    return export_parts.for_task(settings.model.task).postprocess(out, settings)
 
 
 def _identifiers(names: Sequence[str]) -> list[str]:
@@ -162,7 +162,7 @@ def _identifiers(names: Sequence[str]) -> list[str]:
 
 
 def _output_channel_names(s: Settings) -> list[str]:
-    return applications.for_settings(s).output_channel_names(s)
+    return export_parts.for_task(s.model.task).output_channel_names(s)
 
 
 # -- export ---------------------------------------------------------------------
@@ -230,7 +230,7 @@ def export_package(
         # The cover and README: napari-mia's own prediction of the test image.
         # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
         pred = handle.with_settings(s).predictor(tile=None)
-        result, shown = app.export_predict(pred, crop)
+        result, shown = export_parts.for_task(s.model.task).predict(pred, crop)
         _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
         summary = _record_summary(handle.history, handle.data_size)
         (tmp / "README.md").write_text(_readme(name, s, summary, formats, step))
@@ -305,7 +305,7 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
     inp = TensorId("input0")
     in_names = ["gray"] if m.channels == 1 else (["red", "green", "blue"] if m.channels == 3 else
                                                  [f"channel{i}" for i in range(m.channels)])
-    app = applications.get(m.task)
+    app, parts = applications.get(m.task), export_parts.for_task(m.task)
     size = ParameterizedSize(min=STRIDE, step=1) if app.whole_image else ParameterizedSize(min=step, step=step)
     inputs = [InputTensorDescr(
         id=inp, description="raw image (any intensity range; normalised by the preprocessing)",
@@ -322,7 +322,7 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
                 SpaceOutputAxis(id=AxisId("y"), size=SizeReference(tensor_id=inp, axis_id=AxisId("y"))),
                 SpaceOutputAxis(id=AxisId("x"), size=SizeReference(tensor_id=inp, axis_id=AxisId("x")))]
     outputs = [OutputTensorDescr(
-        id=TensorId("output0"), description=app.output_description, postprocessing=app.export_postprocessing(s),
+        id=TensorId("output0"), description=parts.output_description, postprocessing=parts.postprocessing(s),
         axes=axes, test_tensor=FileDescr(source=tmp / "test_output.npy"))]
     version = Version(torch.__version__.split("+")[0])
     weights = {"pytorch_state_dict": PytorchStateDictWeightsDescr(

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from ..engine import settings as S
 from ..engine.errors import MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings

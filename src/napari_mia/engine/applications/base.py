@@ -12,17 +12,22 @@ label image whose value is a class (segmentation in classes mode, detection).
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
+
+from ..data import PatchDataset, validation_crops, validation_patches
 from ..errors import DataError, MiaError, SettingsError
+from ..evaluate import mean_scores
+from ..images import image_frames, is_stack
+from ..metrics import score
+from ..models import build_smp_model
+from ..samples import Sample, SampleSource, array_sources
+from ..settings import ModelSettings, Settings
+from ..targets import IGNORE
 from ..tasks import TaskRules
-
-if TYPE_CHECKING:  # pragma: no cover - types only: settings must import without numpy or torch
-    import numpy as np
-
-    from ..samples import Sample, SampleSource
-    from ..settings import ModelSettings, Settings
 
 # More values than this in 'classes' mode almost surely are instance ids.
 MAX_CLASSES = 50
@@ -77,9 +82,7 @@ class Application:
     def mask_unknown(self, target: np.ndarray, known: np.ndarray, settings: Settings) -> np.ndarray:
         """A prepared target with nothing learned where the labels are not `known` (sparse labels, reviewed
         regions; ``samples.make_sample``): IGNORE there. `known` has the target's shape."""
-        import numpy as np
 
-        from ..targets import IGNORE
 
         return np.where(known, target, IGNORE).astype(target.dtype)
 
@@ -133,7 +136,6 @@ class Application:
     # -- training (engine.trainer) --------------------------------------------------------------------
     def dataset(self, sources: list[SampleSource], settings: Settings, augment=None, epoch_seed: int = 0):
         """The training items of one epoch, map-style for a DataLoader: (image, target, weight) tensors."""
-        from ..data import PatchDataset
 
         return PatchDataset(sources, settings, augment, epoch_seed=epoch_seed)
 
@@ -141,13 +143,11 @@ class Application:
                           seed: int) -> list:
         """What every validation of a run scores (``Trainer``): a fixed sample of at most `max_items` crops of
         the validation images (``data.validation_crops``), so that validation costs a bounded share of the run."""
-        from ..data import validation_crops
 
         return validation_crops(sources, settings, max_items, seed)
 
     def validation_items(self, sources: list[SampleSource], settings: Settings):
         """What the validation loop scores (``data.validation_items``): an iterable of tensor triples."""
-        from ..data import validation_patches
 
         return validation_patches(sources, settings)
 
@@ -158,7 +158,6 @@ class Application:
 
     def score(self, cm: np.ndarray, settings: Settings) -> float:
         """The training metric of a confusion matrix (``Trainer._score``): the curves and 'best'."""
-        from ..metrics import score
 
         return score(cm, settings.train.metric, skip_background=self.has_background)
 
@@ -184,7 +183,6 @@ class Application:
     # -- the network (engine.models) ------------------------------------------------------------------
     def build_model(self, ms: ModelSettings, pretrained: bool):
         """The torch network, ImageNet-started if `pretrained` (``models.build_model``)."""
-        from ..models import build_smp_model
 
         return build_smp_model(ms, pretrained)
 
@@ -206,7 +204,7 @@ class Application:
     # -- prediction (engine.predictor) --------------------------------------------------------------
     def activation(self, out):
         """Network output (torch) -> what the predictor blends and decodes (``Predictor._forward``)."""
-        import torch
+        import torch  # lazy: torch (the dock imports this before training)
 
         return torch.softmax(out, 1)
 
@@ -251,9 +249,7 @@ class Application:
 
     def _job_frames(self, item: tuple, settings: Settings) -> tuple[np.ndarray, bool]:
         """An item's image as (N, H, W, C) frames, and whether it is a stack (its files then name the frame)."""
-        import numpy as np
 
-        from ..images import image_frames, is_stack
 
         image, rgb = np.asarray(item[0]), item[4] if len(item) > 4 else None
         return image_frames(image, settings.model.channels, item[2], rgb=rgb), \
@@ -300,7 +296,6 @@ class Application:
 
     def evaluate_summary(self, rows: list[dict], settings: Settings) -> list[str]:
         """Lines after the per-image table: the means over images (each image weighs the same)."""
-        from ..evaluate import mean_scores
 
         means = mean_scores(rows)
         return [f"Mean over {len(rows)} image(s): " + ", ".join(f"{k} {means[k]:.3f}" for k in self.evaluate_columns
@@ -320,46 +315,9 @@ class Application:
         measures (label file, image file) pairs; ``count_points(a, images, class_names)`` counts points.csv."""
         raise NotImplementedError
 
-    # -- bioimage.io export (engine.export, engine.export_rdf) -----------------------------------------
-    def output_channel_names(self, settings: Settings) -> list[str]:
-        """Names of the network's output channels, in order."""
-        return list(settings.model.class_names)
-
-    def export_what(self, settings: Settings) -> str:
-        """The README's 'it finds ...'."""
-        raise NotImplementedError
-
-    def export_output_readme(self, settings: Settings, names: list[str]) -> list[str]:
-        """The README's Output section."""
-        return [f"Probabilities (softmax over the channel axis), one channel each: {', '.join(names)}."]
-
-    def export_postprocess(self, out: np.ndarray, settings: Settings) -> np.ndarray:
-        """The package's postprocessing, in numpy: the network's output -> the test output tensor."""
-        import torch
-
-        return torch.softmax(torch.from_numpy(out), 1).numpy()
-
-    def export_postprocessing(self, settings: Settings) -> list:
-        """The same postprocessing as bioimage.io spec entries."""
-        from bioimageio.spec.model.v0_5 import AxisId, SoftmaxDescr, SoftmaxKwargs
-
-        return [SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))]
-
-    output_description: str = "probabilities"
-
-    def export_predict(self, predictor, crop: np.ndarray) -> tuple[Any, Any]:
-        """napari-mia's own prediction of the test crop, for the cover: (result, label image or None)."""
-        shown = predictor.predict(crop)
-        return shown, shown
-
-    def export_cover(self, ax, result, shown, settings: Settings) -> None:
-        """Draw the prediction on the cover's right panel (matplotlib axes, the image already shown)."""
-        raise NotImplementedError
-
 
 def write_csv(out: Path, header: list, rows: list) -> Path:
     """A CSV of predictions (points, classes), with a MiaError that names the file when it cannot be written."""
-    import csv
 
     try:
         with out.open("w", newline="") as fh:

@@ -7,15 +7,21 @@ the label mode do not apply. The class list is the user's (it names the categori
 
 from __future__ import annotations
 
+import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError, MiaError, SettingsError
-from ..images import image_frames, is_stack, list_images, normalize, resize_to
-from ..settings import Settings
+from ..evaluate import classification_scores
+from ..images import finite_frames, image_frames, is_stack, list_images, normalize, resize_to
+from ..job_files import image_file_array, write_tiff
+from ..models import build_classifier
+from ..samples import Sample, SampleSource
+from ..settings import ModelSettings, Settings
 from ..tasks import ClassificationRules
 from .base import Application, write_csv
 
@@ -58,7 +64,6 @@ def sources_from_classes(items: Sequence[tuple], settings: Settings,
     prepared image only (small), never the raw one.
     """
     n, channels = settings.model.num_classes, settings.model.channels
-    from ..samples import Sample, SampleSource
 
     sources = []
     for k, item in enumerate(items):
@@ -96,7 +101,6 @@ def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
     Images the CSV does not name are skipped with a warning; a name with no
     image is an error.
     """
-    import csv
 
     csv_path = Path(csv_path)
     try:
@@ -121,7 +125,6 @@ def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
         raise DataError(f"{csv_path.name} names {len(missing)} image(s) not in {images_dir}, e.g. '{missing[0]}'.")
     skipped = sorted(set(files) - set(by_name))
     if skipped:
-        import warnings
 
         warnings.warn(f"{len(skipped)} image(s) have no class in {csv_path.name} and are skipped, e.g. "
                       f"{skipped[0]}.", stacklevel=2)
@@ -163,7 +166,7 @@ class ClassificationDataset:
 
 
 def _class_tensors(img, target):
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     # The weight is a placeholder: the trainer's batches are always (image, target, weight).
     return (torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
@@ -176,7 +179,7 @@ class _ClassificationHead:
     """Classification: the segmentation losses, each image's logits seen as a one-pixel image."""
 
     def __init__(self, settings):
-        from ..losses import LOSSES
+        from ..losses import LOSSES  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = LOSSES[settings.train.loss]
         self.n_cm = settings.model.num_classes
@@ -260,8 +263,6 @@ class Classification(Application):
                 "The model's weights are kept.")
 
     def build_model(self, ms, pretrained: bool):
-        from ..models import build_classifier
-
         return build_classifier(ms, pretrained)
 
     # -- prediction ----------------------------------------------------------------------------
@@ -281,7 +282,6 @@ class Classification(Application):
 
     def cli_prepare_settings(self, settings, pairs, given_config: bool) -> None:
         """The model's classes: the CSV's, sorted, unless the --config names them (then the CSV must use those)."""
-        from ..settings import ModelSettings
 
         found = sorted({c for _, c in pairs})
         # A config that leaves class_names at the segmentation default names no categories.
@@ -298,8 +298,6 @@ class Classification(Application):
         settings.validate()
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job_files import image_file_array, write_tiff
-
         class_names, rows = settings.model.class_names, []
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -367,8 +365,6 @@ class Classification(Application):
                 "predicted_class": names[cls], "_pair": (truth, cls)}
 
     def evaluate_summary(self, rows, settings):
-        from ..evaluate import classification_scores
-
         names = settings.model.class_names
         truth, pred = zip(*(r["_pair"] for r in rows)) if rows else ((), ())
         s = classification_scores(pred, truth, len(names))
@@ -383,18 +379,3 @@ class Classification(Application):
     def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
         print("Classification: classes.csv already holds every image's class and probabilities.")
         return 0
-
-    # -- export ---------------------------------------------------------------------------------
-    def export_what(self, settings) -> str:
-        return "one class for each image"
-
-    def export_output_readme(self, settings, names):
-        return [f"Class probabilities (softmax), one per class: {', '.join(names)}."]
-
-    def export_predict(self, predictor, crop):
-        return predictor.classify(crop)[0], None
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        cls, probs = result
-        ax.set_title(f"{settings.model.class_names[cls]} ({probs[cls]:.0%})")
-

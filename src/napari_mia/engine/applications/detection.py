@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, MiaError, SettingsError
-from ..tasks import DetectionRules
+from ..errors import DataError, MiaError
+from ..evaluate import detection_scores
+from ..images import finite_frames, is_stack, prepare_image, read_image
+from ..job_files import image_file_array, write_tiff
+from ..samples import Sample, array_sources
 from ..targets import IGNORE
+from ..tasks import DetectionRules
 from .base import Application, write_csv
+from .heatmaps import (
+    blob_classes, calibrate_threshold, dots_to_points, find_points, points_to_dots, read_points_csv, rescale_dots,
+    score_detection, sigma_of, target_heatmap,
+)
 
 
 class _DetectionHead:
     """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
 
     def __init__(self, settings):
-        from .heatmaps import sigma_of
-        from ..losses import REGRESSION_LOSSES as FUNCTIONS
+        from ..losses import REGRESSION_LOSSES as FUNCTIONS  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = FUNCTIONS[settings.train.loss]
         self.n_out = settings.model.num_classes
@@ -26,9 +33,8 @@ class _DetectionHead:
         self.sigma, self.intensity = sigma_of(d.object_size * d.downscale), d.object_intensity
 
     def __call__(self, out, y, w, class_weights):
-        import torch
+        import torch  # lazy: torch (the dock imports this before training)
 
-        from .heatmaps import blob_classes, target_heatmap
 
         heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
         truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
@@ -40,7 +46,6 @@ def sources_from_points(pairs, settings, regions=None) -> list:
 
     `regions`: per pair, the reviewed regions (nonzero: every object there has its point) or None; outside
     them nothing is learned."""
-    from .heatmaps import points_to_dots
 
     out = []
     for k, pair in enumerate(pairs):
@@ -59,7 +64,6 @@ def sources_from_points(pairs, settings, regions=None) -> list:
 
 def detect(predictor, frame: np.ndarray, threshold: float | None = None, progress=None) -> np.ndarray:
     """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
-    from .heatmaps import find_points
 
     frame = frame[..., None] if frame.ndim == 2 else frame
     if progress is not None:
@@ -91,10 +95,6 @@ class Detection(Application):
         return sources_from_points([it[:3] for it in items], settings, regions=regions)
 
     def make_sample(self, frame, labels, settings, name):
-        from ..images import prepare_image
-        from ..samples import Sample
-        from .heatmaps import rescale_dots
-
         image = prepare_image(frame, settings)
         # Labels are dots: moved, not resampled, when down scaled.
         return Sample(image, rescale_dots(labels.astype(np.uint8), image.shape[:2]), None, name)
@@ -125,7 +125,7 @@ class Detection(Application):
 
     # -- prediction ----------------------------------------------------------------------------
     def activation(self, out):
-        import torch
+        import torch  # lazy: torch (the dock imports this before training)
 
         return torch.relu(out)  # heatmaps have no negative heights
 
@@ -133,8 +133,6 @@ class Detection(Application):
         return detect(predictor, frame, threshold, progress)
 
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
-        from ..images import is_stack
-
         channels = predictor.settings.model.channels
         frames = finite_frames(image, channels, rgb, name)
         predictor.start_progress(progress, frames)
@@ -147,21 +145,15 @@ class Detection(Application):
     evaluate_columns = ("point_f1", "precision", "recall", "count_error", "true_objects", "predicted_objects")
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
-        from ..evaluate import detection_scores
-
         found = predictor.detect(image)
         # Within half an object's diameter (in the image's pixels) a point found is the object's.
         size = predictor.last_diameter or settings.data.object_size
         return detection_scores(found[:, :2], np.asarray(target)[:, :2], tolerance or size / 2)
 
     def cli_read_targets(self, images, path):
-        from .heatmaps import read_points_csv
-
         return read_points_csv(path, images)
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job_files import image_file_array, write_tiff
-
         out, rows = {"images": "images", "points": "points.csv"}, []
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -187,8 +179,6 @@ class Detection(Application):
         return out
 
     def cli_sources(self, pairs, settings, read, notes, channel_axis=None):
-        from ..images import read_image
-
         # (image file, points[, reviewed regions file or None]), see napari_mia._labels_cli
         regions = [read_image(p[2]) if len(p) > 2 and p[2] is not None else None for p in pairs]
         return sources_from_points([(read(p[0]), p[1], p[0].name) for p in pairs], settings, regions=regions)
@@ -201,8 +191,6 @@ class Detection(Application):
         return " (objects' bumps)"
 
     def cli_validation_report(self, trainer, pairs, read) -> list[str]:
-        from .heatmaps import score_detection
-
         lines = super().cli_validation_report(trainer, pairs, read)
         val_names = {src.name for src in trainer.validation_sources}
         r = score_detection(trainer.predictor(), [(read(f), pts) for f, pts, *_ in pairs if f.name in val_names],
@@ -228,37 +216,3 @@ class Detection(Application):
 
     def cli_measure(self, a, settings, images, measure_labels, count_points) -> int:
         return count_points(a, images, settings.model.class_names)
-
-    # -- export ---------------------------------------------------------------------------------
-    def output_channel_names(self, settings):
-        return list(settings.model.class_names[1:])
-
-    def export_what(self, settings) -> str:
-        return "objects as points: a map with a bump on each object, 1.0 at its centre"
-
-    def export_output_readme(self, settings, names):
-        d = settings.data
-        return [f"One object map per kind of object ({', '.join(names)}), the network's map divided by the object "
-                f"intensity ({d.object_intensity:g}) so that an object's centre is near 1.0.",
-                f"napari-mia takes the map's local maxima above {d.detection_threshold:.2f} that lie at least "
-                f"{max(1, round(d.object_size / 2))} pixels apart (object size {d.object_size:g} pixels) as the "
-                "objects; other tools can do the same (e.g. Fiji's Find Maxima). That peak finding is not part "
-                "of the package: the bioimage.io format has no step for it."]
-
-    def export_postprocess(self, out, settings):
-        return (out / np.float32(settings.data.object_intensity)).astype(np.float32)
-
-    def export_postprocessing(self, settings):
-        from bioimageio.spec.model.v0_5 import ScaleLinearDescr, ScaleLinearKwargs
-
-        return [ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / settings.data.object_intensity))]
-
-    output_description = "object maps (1.0 at an object's centre)"
-
-    def export_predict(self, predictor, crop):
-        return predictor.detect(crop), None
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        ax.plot(result[:, 1], result[:, 0], "o", mfc="none", mec="yellow", ms=6)
-        ax.set_title(f"{len(result)} objects")
-

@@ -67,7 +67,7 @@ def rescale_dots(dots: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _kernel(sigma: float, device):
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     r = max(1, math.ceil(3 * sigma))
     x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
@@ -76,8 +76,8 @@ def _kernel(sigma: float, device):
 
 def target_heatmap(dots, n_out: int, sigma: float, intensity: float):
     """(N, H, W) int dots (IGNORE where unsupervised) -> ((N, C, H, W) heatmap, (N, H, W) valid mask)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: torch (the dock imports this before training)
+    import torch.nn.functional as F  # lazy: torch (the dock imports this before training)
 
     valid = dots != IGNORE
     onehot = torch.stack([(dots == c + 1) & valid for c in range(n_out)], 1).float()
@@ -94,7 +94,7 @@ def blob_classes(heat, intensity: float):
 
     Scored like segmentation (IoU, F1, ... of the bumps) while training.
     """
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     top, idx = heat.max(1)
     return torch.where(top > intensity / 2, idx + 1, torch.zeros_like(idx))

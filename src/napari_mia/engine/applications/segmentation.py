@@ -11,10 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tifffile
+from scipy.ndimage import binary_dilation
+from skimage.measure import label
 
-from ..errors import DataError, OutputError, SettingsError
+from ..errors import DataError, OutputError
+from ..evaluate import mean_scores, object_ious, segmentation_scores
+from ..images import check_labels, guess_label_mode, pair_files, prepare_image, read_image, rescale
+from ..job_files import image_file_array, labels_file_array, write_tiff
+from ..metrics import foreground_confusion
+from ..samples import Sample, file_sources
+from ..scale import object_diameters
+from ..targets import (
+    BACKGROUND, BOUNDARY, IGNORE, INTERIOR, PostProcess, contour_weights, decode_instances, encode, fill_holes,
+    remove_small,
+)
 from ..tasks import SegmentationRules
-from ..targets import INSTANCE_CLASS_NAMES
 from .base import Application
 
 # train without --label-mode reads this many masks at most (spread over the folder) to guess it.
@@ -25,7 +37,7 @@ class _SegmentationHead:
     """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
 
     def __init__(self, settings):
-        from ..losses import LOSSES
+        from ..losses import LOSSES  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = LOSSES[settings.train.loss]
         self.n_cm = settings.model.num_classes
@@ -51,17 +63,11 @@ class Segmentation(Application):
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
-        from ..images import prepare_image, rescale
-        from ..samples import Sample
-        from ..targets import contour_weights, encode
-
         image = prepare_image(frame, settings)
         labels = rescale(labels, settings.data.downscale, order=0)
         t = settings.train
         weight = None
         if t.separate_contours:
-            from skimage.measure import label
-
             inst = labels if _instances(settings) else label(labels)
             weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
@@ -69,9 +75,6 @@ class Segmentation(Application):
     def mask_unknown(self, target, known, settings):
         target = super().mask_unknown(target, known, settings)
         if _instances(settings):
-            from scipy.ndimage import binary_dilation
-
-            from ..targets import BOUNDARY, IGNORE
 
             # An object's edge is taught as boundary only where the other side is known too: an object
             # cut by a region's edge, or painted beside unlabelled pixels, may go on there.
@@ -88,7 +91,6 @@ class Segmentation(Application):
         w = settings.data.sparse_unlabelled
         if not (settings.data.sparse and w > 0) or sample.known is None:
             return
-        from ..targets import BACKGROUND, IGNORE
 
         # Most unlabelled pixels are background: taught so, weakly, they pull false objects down while
         # the unlabelled nuclei (a few) weigh little against the painted ones.
@@ -99,16 +101,11 @@ class Segmentation(Application):
         sample.weight = weight
 
     def object_diameters(self, labels, settings):
-        from ..scale import object_diameters
-
         return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
 
     evaluate_columns = ("fg_iou", "object_f1", "ap", "precision", "recall", "true_objects", "predicted_objects")
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
-        from ..evaluate import segmentation_scores
-        from ..images import check_labels, read_image
-
         truth = check_labels(read_image(target), Path(target).name) if isinstance(target, (str, Path)) else target
         pred = predictor.predict(image)
         if pred.shape != truth.shape:
@@ -120,8 +117,6 @@ class Segmentation(Application):
         # Instances are what users count and judge: object F1 at IoU 0.5 per whole validation image.
         if not _instances(settings):
             return None
-        from ..evaluate import mean_scores, segmentation_scores
-        from ..targets import IGNORE
 
         d = settings.data
         post = PostProcess(min_size=d.min_object_size, fill_holes=d.fill_holes, split_touching=d.split_touching)
@@ -141,7 +136,6 @@ class Segmentation(Application):
 
     def label_mode_guess(self, labels, settings):
         # Instance ids need no check: every value is an object, whatever the count.
-        from ..images import guess_label_mode
 
         return None if _instances(settings) else guess_label_mode(labels)
 
@@ -155,7 +149,6 @@ class Segmentation(Application):
 
     def score(self, cm, settings) -> float:
         if _instances(settings):
-            from ..metrics import foreground_confusion
 
             cm = foreground_confusion(cm)
         return super().score(cm, settings)
@@ -169,14 +162,11 @@ class Segmentation(Application):
 
     # -- command line ---------------------------------------------------------------------------
     def cli_read_targets(self, images, path):
-        from ..images import pair_files
-
         return pair_files(images, path)
 
     def cli_label_mode(self, pairs, sparse):
         """The dock's guess (``images.guess_label_mode``) on the masks; the default, classes, where they cannot
         tell."""
-        from ..images import check_labels, guess_label_mode, read_image
 
         picked = pairs if len(pairs) <= CLI_GUESS_FILES else \
             [pairs[i] for i in np.linspace(0, len(pairs) - 1, CLI_GUESS_FILES).astype(int)]
@@ -204,8 +194,6 @@ class Segmentation(Application):
                           "own number); give --label-mode instances if it has."
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job_files import image_file_array, labels_file_array, write_tiff
-
         out = {"images": "images", "masks": "masks"}
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -235,8 +223,6 @@ class Segmentation(Application):
         return " (foreground)" if _instances(settings) else ""
 
     def cli_predict(self, predictor, a, each) -> str:
-        import tifffile
-
 
         instances = _instances(predictor.settings)
         post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
@@ -264,28 +250,6 @@ class Segmentation(Application):
         print(f"Measured {n} object(s) in {len(pairs)} image(s): {objects}, {counts}")
         return 0
 
-    # -- export ---------------------------------------------------------------------------------
-    def output_channel_names(self, settings):
-        return list(INSTANCE_CLASS_NAMES) if _instances(settings) else list(settings.model.class_names)
-
-    def export_what(self, settings) -> str:
-        return ("objects (instances): each pixel's probability of background, object interior and object "
-                "boundary; napari-mia cuts touching objects apart along the boundaries") if _instances(settings) \
-            else "a class for every pixel"
-
-    def export_output_readme(self, settings, names):
-        lines = super().export_output_readme(settings, names)
-        if _instances(settings):
-            lines.append("Objects are made from these by napari-mia (watershed from the interiors); other tools "
-                         "can threshold the interior channel.")
-        return lines
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        masked = np.ma.masked_equal(shown, 0)
-        ax.imshow(masked % 20 if _instances(settings) else masked, cmap="tab20", alpha=0.6,
-                  interpolation="nearest")
-        ax.set_title("prediction")
-
 
 # A predicted object that matches no painted one is judged where at least this share of it lies on labelled
 # pixels; elsewhere it may be an object nobody painted.
@@ -303,7 +267,6 @@ def partial_object_f1(pred: np.ndarray, truth: np.ndarray, known: np.ndarray) ->
     differently shaped object (a fragment of a painted nucleus, or one merged with its neighbour). One lying
     mostly on unlabelled pixels is not counted either way: it may be a nucleus nobody painted, and counting
     it false would teach the best-epoch choice to prefer models that miss objects."""
-    from ..evaluate import object_ious
 
     iou = object_ious(pred, truth)
     n_p, n_t = iou.shape
@@ -319,7 +282,6 @@ def partial_object_f1(pred: np.ndarray, truth: np.ndarray, known: np.ndarray) ->
 
 def _target_instances(target: np.ndarray) -> np.ndarray:
     """Instance ids back from an instance-mode target (interiors grown into their boundaries)."""
-    from ..targets import BACKGROUND, BOUNDARY, IGNORE, INTERIOR, decode_instances
 
     onehot = np.stack([(target == BACKGROUND) | (target == IGNORE), target == INTERIOR, target == BOUNDARY])
     return decode_instances(onehot.astype(np.float32))
@@ -327,9 +289,6 @@ def _target_instances(target: np.ndarray) -> np.ndarray:
 
 def decode(probs: np.ndarray, settings, post) -> np.ndarray:
     """(classes, H, W) probabilities -> label image, after the post-processing `post` (``Predictor.decode``)."""
-    from skimage.measure import label
-
-    from ..targets import decode_instances, fill_holes, remove_small
 
     if _instances(settings):
         if post.split_touching:
