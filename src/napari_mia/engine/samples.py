@@ -347,3 +347,14 @@ def check_known_background(sources: Sequence[SampleSource]) -> None:
             "Nothing is labelled as background: with sparse labels, paint some background with label 1 (or draw "
             "a reviewed region around objects you labelled completely), so that the model learns what is not "
             "an object.")
+
+
+def scaled_note(sources, diameter: float) -> str:
+    """What bringing the images to one object size did, in a sentence ("" when nothing was scaled)."""
+    scales = [s.scale for s in sources if getattr(s, "scale", 1.0) != 1.0]
+    if not scales:
+        return ""
+    low, high = min(scales), max(scales)
+    span = f"by {low:.2g}" if math.isclose(low, high, rel_tol=0.05) else f"by {low:.2g} to {high:.2g}"
+    return (f"{len(scales)} of {len(sources)} images scaled {span} so that their objects are about "
+            f"{diameter:.0f} px across, the size the model learns.")

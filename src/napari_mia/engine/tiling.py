@@ -20,7 +20,8 @@ def ceil_to(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
-# tile="auto" predicts the whole image in one pass whenever the network's activations for it fit a memory budget, and otherwise cuts it into as few tiles as fit, overlapping only
+# tile="auto" predicts the whole image in one pass whenever the network's activations for it fit a memory
+# budget, and otherwise cuts it into as few tiles as fit, overlapping only
 # between tiles (the context a network lacks at a tile's inner edge; an image's own border is padded as
 # untiled). The budget is compared with an upper bound on the activations (every layer's output at once:
 # inference frees most of them as it goes, ~4 times fewer with Unet/resnet18 on CPU), so it errs on the
