@@ -203,7 +203,7 @@ class Application:
 
     # -- prediction (engine.predictor) --------------------------------------------------------------
     def activation(self, out):
-        """Network output (torch) -> what the predictor blends and decodes (``Predictor._forward``)."""
+        """Network output (torch) -> what the predictor blends and decodes (``Predictor.forward``)."""
         import torch  # lazy: torch (the dock imports this before training)
 
         return torch.softmax(out, 1)
