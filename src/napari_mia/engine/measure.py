@@ -70,6 +70,7 @@ def _indexed_frames(array: np.ndarray, ndim: int):
         yield i, array[idx]
 
 
+# Over 80 lines: one table built row by row, its columns named where they are computed.
 def measure_objects(labels: np.ndarray, image: np.ndarray | None = None, *, mode: str = "instances",
                     classes: np.ndarray | None = None, class_names: Sequence[str] | None = None,
                     spacing: Sequence[float] = (1.0, 1.0), unit=None, name: str | None = None,

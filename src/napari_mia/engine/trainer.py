@@ -81,8 +81,7 @@ class Trainer(TrainerValidation, TrainerModel):
         self._net = None
         self.group: distributed.Group | None = None
 
-    def _time(self) -> float:
-        """The trainer's clock (``_now``), for the methods of its base classes."""
+    def _time(self) -> float:  # the trainer's clock (``_now``), for the methods of its base classes
         return _now()
 
     # -- state ------------------------------------------------------------
@@ -240,6 +239,7 @@ class Trainer(TrainerValidation, TrainerModel):
         self._place()
         yield from self._loop(max_seconds, resumed=True)
 
+    # Over 80 lines: one generator; its steps, validation and stops share the run's state and yield in order.
     def _loop(self, max_seconds, resumed: bool) -> Iterator[Event]:
         run, t = self._run, self.settings.train
         self._stop.clear()
