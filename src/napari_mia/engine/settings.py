@@ -97,7 +97,7 @@ class DataSettings:
     # after training from the training images (see Trainer.calibrate_detection).
     detection_threshold: float = 0.5
     # Post-processing of segmentation predictions (the dock's Post-processing section, see
-    # predictor.PostProcess), kept with the model so that it predicts the same after loading.
+    # targets.PostProcess), kept with the model so that it predicts the same after loading.
     # Model files from before these fields load with these defaults (the values used then).
     # The median diameter of the labelled objects in the network's pixels (after down scaling),
     # measured when training starts; prediction with an object diameter rescales images to it.

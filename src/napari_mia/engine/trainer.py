@@ -179,7 +179,7 @@ class Trainer(TrainerValidation, TrainerModel):
 
         `data`: (image, labels[, name]) array tuples or ``SampleSource``s;
         detection: (image, points[, name]); classification: (image, class
-        ids[, name]), see ``data.sources_from_classes``.
+        ids[, name]), see ``applications.classification.sources_from_classes``.
         `val`: held-out data of the same kind; None splits `data` by the
         validation-split setting. `continue_saved`: after `load` of an
         autosaved file, continue its run (optimizer state, epochs done) instead

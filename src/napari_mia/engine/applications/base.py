@@ -68,11 +68,11 @@ class Application:
         """``class_names[0]`` is background (not scored, not an output of its own where the rules say so)."""
         return self.rules.has_background
 
-    # -- targets (engine.data, Trainer.train) --------------------------------------------------------------
+    # -- targets (engine.samples, Trainer.train) --------------------------------------------------------------
     def sources(self, items: Sequence[tuple], settings: Settings, rgb: Sequence[bool | None] | None = None,
                 regions: Sequence[np.ndarray | None] | None = None) -> list[SampleSource]:
-        """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``). `regions`: per
-        item, its reviewed regions (nonzero = fully labelled) or None (``data.supervision``)."""
+        """Array items (the dock's, Python's) -> training sources (``task_data.sources_for_task``). `regions`: per
+        item, its reviewed regions (nonzero = fully labelled) or None (``samples.supervision``)."""
         return array_sources(self, [it[:4] for it in items], settings, rgb=rgb, regions=regions)
 
     def make_sample(self, frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
@@ -88,7 +88,7 @@ class Application:
 
     def background_ring(self, settings: Settings) -> float:
         """Sparse labels: the ring of background taken around each painted object, as a share of its diameter
-        (``data.background_ring``); 0: none (the labels' painted values need not be whole objects)."""
+        (``samples.background_ring``); 0: none (the labels' painted values need not be whole objects)."""
         return 0.0
 
     def learn_unknown(self, sample: Sample, settings: Settings) -> None:
@@ -96,7 +96,7 @@ class Application:
         (``mask_unknown`` left IGNORE there)."""
 
     def label_mode_guess(self, labels: np.ndarray, settings: Settings) -> str | None:
-        """What raw labels look like (``data.guess_label_mode``), kept for ``check_classes``; None: no check."""
+        """What raw labels look like (``images.guess_label_mode``), kept for ``check_classes``; None: no check."""
         return None
 
     def check_classes(self, settings: Settings, sources: Sequence[SampleSource], new_model: bool) -> None:
@@ -147,7 +147,7 @@ class Application:
         return validation_crops(sources, settings, max_items, seed)
 
     def validation_items(self, sources: list[SampleSource], settings: Settings):
-        """What the validation loop scores (``data.validation_items``): an iterable of tensor triples."""
+        """What the validation loop scores (``task_data.validation_items``): an iterable of tensor triples."""
 
         return validation_patches(sources, settings)
 
