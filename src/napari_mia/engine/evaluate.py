@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 
 AP_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
 
@@ -87,6 +85,10 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, instances: bool = T
 
 def match_points(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> tuple[int, int, int]:
     """(true positives, false positives, false negatives): one-to-one matches closer than `tolerance`."""
+    # Lazy: seconds to import, and the dock imports this module as it opens.
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
     if len(pred) == 0 or len(truth) == 0:
         return 0, len(pred), len(truth)
     d = cdist(np.asarray(pred)[:, :2], np.asarray(truth)[:, :2])

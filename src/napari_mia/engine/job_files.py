@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from .errors import JobFolderError
 from .images import check_labels
@@ -33,6 +32,8 @@ class FileNames:
 
 def write_tiff(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     """One array as a TIFF, its folder made; a JobFolderError naming the file if it cannot be written."""
+    import tifffile  # lazy: seconds to import; the dock imports this module
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tifffile.imwrite(path, np.ascontiguousarray(array), compression="zlib" if compress else None)

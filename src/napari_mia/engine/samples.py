@@ -12,13 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
-from scipy.ndimage import binary_dilation, find_objects
 
 from .errors import DataError
 from .images import (
     blobs_per_id, check_labels, fit_channels, labelled_frames, read_image, resize_to, scaled_shape,
 )
-from .scale import MAX_TRAINING_SCALE, SAME_SCALE
 from .settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - types only: the applications import this module
@@ -99,6 +97,8 @@ def background_ring(labels: np.ndarray, known: np.ndarray, share: float) -> np.n
     (the ring only covers pixels not `known`), so no ring lies between touching painted objects. An
     unpainted object touching a painted one loses a rim this wide to background; a thin ring keeps that
     small. A stack ((N, H, W) labels) has rings in each frame."""
+    from scipy.ndimage import binary_dilation, find_objects  # lazy: seconds to import, and the dock imports this module
+
     if labels.ndim == 3:
         return np.stack([background_ring(lab, kn, share) for lab, kn in zip(labels, known)])
     objects = np.where(known, labels, 0)
@@ -281,6 +281,8 @@ def to_object_size(sources: Sequence[SampleSource], diameter: float) -> list[Sam
     """Each frame scaled so that its labelled objects' median diameter is `diameter` (network pixels), as
     cellpose trains: one object size to learn, and prediction brings each image to it (``Predictor``'s
     "auto" diameter). Frames without objects, or already within ``SAME_SCALE`` of it, stay as they are."""
+    from .scale import MAX_TRAINING_SCALE, SAME_SCALE  # lazy: scale imports scipy, slow; the dock imports this module
+
     out = []
     for s in sources:
         d = float(np.median(s.diameters)) if getattr(s, "diameters", None) is not None and len(s.diameters) else None

@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from skimage.feature import peak_local_max
 
 from ..errors import DataError
 from ..evaluate import match_points
@@ -106,6 +105,8 @@ def find_points(heat: np.ndarray, object_size: float, intensity: float, threshol
     A peak must stand `threshold` x `intensity` high and be at least half an
     object size from a higher one.
     """
+    from skimage.feature import peak_local_max  # lazy: seconds to import; the dock imports this module
+
     out = []
     for c, channel in enumerate(heat):
         peaks = peak_local_max(channel, min_distance=max(1, int(round(object_size / 2))),

@@ -11,9 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tifffile
-from scipy.ndimage import binary_dilation
-from skimage.measure import label
 
 from ..errors import DataError, OutputError
 from ..evaluate import mean_scores, object_ious, segmentation_scores
@@ -21,7 +18,6 @@ from ..images import check_labels, guess_label_mode, pair_files, prepare_image, 
 from ..job_files import image_file_array, labels_file_array, write_tiff
 from ..metrics import foreground_confusion
 from ..samples import Sample, file_sources
-from ..scale import object_diameters
 from ..targets import (
     BACKGROUND, BOUNDARY, IGNORE, INTERIOR, PostProcess, contour_weights, decode_instances, encode, fill_holes,
     remove_small,
@@ -63,6 +59,8 @@ class Segmentation(Application):
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
+        from skimage.measure import label  # lazy: seconds to import; the dock imports this module
+
         image = prepare_image(frame, settings)
         labels = rescale(labels, settings.data.downscale, order=0)
         t = settings.train
@@ -73,6 +71,8 @@ class Segmentation(Application):
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
 
     def mask_unknown(self, target, known, settings):
+        from scipy.ndimage import binary_dilation  # lazy: seconds to import; the dock imports this module
+
         target = super().mask_unknown(target, known, settings)
         if _instances(settings):
 
@@ -101,6 +101,8 @@ class Segmentation(Application):
         sample.weight = weight
 
     def object_diameters(self, labels, settings):
+        from ..scale import object_diameters  # lazy: scale imports scipy (seconds); the dock imports this
+
         return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
 
     evaluate_columns = ("fg_iou", "object_f1", "ap", "precision", "recall", "true_objects", "predicted_objects")
@@ -223,6 +225,7 @@ class Segmentation(Application):
         return " (foreground)" if _instances(settings) else ""
 
     def cli_predict(self, predictor, a, each) -> str:
+        import tifffile  # lazy: seconds to import; the dock imports this module
 
         instances = _instances(predictor.settings)
         post = PostProcess(min_size=a.min_size, fill_holes=a.fill_holes, split_touching=not a.no_split)
@@ -289,6 +292,7 @@ def _target_instances(target: np.ndarray) -> np.ndarray:
 
 def decode(probs: np.ndarray, settings, post) -> np.ndarray:
     """(classes, H, W) probabilities -> label image, after the post-processing `post` (``Predictor.decode``)."""
+    from skimage.measure import label  # lazy: seconds to import; the dock imports this module
 
     if _instances(settings):
         if post.split_touching:
