@@ -36,8 +36,8 @@ CANDIDATES = {
 
 def run(name: str, changes: dict) -> tuple[float, int, float]:
     from napari_mia._sample_data import load_sample_arrays
-    from napari_mia.engine.data import sources_for_task
-    from napari_mia.engine.predictor import PostProcess
+    from napari_mia.engine.task_data import sources_for_task
+    from napari_mia.engine.targets import PostProcess
     from napari_mia.engine.settings import Settings
     from napari_mia.engine.trainer import Trainer
 

@@ -29,7 +29,9 @@ def match_counts(pred: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
 def main(model: str, images: str, masks: str) -> None:
     from pathlib import Path
 
-    from napari_mia.engine.data import pair_files, read_image, sources_from_files, split_train_val
+    from napari_mia.engine.data import split_train_val
+    from napari_mia.engine.images import pair_files, read_image
+    from napari_mia.engine.task_data import sources_from_files
     from napari_mia.engine.targets import BACKGROUND, decode_instances
     from napari_mia.engine.trainer import Trainer
 

@@ -38,8 +38,9 @@ def main() -> None:
     tiles = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--tile=")), "auto").split(",")
     import torch
 
-    from napari_mia.engine.data import read_image
-    from napari_mia.engine.predictor import Predictor, activation_bytes_per_pixel
+    from napari_mia.engine.images import read_image
+    from napari_mia.engine.predictor import Predictor
+    from napari_mia.engine.tiling import activation_bytes_per_pixel
     from napari_mia.engine.settings import Settings
     from napari_mia.engine.trainer import Trainer
 

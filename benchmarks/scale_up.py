@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from napari_mia.engine import accel  # noqa: E402
 from napari_mia.engine.events import IterationEnd, TrainingStarted  # noqa: E402
 from napari_mia.engine.losses import LOSSES  # noqa: E402
-from napari_mia.engine.models import build_model, pick_device  # noqa: E402
+from napari_mia.engine.models import pick_device  # noqa: E402
+from napari_mia.engine.trained_model import build_model  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
 from napari_mia.engine.trainer import Trainer  # noqa: E402
 

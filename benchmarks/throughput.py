@@ -21,8 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from napari_mia.engine.events import IterationEnd  # noqa: E402
 from napari_mia.engine.losses import cross_entropy  # noqa: E402
-from napari_mia.engine.models import build_model  # noqa: E402
-from napari_mia.engine.predictor import Predictor, tile_starts  # noqa: E402
+from napari_mia.engine.trained_model import build_model  # noqa: E402
+from napari_mia.engine.predictor import Predictor  # noqa: E402
+from napari_mia.engine.tiling import tile_starts  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
 from napari_mia.engine.trainer import Trainer  # noqa: E402
 

@@ -105,7 +105,7 @@ def test_killed_training_resumes_from_the_autosave(folders, tmp_path):
         proc.wait()
     saved = Trainer.load(model)
     done = len(saved.history)
-    assert 1 <= done < 4 and saved._saved_run["epoch"] == done
+    assert 1 <= done < 4 and saved.saved_run["epoch"] == done
     assert main([*args, "--resume"]) == 0
     final = Trainer.load(model)
     assert [h["epoch"] for h in final.history] == [1, 2, 3, 4]
@@ -244,7 +244,7 @@ def test_predict_folder_skips_bad_files_names_them_and_exits_2(trained, folders,
     """Issue #13, defect 12: one empty TIFF or NaN image no longer costs the rest of the folder."""
     import imageio.v3 as iio
 
-    from napari_mia.engine.data import fit_channels
+    from napari_mia.engine.images import fit_channels
 
     names = sorted(p.name for p in (folders / "images").iterdir())[:2]
     model = trained[0].save(tmp_path / "m.pt")  # any one-channel model will do

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from napari_mia.cli import main
-from tests.conftest import DSB, SHARED
+from tests.conftest import SHARED
 
 
 def _rows(path):
@@ -66,7 +66,7 @@ def test_detection_counts_from_points_csv():
     if not mbm.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
     from napari_mia.cli.predict import _count_detections
-    from napari_mia.engine.data import list_images
+    from napari_mia.engine.images import list_images
 
     import tempfile
     from pathlib import Path

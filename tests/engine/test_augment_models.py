@@ -4,7 +4,8 @@ import torch
 
 from napari_mia.engine.augment import build_augment
 from napari_mia.engine.errors import PretrainedWeightsError, SettingsError
-from napari_mia.engine.models import build_model, valid_encoders
+from napari_mia.engine.models import valid_encoders
+from napari_mia.engine.trained_model import build_model
 from napari_mia.engine.settings import ARCHITECTURES, AugmentSettings, ModelSettings
 from napari_mia.engine.targets import IGNORE
 

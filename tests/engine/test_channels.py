@@ -4,7 +4,8 @@ image whose channel count is not the model's."""
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import channels_last, fit_channels, image_frames, sources_for_task
+from napari_mia.engine.images import channels_last, fit_channels, image_frames
+from napari_mia.engine.task_data import sources_for_task
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import small_settings
@@ -83,7 +84,7 @@ def test_imagenet_weights_start_a_two_channel_encoder(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.settings import ModelSettings
 
     torch.manual_seed(0)

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mia.engine.data import ClassificationDataset, read_classes_csv, sources_from_classes, validation_items
+from napari_mia.engine.applications.classification import ClassificationDataset, read_classes_csv, sources_from_classes
+from napari_mia.engine.task_data import validation_items
 from napari_mia.engine.errors import DataError, SettingsError
 from napari_mia.engine.metrics import score
-from napari_mia.engine.models import build_model
-from napari_mia.engine.settings import ModelSettings, Settings, default_loss
+from napari_mia.engine.trained_model import build_model
+from napari_mia.engine.settings import ModelSettings, Settings
+from napari_mia.engine.tasks import default_loss
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import DSB
 

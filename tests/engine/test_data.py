@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import (
-    PatchDataset, auto_class_weights, class_frequencies, image_frames, labelled_frames, normalize, sources_from_arrays,
-    split_train_val,
-)
+from napari_mia.engine.data import PatchDataset, auto_class_weights, class_frequencies, split_train_val
+from napari_mia.engine.images import image_frames, labelled_frames, normalize
+from napari_mia.engine.task_data import sources_from_arrays
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.settings import Settings
 from napari_mia.engine.targets import IGNORE, contour_weights

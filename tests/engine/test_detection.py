@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from napari_mia.engine.detection import (
-    find_points, match_points, points_to_dots, read_points_csv, rescale_dots, sigma_of, target_heatmap,
+from napari_mia.engine.applications.heatmaps import (
+    find_points, points_to_dots, read_points_csv, rescale_dots, sigma_of, target_heatmap,
 )
 from napari_mia.engine.errors import DataError, SettingsError
+from napari_mia.engine.evaluate import match_points
 from napari_mia.engine.settings import Settings
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import SHARED
@@ -18,7 +19,7 @@ MBM = SHARED / "mbm_bone_marrow_dots"
 def mbm():
     if not MBM.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
-    from napari_mia.engine.data import read_image
+    from napari_mia.engine.images import read_image
 
     return [(read_image(f)[..., :3], pts, f.name) for f, pts in read_points_csv(MBM / "points.csv", MBM / "images")]
 

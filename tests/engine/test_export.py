@@ -18,8 +18,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from napari_mia.cli import main  # noqa: E402
 from napari_mia.engine import export as E  # noqa: E402
-from napari_mia.engine.data import normalize  # noqa: E402
 from napari_mia.engine.errors import ModelFileError  # noqa: E402
+from napari_mia.engine.images import normalize  # noqa: E402
 from napari_mia.engine.predictor import Predictor  # noqa: E402
 from napari_mia.engine.settings import Settings  # noqa: E402
 from napari_mia.engine.trainer import Trainer  # noqa: E402
@@ -125,8 +125,8 @@ def mbm():
     folder = SHARED / "mbm_bone_marrow_dots"
     if not folder.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
-    from napari_mia.engine.data import read_image
-    from napari_mia.engine.detection import read_points_csv
+    from napari_mia.engine.images import read_image
+    from napari_mia.engine.applications.heatmaps import read_points_csv
 
     pairs = read_points_csv(folder / "points.csv", folder / "images")[:2]
     out = []
@@ -183,7 +183,7 @@ def test_down_scaling_is_baked_in_or_refused(tmp_path):
     with pytest.raises(E.ExportError, match="Down scaling 0.37 cannot be exported"):
         E.size_step(small_settings(downscale=0.37))
     t = Trainer(s)
-    t.model = __import__("napari_mia.engine.models", fromlist=["build_model"]).build_model(s.model)
+    t.model = __import__("napari_mia.engine.trained_model", fromlist=["build_model"]).build_model(s.model)
     net = E.exported_network(t.model, s)
     with torch.inference_mode():
         assert net(torch.zeros(1, 1, 128, 192)).shape == (1, 3, 128, 192)  # the output has the input's size

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import check_pair_shape, guess_label_mode, image_frames
+from napari_mia.engine.images import check_pair_shape, guess_label_mode, image_frames
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import small_settings
@@ -42,7 +42,7 @@ def test_start_refuses_instance_looking_labels_in_classes_mode(dsb_pairs, frozen
 
 # -- defect 7: multi-channel shapes ------------------------------------------------------------
 def test_channel_like_axes_are_explained(dsb_pairs, frozen):
-    from napari_mia.engine.data import sources_from_arrays
+    from napari_mia.engine.task_data import sources_from_arrays
 
     img, inst, _ = dsb_pairs[0]
     mask = (inst > 0).astype(np.uint8)

@@ -12,7 +12,7 @@ def test_large_slide_predicts_tiled_in_bounded_memory_and_matches_untiled(traine
     slide_path = SHARED / "large_images" / "cmu_small_region_he_noGT.png"
     if not slide_path.is_file():
         pytest.skip("../shared/data/large_images is not available")
-    from napari_mia.engine.data import read_image
+    from napari_mia.engine.images import read_image
     from napari_mia.engine.predictor import Predictor
 
     t, _ = trained

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import torch
 
-from napari_mia.engine.data import prepare_image
+from napari_mia.engine.images import prepare_image
 from napari_mia.engine.events import IterationEnd
 from napari_mia.engine.predictor import Predictor
 from napari_mia.engine.trainer import Trainer

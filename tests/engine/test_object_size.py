@@ -8,7 +8,8 @@ import argparse
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import object_diameter, sources_from_arrays, to_object_size
+from napari_mia.engine.samples import object_diameter, to_object_size
+from napari_mia.engine.task_data import sources_from_arrays
 from napari_mia.engine.scale import object_diameter as label_diameter
 from napari_mia.engine.settings import Settings
 from napari_mia.engine.trainer import Trainer

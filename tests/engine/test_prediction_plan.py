@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_mia.engine.predictor import STRIDE, plan_tiles
+from napari_mia.engine.tiling import STRIDE, plan_tiles
 
 
 @pytest.mark.parametrize("shape, max_pixels", [((1024, 1344), 3_000_000), ((2967, 2220), 2_500_000),
@@ -33,7 +33,8 @@ def test_a_frame_that_fits_is_one_pass_and_a_larger_one_as_few_tiles_as_fit():
 
 def test_auto_tiles_give_the_whole_image_labels_and_a_small_budget_cuts_into_bounded_tiles(trained, dsb_pairs):
     from napari_mia.engine.evaluate import segmentation_scores
-    from napari_mia.engine.predictor import Predictor, activation_bytes_per_pixel
+    from napari_mia.engine.predictor import Predictor
+    from napari_mia.engine.tiling import activation_bytes_per_pixel
 
     t, _ = trained
     image = np.block([[dsb_pairs[8][0], dsb_pairs[9][0]], [dsb_pairs[10][0], dsb_pairs[11][0]]])  # 512 x 512
@@ -59,7 +60,7 @@ def test_auto_tiles_give_the_whole_image_labels_and_a_small_budget_cuts_into_bou
 def test_the_budget_is_a_share_of_free_memory_counting_the_gpu_cache_as_free(monkeypatch):
     import torch
 
-    from napari_mia.engine.predictor import CPU_BUDGET, memory_budget
+    from napari_mia.engine.tiling import CPU_BUDGET, memory_budget
 
     assert 0 < memory_budget("cpu") <= CPU_BUDGET
     # No GPU here: the CUDA path with its calls stood in for (8 GiB free, 1.5 GiB cached by PyTorch, unused).
@@ -72,7 +73,7 @@ def test_the_budget_is_a_share_of_free_memory_counting_the_gpu_cache_as_free(mon
 
 
 def test_a_predictor_keeps_its_budget_so_every_frame_is_cut_alike(monkeypatch):
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.predictor import Predictor
     from napari_mia.engine.settings import Settings
 

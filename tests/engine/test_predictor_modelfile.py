@@ -3,7 +3,7 @@ import pytest
 
 from napari_mia.engine import modelfile
 from napari_mia.engine.errors import DataError, ModelFileError
-from napari_mia.engine.predictor import PostProcess
+from napari_mia.engine.targets import PostProcess
 from napari_mia.engine.trainer import Trainer
 from tests.conftest import load_dsb
 
@@ -65,7 +65,7 @@ def test_split_touching_and_fill_holes(trained, dsb_pairs):
     assert split[cy, cx] == obj
     filled = p.decode(probs, PostProcess(fill_holes=True))
     assert (filled > 0).sum() >= (split > 0).sum() and np.array_equal(filled[split > 0], split[split > 0])
-    from napari_mia.engine.predictor import _fill_holes
+    from napari_mia.engine.targets import fill_holes as _fill_holes
 
     assert np.array_equal(_fill_holes(holed), _fill_holes(split))  # a punched hole is filled with its object
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_mia.engine.data import sources_from_arrays
+from napari_mia.engine.task_data import sources_from_arrays
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.settings import Settings
 from napari_mia.engine.trainer import Trainer

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_mia.engine.data import (
-    check_known_background, labelled_counts, sources_from_arrays, sources_from_files, supervision,
-)
+from napari_mia.engine.samples import check_known_background, labelled_counts, supervision
+from napari_mia.engine.task_data import sources_from_arrays, sources_from_files
 from napari_mia.engine.errors import DataError
 from napari_mia.engine.targets import BACKGROUND, BOUNDARY, IGNORE, INTERIOR
 from tests.conftest import load_dsb, small_settings
@@ -122,7 +121,7 @@ def test_labelled_counts():
 
 
 def test_detection_regions_ignore_points_outside(dsb_one):
-    from napari_mia.engine.data import sources_for_task
+    from napari_mia.engine.task_data import sources_for_task
 
     image = dsb_one[0]
     s = small_settings(task="detection", label_mode="classes", loss="mse")

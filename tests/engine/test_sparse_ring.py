@@ -9,7 +9,8 @@ import pytest
 from scipy.ndimage import distance_transform_edt
 
 from napari_mia.engine import applications
-from napari_mia.engine.data import background_ring, ring_width, sources_from_arrays, supervision
+from napari_mia.engine.samples import background_ring, ring_width, supervision
+from napari_mia.engine.task_data import sources_from_arrays
 from napari_mia.engine.targets import BACKGROUND, BOUNDARY, IGNORE, INTERIOR, encode
 from tests.conftest import load_dsb, small_settings
 
@@ -71,7 +72,7 @@ def test_the_ring_never_overwrites_painted_pixels_and_none_lies_between_touching
 
 
 def test_the_ring_is_not_painted_background_so_nuclei_alone_are_still_refused():
-    from napari_mia.engine.data import check_known_background
+    from napari_mia.engine.samples import check_known_background
     from napari_mia.engine.errors import DataError
 
     raw = np.zeros((60, 60), np.uint16)

@@ -209,7 +209,7 @@ sys.stdout.flush()
 # the process dies with SIGSEGV here on llvmpipe (as under Xvfb).
 import torch
 from napari_mia._llvm import system_llvm_loaded
-from napari_mia.engine.models import build_model
+from napari_mia.engine.trained_model import build_model
 from napari_mia.engine.settings import Settings
 
 m = build_model(Settings().model, load_pretrained=False)

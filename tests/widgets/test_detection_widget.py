@@ -12,8 +12,8 @@ def cells_viewer(make_napari_viewer):
     """Four real H&E crops with a person's dots, each image with its Points layer, as napari users have them."""
     if not MBM.is_dir():
         pytest.skip("../shared/data/mbm_bone_marrow_dots is not available")
-    from napari_mia.engine.data import read_image
-    from napari_mia.engine.detection import read_points_csv
+    from napari_mia.engine.images import read_image
+    from napari_mia.engine.applications.heatmaps import read_points_csv
 
     viewer = make_napari_viewer()
     rows = read_points_csv(MBM / "points.csv", MBM / "images")

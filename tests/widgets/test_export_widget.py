@@ -7,7 +7,7 @@ def _give_model(widget):
     from napari_mia.widgets._session import import_engine_libraries
 
     import_engine_libraries()  # triton kept out first where Mesa's LLVM is loaded (napari_mia._llvm)
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.trainer import Trainer
 
     t = Trainer(widget.read_settings())

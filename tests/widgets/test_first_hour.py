@@ -5,7 +5,6 @@ real viewer, opened both ways napari opens it (the `widget` fixture: Plugins men
 import threading
 
 import numpy as np
-import pytest
 
 from napari_mia.engine.events import IterationEnd
 from tests.widgets.conftest import both_ways, quick, snapshot, unchanged, wait_free, wait_idle
@@ -262,7 +261,7 @@ def test_load_restores_post_processing_and_leaves_the_weights_field_empty(widget
 
 
 def test_model_files_without_post_processing_settings_load_with_the_old_behaviour():
-    from napari_mia.engine.predictor import PostProcess
+    from napari_mia.engine.targets import PostProcess
     from napari_mia.engine.settings import Settings
 
     d = Settings().to_dict()

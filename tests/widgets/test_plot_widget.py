@@ -3,7 +3,6 @@ import csv
 import pytest
 
 from napari_mia.engine.events import EpochEnd, IterationEnd
-from napari_mia.widgets.plot import TrainingPlotWidget
 from napari_mia.widgets.training import TrainingWidget
 from tests.widgets.conftest import quick, stop_at, wait_idle
 

@@ -19,7 +19,7 @@ def _give_model(widget, diameter=18.0):
     from napari_mia.widgets._session import import_engine_libraries
 
     import_engine_libraries()
-    from napari_mia.engine.models import build_model
+    from napari_mia.engine.trained_model import build_model
     from napari_mia.engine.trainer import Trainer
 
     widget.controls["label_mode"].value = "instances"

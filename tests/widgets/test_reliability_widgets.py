@@ -4,10 +4,9 @@ again, the user's layers unchanged (docs/reliability.md)."""
 import gc
 
 import numpy as np
-import pytest
 
 from napari_mia.widgets.training import TrainingWidget
-from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle, wait_free
+from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle
 
 
 def _trained(widget, qtbot, steps=2):

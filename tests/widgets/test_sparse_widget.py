@@ -32,7 +32,7 @@ def _sparse_paint(mask):
 
 
 def _sources(w):
-    from napari_mia.engine.data import sources_for_task
+    from napari_mia.engine.task_data import sources_for_task
 
     items = w.training_items()
     return sources_for_task(items, w.read_settings(), rgb=[it[4] for it in items], regions=[it[5] for it in items])

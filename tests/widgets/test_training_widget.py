@@ -2,7 +2,7 @@ import threading
 
 import numpy as np
 
-from napari_mia.engine.events import EpochEnd, IterationEnd, TrainingFinished
+from napari_mia.engine.events import IterationEnd, TrainingFinished
 from tests.widgets.conftest import quick, snapshot, stop_at, unchanged, wait_idle, wait_free
 
 

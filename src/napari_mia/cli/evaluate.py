@@ -50,8 +50,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(a: argparse.Namespace) -> int:
-    trainer, predictor = predictor_for(a)
-    s = trainer.settings
+    model, predictor = predictor_for(a)
+    s = model.settings
     files = formats.for_settings(s)
     targets = getattr(a, files.targets)
     if not targets:

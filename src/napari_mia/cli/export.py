@@ -10,7 +10,7 @@ from pathlib import Path
 from ..engine.errors import MiaError
 from ..engine.export import export_package
 from ..engine.images import fit_channels, read_image
-from ..engine.trainer import Trainer
+from ..engine.trained_model import TrainedModel
 from ..workflows.prediction import drop_alpha
 from .options import add_model_option
 
@@ -73,8 +73,8 @@ def _references(cite: list[str]) -> list[tuple[str, str]]:
 
 
 def run(a: argparse.Namespace) -> int:
-    trainer = Trainer.load(a.model)
-    channels = trainer.settings.model.channels
+    model = TrainedModel.load(a.model)
+    channels = model.settings.model.channels
     image = read_image(a.image) if a.image else _sample_image(channels)
     # Channels last, from where they are guessed to be (a (C, H, W) file of a multi-channel model); RGBA files
     # lose their alpha, as in train and predict.
@@ -84,7 +84,7 @@ def run(a: argparse.Namespace) -> int:
     authors = [n.strip() for n in a.authors.split(";") if n.strip()] or ["napari-mia user"]
     print(f"Exporting {a.model.name} ({', '.join(weight_formats)}) and testing it with bioimage.io's model test...",
           file=sys.stderr)
-    out = export_package(trainer, a.out, image, weight_formats, name=a.name, authors=authors, license=a.license,
+    out = export_package(model, a.out, image, weight_formats, name=a.name, authors=authors, license=a.license,
                          cite=cite, description=a.description)
     print(f"Package written and tested: {out}")
     return 0

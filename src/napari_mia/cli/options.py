@@ -90,10 +90,10 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
 
 
 def predictor_for(a: argparse.Namespace):
-    """(trainer, predictor) from the prediction options of predict and evaluate."""
-    trainer = load_model(a.model, keep=a.keep, precision=getattr(a, "precision", None),
-                         device=getattr(a, "device", None))
-    return trainer, predictor_for_model(trainer, tile=a.tile, diameter=a.diameter, tta=a.tta)
+    """(model, predictor) from the prediction options of predict and evaluate."""
+    model = load_model(a.model, keep=a.keep, precision=getattr(a, "precision", None),
+                       device=getattr(a, "device", None))
+    return model, predictor_for_model(model, tile=a.tile, diameter=a.diameter, tta=a.tta)
 
 
 def add_pixel_size_options(p: argparse.ArgumentParser, with_images: bool) -> None:

@@ -281,7 +281,7 @@ def _resumed(a: argparse.Namespace) -> Trainer:
     s.update(epochs=a.epochs, precision=a.precision, keep=a.keep)
     if a.minutes and not a.epochs and s.train.epochs == 0:
         s.train.minutes = a.minutes
-    done = trainer._saved_run.get("epoch", 0) if trainer._saved_run else 0
+    done = trainer.saved_run.get("epoch", 0) if trainer.saved_run else 0
     say(f"Resuming {a.out.name} after epoch {done} of {s.train.epochs}.")
     return trainer
 

@@ -1,5 +1,5 @@
 """The weights of the best validation epoch, kept beside the live ones (``TrainSettings.keep``), and
-the trainer's model file (``Trainer.save``, ``Trainer.load``).
+what a model file holds beside the weights: the history, the data size and a stopped run's state.
 
 The validation score of a short training on few images goes up and down from
 epoch to epoch; the last epoch is rarely the best. Training always continues
@@ -12,7 +12,7 @@ import copy
 from pathlib import Path
 
 from . import modelfile
-from .errors import ModelFileError, SettingsError
+from .settings import Settings
 
 
 class BestWeights:
@@ -56,51 +56,35 @@ class BestWeights:
                             "best_epoch": self.epoch}
 
 
-def save_trainer(trainer, path, include_optimizer: bool = False) -> Path:
-    if trainer.model is None:
-        raise SettingsError("There is no model to save yet: train or load a model first.")
-    # The file's statistics are what every later prediction (CLI, another session) uses.
-    trainer.settle_normalization()
-    weights, kept = trainer.best.file_entries(trainer.model, trainer.settings.train.keep)
-    extra = {"history": trainer.history, **kept}
-    if trainer.data_size:  # the export's README reports it
-        extra["data"] = trainer.data_size
-    run = trainer._run
-    if include_optimizer and run is not None and run.optimizer is not None:
-        extra.update(optimizer=run.optimizer.state_dict(), epoch=run.epoch, iteration=run.iteration)
-        if run.scheduler is not None:
-            extra["scheduler"] = run.scheduler.state_dict()
-    if not include_optimizer:  # the latest weights only matter to continue the run
-        extra.pop("last_state_dict", None)
-    return modelfile.save(path, weights, trainer.settings, **extra)
+# What a model file keeps of a stopped run so that ``train --resume`` continues it exactly.
+RUN_KEYS = ("optimizer", "scheduler", "epoch", "iteration")
 
 
-def load_trainer(cls, path):
-    from .models import build_model, pick_device
-    from .trainer import _model_key
+def run_state(optimizer, scheduler, epoch: int, iteration: int) -> dict:
+    """The resumable state of a run: the optimizer's and schedule's state, and how far it got."""
+    state = {"optimizer": optimizer.state_dict(), "epoch": epoch, "iteration": iteration}
+    if scheduler is not None:
+        state["scheduler"] = scheduler.state_dict()
+    return state
 
-    content = modelfile.load(path)
-    trainer = cls(content["settings"])
-    trainer.model = build_model(trainer.settings.model, load_pretrained=False)
-    try:
-        trainer.model.load_state_dict(content["state_dict"])
-        if content.get("last_state_dict") is not None:
-            # The file's model is the best epoch's; training goes on from the latest weights.
-            trainer.best.store(trainer.model, content.get("best_epoch") or 0, float("nan"))
-            trainer.model.load_state_dict(content["last_state_dict"])
-            trainer.best.moved_on()
-    except (RuntimeError, KeyError) as e:
-        raise ModelFileError(f"{Path(path).name}: the weights do not match the settings stored with them "
-                             "(the file is damaged).") from e
-    trainer._key = _model_key(trainer.settings)
-    trainer.history = list(content.get("history", []))
-    trainer._loaded_data_size = content.get("data")
-    trainer._saved_run = {k: content[k] for k in ("optimizer", "scheduler", "epoch", "iteration") if k in content}
-    try:
-        trainer.device = pick_device(trainer.settings.train.device)
-    except SettingsError:
-        # Trained on a GPU this machine does not have: predict on what is here.
-        trainer.settings.train.device = "auto"
-        trainer.device = pick_device("auto")
-    trainer.model.to(trainer.device)
-    return trainer
+
+def saved_run(content: dict) -> dict:
+    """The resumable run state a model file's content holds (empty when it was saved without)."""
+    return {k: content[k] for k in RUN_KEYS if k in content}
+
+
+def write(path: str | Path, weights: dict, settings: Settings, history: list[dict], data_size: dict | None = None,
+          best_epoch: int | None = None, last_state: dict | None = None, run: dict | None = None) -> Path:
+    """Write a model file: `weights` (what predictions use) and every setting, the epochs' `history`, how many
+    images trained and validated (`data_size`, for the export's README); to continue a run, the `last_state`
+    weights (when `weights` are an earlier best epoch's, `best_epoch`) and the `run` state."""
+    extra: dict = {"history": history}
+    if last_state is not None:
+        extra["last_state_dict"] = {k: v.detach().cpu() for k, v in last_state.items()}
+    if best_epoch is not None:
+        extra["best_epoch"] = best_epoch
+    if data_size:
+        extra["data"] = data_size
+    if run:
+        extra.update(run)
+    return modelfile.save(path, weights, settings, **extra)

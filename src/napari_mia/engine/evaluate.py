@@ -83,10 +83,22 @@ def segmentation_scores(pred: np.ndarray, truth: np.ndarray, instances: bool = T
     }
 
 
+def match_points(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives): one-to-one matches closer than `tolerance`."""
+    # Lazy: seconds to import, and the dock imports this module as it opens.
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    if len(pred) == 0 or len(truth) == 0:
+        return 0, len(pred), len(truth)
+    d = cdist(np.asarray(pred)[:, :2], np.asarray(truth)[:, :2])
+    rows, cols = linear_sum_assignment(np.where(d <= tolerance, d, 1e6))
+    tp = int((d[rows, cols] <= tolerance).sum())
+    return tp, len(pred) - tp, len(truth) - tp
+
+
 def detection_scores(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> dict:
     """Point F1 (one-to-one matches closer than `tolerance` pixels) and the count error."""
-    from .detection import match_points
-
     tp, fp, fn = match_points(np.asarray(pred), np.asarray(truth), tolerance)
     n_p, n_t = tp + fp, tp + fn
     return {

@@ -18,28 +18,27 @@ Reading a package back needs neither.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from . import applications
-from .errors import MiaError, ModelFileError
+from . import applications, export_parts
+from .errors import MiaError, SettingsError
 from .export_readme import cover as _cover, readme as _readme, record_summary as _record_summary
-from .settings import STRIDE, Settings
+from .images import image_frames, normalize
+from .modelfile import PACKAGE_FORMAT, PACKAGE_VERSION, STATE_DICT_PREFIX
+from .settings import Settings
+from .tiling import STRIDE
+from .trained_model import TrainedModel
 
 WEIGHT_FORMATS = ("pytorch_state_dict", "torchscript", "onnx")
-FORMAT = "napari-mia-bioimageio"
-FILE_VERSION = 1
 ONNX_OPSET = 17
 MAX_TEST_SIZE = 256  # test tensors are cut to at most this many pixels a side
-STATE_DICT_PREFIX = "net."  # MiaNetwork holds napari-mia's network as .net
 MIA_CITATION = ("Koerber N. MIA is an open-source standalone deep learning application for microscopic image "
                 "analysis. Cell Reports Methods 3(7):100517 (2023)", "10.1016/j.crmeth.2023.100517")
 PERCENTILES = (1.0, 99.8)  # napari-mia's percentile normalisation (data.normalize)
@@ -146,7 +145,7 @@ def _preprocess(x: np.ndarray, settings: Settings, dtype: np.dtype) -> np.ndarra
 
 
 def _postprocess(out: np.ndarray, settings: Settings) -> np.ndarray:
-    return applications.for_settings(settings).export_postprocess(out, settings)
+    return export_parts.for_task(settings.model.task).postprocess(out, settings)
 
 
 def _identifiers(names: Sequence[str]) -> list[str]:
@@ -163,17 +162,32 @@ def _identifiers(names: Sequence[str]) -> list[str]:
 
 
 def _output_channel_names(s: Settings) -> list[str]:
-    return applications.for_settings(s).output_channel_names(s)
+    return export_parts.for_task(s.model.task).output_channel_names(s)
 
 
 # -- export ---------------------------------------------------------------------
+def _trained_model(source) -> TrainedModel:
+    """The model handle to export: `source` itself, a Trainer's kept weights (settled, as Predict uses them), or
+    a snapshot that holds a settled ``model``, its ``settings`` and ``history``."""
+    if isinstance(source, TrainedModel):
+        return source
+    if source.model is None:
+        raise SettingsError("There is no trained model to export yet: train or load a model first.")
+    if hasattr(source, "trained_model"):
+        return source.trained_model()
+    return TrainedModel(source.model, source.settings, history=source.history,
+                        data_size=getattr(source, "data_size", None))
+
+
 def export_package(
-    trainer, out: str | Path, image: np.ndarray, formats: Sequence[str] = WEIGHT_FORMATS, *,
+    trained, out: str | Path, image: np.ndarray, formats: Sequence[str] = WEIGHT_FORMATS, *,
     name: str | None = None, authors: Sequence[str] = ("napari-mia user",), license: str = "CC-BY-4.0",
     cite: Sequence[tuple[str, str]] = (), description: str | None = None, rgb: bool | None = None,
     test: bool = True,
 ) -> Path:
-    """Write `trainer`'s model as a bioimage.io package `out` (.zip) and test it; returns the path.
+    """Write a trained model (a ``TrainedModel``, see ``_trained_model``) as a bioimage.io package `out` (.zip)
+    and test it; returns the path. The package holds the weights napari-mia predicts with, their normalisation
+    statistics settled.
 
     `image`: a real image like the training images (raw, as loaded), cut into the test tensors and the
     cover. `cite`: (text, DOI or URL) pairs besides MIA's paper. The ``pytorch_state_dict`` weights are
@@ -181,19 +195,10 @@ def export_package(
     when a format cannot be written or the model test fails; nothing is left at `out` then.
     """
     _require()
-    import torch
+    import torch  # lazy: the export's optional extra is checked first
 
-    from .data import image_frames
-    from .errors import SettingsError
-
-    if trainer.model is None:
-        raise SettingsError("There is no trained model to export yet: train or load a model first.")
-    # The package must predict what napari-mia predicts: the same settled normalisation statistics
-    # (a snapshot made by the dock was settled when it was taken).
-    if hasattr(trainer, "settle_normalization"):
-        trainer.settle_normalization()
-    # The weights napari-mia predicts with: the best epoch's unless the settings keep the last.
-    model = trainer.kept_model() if hasattr(trainer, "kept_model") else trainer.model
+    handle = _trained_model(trained)
+    model = handle.network
     unknown = [f for f in formats if f not in WEIGHT_FORMATS]
     if unknown:
         raise ExportError(f"Unknown weight format '{unknown[0]}': choose from {', '.join(WEIGHT_FORMATS)}.")
@@ -201,7 +206,7 @@ def export_package(
     out = Path(out)
     if out.suffix.lower() != ".zip":
         out = out.with_suffix(".zip")
-    s = trainer.settings.copy()
+    s = handle.settings.copy()
     app = applications.for_settings(s)
     step = 1 if app.whole_image else size_step(s)
     frame = image_frames(image, s.model.channels, "image", rgb=rgb)[0]
@@ -223,19 +228,15 @@ def export_package(
         shutil.copy(Path(__file__).with_name("bioimageio_network.py"), tmp / "napari_mia_network.py")
 
         # The cover and README: napari-mia's own prediction of the test image.
-        from .predictor import Predictor
-
         # On the device the weights are on (a GPU, or the CPU for the dock's snapshot).
-        pred = Predictor(model, s, next(model.parameters()).device, tile=None)
-        result, shown = app.export_predict(pred, crop)
-        from .data import normalize
-
+        pred = handle.with_settings(s).predictor(tile=None)
+        result, shown = export_parts.for_task(s.model.task).predict(pred, crop)
         _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
-        summary = _record_summary(trainer.history, getattr(trainer, "data_size", None))
+        summary = _record_summary(handle.history, handle.data_size)
         (tmp / "README.md").write_text(_readme(name, s, summary, formats, step))
 
         descr = _description(s, tmp, files, name, authors, license, cite, description, step, crop.dtype, summary,
-                             trainer.history)
+                             handle.history)
         from bioimageio.spec import save_bioimageio_package
 
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -304,7 +305,7 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
     inp = TensorId("input0")
     in_names = ["gray"] if m.channels == 1 else (["red", "green", "blue"] if m.channels == 3 else
                                                  [f"channel{i}" for i in range(m.channels)])
-    app = applications.get(m.task)
+    app, parts = applications.get(m.task), export_parts.for_task(m.task)
     size = ParameterizedSize(min=STRIDE, step=1) if app.whole_image else ParameterizedSize(min=step, step=step)
     inputs = [InputTensorDescr(
         id=inp, description="raw image (any intensity range; normalised by the preprocessing)",
@@ -321,7 +322,7 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
                 SpaceOutputAxis(id=AxisId("y"), size=SizeReference(tensor_id=inp, axis_id=AxisId("y"))),
                 SpaceOutputAxis(id=AxisId("x"), size=SizeReference(tensor_id=inp, axis_id=AxisId("x")))]
     outputs = [OutputTensorDescr(
-        id=TensorId("output0"), description=app.output_description, postprocessing=app.export_postprocessing(s),
+        id=TensorId("output0"), description=parts.output_description, postprocessing=parts.postprocessing(s),
         axes=axes, test_tensor=FileDescr(source=tmp / "test_output.npy"))]
     version = Version(torch.__version__.split("+")[0])
     weights = {"pytorch_state_dict": PytorchStateDictWeightsDescr(
@@ -348,7 +349,7 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
     except PackageNotFoundError:
         mia_version = "unknown"
     config = {"napari_mia": {
-        "format": FORMAT, "file_version": FILE_VERSION, "napari_mia_version": mia_version,
+        "format": PACKAGE_FORMAT, "file_version": PACKAGE_VERSION, "napari_mia_version": mia_version,
         "state_dict_prefix": STATE_DICT_PREFIX, "settings": s.to_dict(),
         "class_names": list(m.class_names), "history": _plain(history),
         "data": summary["data"], "network": _network_kwargs(s)}}
@@ -380,59 +381,3 @@ def test_package(path: str | Path, formats: Sequence[str] = WEIGHT_FORMATS) -> l
             errors = [f"{e.loc}: {e.msg}" for det in summary.details for e in det.errors][:3]
             failures.append(f"{fmt}: " + (" | ".join(errors) or summary.status))
     return failures
-
-
-# -- reading a package back (no bioimageio needed) -----------------------------
-def is_package(path: str | Path) -> bool:
-    return Path(path).is_file() and zipfile.is_zipfile(path)
-
-
-def read_package(path: str | Path) -> dict[str, Any]:
-    """A package exported by napari-mia -> the content of a model file (settings, state_dict, history)."""
-    import torch
-    import yaml
-
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            rdf = next((n for n in ("rdf.yaml", "bioimageio.yaml") if n in names), None)
-            if rdf is None:
-                raise ModelFileError(f"{path.name} is a zip file but not a bioimage.io package (no rdf.yaml).")
-            descr = yaml.safe_load(z.read(rdf))
-            cfg = ((descr or {}).get("config") or {}).get("napari_mia")
-            if not cfg or cfg.get("format") != FORMAT:
-                raise ModelFileError(
-                    f"{path.name} is a bioimage.io package, but not one exported by napari-mia: napari-mia can only "
-                    "load its own packages (it needs the settings it stores in them).")
-            if cfg.get("file_version", 0) > FILE_VERSION:
-                raise ModelFileError(f"{path.name} was exported by a newer napari-mia. Update napari-mia to open it.")
-            entry = ((descr.get("weights") or {}).get("pytorch_state_dict") or {})
-            source = entry.get("source")
-            if not source or source not in names:
-                raise ModelFileError(f"{path.name} holds no pytorch_state_dict weights, which napari-mia loads.")
-            state = torch.load(io.BytesIO(z.read(source)), map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, OSError, yaml.YAMLError, RuntimeError, EOFError) as e:
-        raise ModelFileError(f"{path.name} is damaged (incomplete copy?): {e}. Export the model again.") from e
-    prefix = cfg.get("state_dict_prefix", STATE_DICT_PREFIX)
-    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    try:
-        settings = Settings.from_dict(cfg["settings"])
-    except (MiaError, KeyError) as e:
-        raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
-    return {"format": "napari-mia-model", "file_version": 1, "settings": settings, "state_dict": state,
-            "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None}
-
-
-def _numbers(epoch: dict) -> dict:
-    """An epoch's values as numbers: the package's YAML writes 2e-05 as YAML 1.2 does, which a YAML 1.1 reader
-    (PyYAML) takes for a string."""
-    def number(v):
-        if isinstance(v, str):
-            try:
-                return float(v)
-            except ValueError:
-                return v
-        return v
-
-    return {k: number(v) for k, v in epoch.items()} if isinstance(epoch, dict) else epoch

@@ -1,7 +1,7 @@
 """The README and cover of an exported bioimage.io package (``export.export_package``).
 
-What the outputs mean and how the prediction is drawn is the application's (``export_what``,
-``export_output_readme``, ``export_cover``); the input, training and weights sections are shared.
+What the outputs mean and how the prediction is drawn is the task's (``export_parts``: ``what``,
+``output_readme``, ``cover``); the input, training and weights sections are shared.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import applications
+from . import applications, export_parts
 from .settings import Settings
 
 
@@ -24,8 +24,8 @@ def record_summary(history: list[dict], data_size: dict | None) -> dict:
 
 def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: int) -> str:
     m, d, t = s.model, s.data, s.train
-    app = applications.get(m.task)
-    what = app.export_what(s)
+    app, parts = applications.get(m.task), export_parts.for_task(m.task)
+    what = parts.what(s)
     lines = [f"# {name}", "", f"A napari-mia model ({m.task}) trained in napari-mia: it finds {what}.", "",
              "## Input", "",
              f"- {m.channels} channel(s), 2D images; axes batch, channel, y, x; float32 (raw values).",
@@ -41,7 +41,7 @@ def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: 
             lines.append(f"- Down scaling {d.downscale:g} is built into the network: give images at their original "
                          "resolution; the output has the input's size.")
     lines += ["", "## Output", ""]
-    lines += app.export_output_readme(s, app.output_channel_names(s))
+    lines += parts.output_readme(s, parts.output_channel_names(s))
     lines += ["", "## Training", "",
               f"- Network: {'classifier' if app.whole_image else m.architecture} with encoder {m.encoder}"
               f"{' (ImageNet start)' if m.pretrained else ''}, segmentation-models-pytorch.",
@@ -68,7 +68,7 @@ def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: 
 
 def cover(path: Path, image: np.ndarray, shown: np.ndarray, s: Settings, result) -> None:
     """Image and prediction side by side (PNG, 2:1)."""
-    import matplotlib
+    import matplotlib  # lazy: seconds to import, and only an export draws
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
@@ -80,7 +80,7 @@ def cover(path: Path, image: np.ndarray, shown: np.ndarray, s: Settings, result)
         ax.imshow(img, cmap="gray")
         ax.set_axis_off()
     a.set_title("image")
-    applications.for_settings(s).export_cover(b, result, shown, s)
+    export_parts.for_task(s.model.task).cover(b, result, shown, s)
     fig.tight_layout()
     fig.savefig(path)
 

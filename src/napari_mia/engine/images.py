@@ -223,6 +223,15 @@ def image_frames(image: np.ndarray, channels: int, name: str = "image", rgb: boo
     return frames
 
 
+def finite_frames(image: np.ndarray, channels: int, rgb: bool | None, name: str) -> np.ndarray:
+    """``image_frames`` for prediction: a refusal of NaN or infinite values that names the image."""
+    frames = image_frames(image, channels, name, rgb=rgb)
+    if np.issubdtype(frames.dtype, np.floating) and not np.isfinite(frames).all():
+        raise DataError(f"'{name}' contains NaN or infinite values, so it cannot be predicted. Replace them "
+                        "(e.g. with 0) and predict it again.")
+    return frames
+
+
 def check_labels(labels: np.ndarray, name: str = "labels") -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype == bool:
@@ -242,7 +251,7 @@ INSTANCE_MIN_IDS = 8
 INSTANCE_BLOB_SHARE = 0.8
 
 
-def _blobs_per_id(frame: np.ndarray) -> np.ndarray:
+def blobs_per_id(frame: np.ndarray) -> np.ndarray:
     """(H, W) labels -> for each nonzero id present, how many separate blobs (8-connected) it forms."""
     from skimage.measure import label
 
@@ -282,7 +291,7 @@ def guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
     for frame in labels.reshape((-1,) + labels.shape[-2:]):
         if not frame.any():
             continue
-        blobs = _blobs_per_id(frame)
+        blobs = blobs_per_id(frame)
         single = float(np.mean(blobs == 1))
         if len(blobs) == 1 or single < INSTANCE_BLOB_SHARE:
             votes.add("classes")

@@ -1,4 +1,4 @@
-"""A training job: one folder that holds what the dock's Start would train on, for another machine (issue #18).
+"""A training job: one folder that holds what the dock's Start would train on, for another machine.
 
     write_job(folder, items, settings, val_items)   # the dock's Export training job
     napari-mia train --job folder --out model.pt     # on the server (or under torchrun)
@@ -15,15 +15,15 @@ No Qt here; the layers are never touched (the items are copies).
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import shutil
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
+from .. import __version__
+from . import applications
 from .errors import DataError, JobFolderError
+from .job_files import FileNames
 
 JOB_FILE = "job.json"
 SETTINGS_FILE = "settings.yaml"
@@ -34,51 +34,6 @@ TRAIN_DIR, VALIDATION_DIR, WEIGHTS_DIR = "train", "validation", "weights"
 FORMAT = 1
 
 
-class FileNames:
-    """File stems for layer names: safe on every system, unique within a job, the frame's index for a stack."""
-
-    def __init__(self):
-        self._used: set[str] = set()
-
-    def stem(self, name: str, frame: int | None = None) -> str:
-        base = re.sub(r"[^\w.-]+", "_", str(name)).strip("._") or "image"
-        base = base[:80]  # a layer named after a long path: keep the names readable
-        if frame is not None:
-            base += f"_t{frame:04d}"
-        stem, k = base, 2
-        while stem.lower() in self._used:  # case-insensitive file systems (macOS, Windows)
-            stem, k = f"{base}_{k}", k + 1
-        self._used.add(stem.lower())
-        return stem
-
-
-def write_tiff(path: Path, array: np.ndarray, compress: bool = False) -> Path:
-    """One array as a TIFF, its folder made; a JobFolderError naming the file if it cannot be written."""
-    import tifffile
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(path, np.ascontiguousarray(array), compression="zlib" if compress else None)
-    except OSError as e:
-        raise JobFolderError(f"Cannot write {path}: {e.strerror or e}.") from e
-    return path
-
-
-def image_file_array(frame: np.ndarray) -> np.ndarray:
-    """(H, W, C) frame as the file holds it: channels last, a single channel as a plain 2D image."""
-    frame = np.asarray(frame)
-    return frame[..., 0] if frame.ndim == 3 and frame.shape[-1] == 1 else frame
-
-
-def labels_file_array(labels: np.ndarray, name: str) -> np.ndarray:
-    """Labels in the smallest unsigned type that holds them (napari paints int32, TIFF readers like uint16)."""
-    from .images import check_labels
-
-    labels = check_labels(labels, name)
-    top = int(labels.max()) if labels.size else 0
-    return labels.astype(np.uint8 if top < 256 else np.uint16 if top < 2**16 else np.uint32)
-
-
 def write_job(folder: str | Path, items: Sequence[tuple], settings, val_items: Sequence[tuple] | None = None) -> Path:
     """Write a training job into `folder` (new, or empty) and return it.
 
@@ -86,9 +41,6 @@ def write_job(folder: str | Path, items: Sequence[tuple], settings, val_items: S
     regions); `val_items`: the images held out for validation, in the same form (None or []: the settings'
     validation split holds some out at random). `settings`: the dock's, written as settings.yaml.
     """
-    from . import applications
-    from .. import __version__
-
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise JobFolderError(f"{folder} already exists and is not empty: choose a new folder (or an empty one) "

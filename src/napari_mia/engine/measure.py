@@ -60,7 +60,7 @@ def _skeleton_length(mask: np.ndarray, spacing: tuple[float, float]) -> float:
     return float(total)
 
 
-def _frames(array: np.ndarray, ndim: int):
+def _indexed_frames(array: np.ndarray, ndim: int):
     """(frame index or None, 2D frame) for a 2D array or a stack of them (leading axes flattened)."""
     if array.ndim == ndim:
         yield None, array
@@ -70,6 +70,7 @@ def _frames(array: np.ndarray, ndim: int):
         yield i, array[idx]
 
 
+# Over 80 lines: one table built row by row, its columns named where they are computed.
 def measure_objects(labels: np.ndarray, image: np.ndarray | None = None, *, mode: str = "instances",
                     classes: np.ndarray | None = None, class_names: Sequence[str] | None = None,
                     spacing: Sequence[float] = (1.0, 1.0), unit=None, name: str | None = None,
@@ -117,9 +118,9 @@ def measure_objects(labels: np.ndarray, image: np.ndarray | None = None, *, mode
     if isotropic:
         props.insert(2, "perimeter")
     frames = []
-    image_frames = dict(_frames(image, 3 if rgb else 2)) if image is not None else {}
-    class_frames = dict(_frames(np.asarray(classes), 2)) if classes is not None else {}
-    for f, lab in _frames(labels, 2):
+    image_frames = dict(_indexed_frames(image, 3 if rgb else 2)) if image is not None else {}
+    class_frames = dict(_indexed_frames(np.asarray(classes), 2)) if classes is not None else {}
+    for f, lab in _indexed_frames(labels, 2):
         lab = lab.astype(np.int64, copy=False)
         objects = connected_regions(lab, background=0, connectivity=1) if mode == "classes" else lab
         if not objects.any():

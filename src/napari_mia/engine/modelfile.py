@@ -7,8 +7,10 @@ leaves a half-written model behind.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,14 @@ from .settings import Settings
 
 FORMAT = "napari-mia-model"
 FILE_VERSION = 1
+# An exported bioimage.io package (engine.export) keeps napari-mia's settings in its config under this format.
+PACKAGE_FORMAT = "napari-mia-bioimageio"
+PACKAGE_VERSION = 1
+STATE_DICT_PREFIX = "net."  # MiaNetwork holds napari-mia's network as .net
 
 
 def save(path: str | Path, state_dict: dict, settings: Settings, **extra: Any) -> Path:
-    import torch
+    import torch  # lazy: see check_file
 
     path = Path(path)
     content = {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings.to_dict(),
@@ -54,8 +60,6 @@ def check_file(path: str | Path) -> Path:
     """Refuse at once, without importing torch (seconds), what cannot be a model file: a missing path, or a file
     that is not a zip archive holding a torch pickle (``torch.save`` writes one) or a bioimage.io package. Reads
     only the archive's table of contents; ``load`` reads the rest."""
-    import zipfile
-
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
@@ -71,17 +75,13 @@ def check_file(path: str | Path) -> Path:
 
 def load(path: str | Path) -> dict[str, Any]:
     """Read a model file, or a bioimage.io package exported by napari-mia; settings come back as a ``Settings``."""
-    import zipfile
-
     path = check_file(path)
-    import torch
+    import torch  # lazy: see check_file
 
     if zipfile.is_zipfile(path):  # torch.save files are zips too, but hold no rdf.yaml
         with zipfile.ZipFile(path) as z:
             package = any(n in PACKAGE_FILES for n in z.namelist())
         if package:
-            from .export import read_package
-
             return read_package(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
@@ -99,3 +99,60 @@ def load(path: str | Path) -> dict[str, Any]:
     except (MiaError, KeyError) as e:
         raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
     return content
+
+
+# -- reading a package back (no bioimageio needed) -----------------------------
+def is_package(path: str | Path) -> bool:
+    return Path(path).is_file() and zipfile.is_zipfile(path)
+
+
+def read_package(path: str | Path) -> dict[str, Any]:
+    """A package exported by napari-mia -> the content of a model file (settings, state_dict, history)."""
+    # Lazy: checking a file's table of contents (``check_file``) must not wait for torch.
+    import torch
+    import yaml
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            rdf = next((n for n in ("rdf.yaml", "bioimageio.yaml") if n in names), None)
+            if rdf is None:
+                raise ModelFileError(f"{path.name} is a zip file but not a bioimage.io package (no rdf.yaml).")
+            descr = yaml.safe_load(z.read(rdf))
+            cfg = ((descr or {}).get("config") or {}).get("napari_mia")
+            if not cfg or cfg.get("format") != PACKAGE_FORMAT:
+                raise ModelFileError(
+                    f"{path.name} is a bioimage.io package, but not one exported by napari-mia: napari-mia can only "
+                    "load its own packages (it needs the settings it stores in them).")
+            if cfg.get("file_version", 0) > PACKAGE_VERSION:
+                raise ModelFileError(f"{path.name} was exported by a newer napari-mia. Update napari-mia to open it.")
+            entry = ((descr.get("weights") or {}).get("pytorch_state_dict") or {})
+            source = entry.get("source")
+            if not source or source not in names:
+                raise ModelFileError(f"{path.name} holds no pytorch_state_dict weights, which napari-mia loads.")
+            state = torch.load(io.BytesIO(z.read(source)), map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, OSError, yaml.YAMLError, RuntimeError, EOFError) as e:
+        raise ModelFileError(f"{path.name} is damaged (incomplete copy?): {e}. Export the model again.") from e
+    prefix = cfg.get("state_dict_prefix", STATE_DICT_PREFIX)
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        settings = Settings.from_dict(cfg["settings"])
+    except (MiaError, KeyError) as e:
+        raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
+    return {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings, "state_dict": state,
+            "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None}
+
+
+def _numbers(epoch: dict) -> dict:
+    """An epoch's values as numbers: the package's YAML writes 2e-05 as YAML 1.2 does, which a YAML 1.1 reader
+    (PyYAML) takes for a string."""
+    def number(v):
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        return v
+
+    return {k: number(v) for k, v in epoch.items()} if isinstance(epoch, dict) else epoch

@@ -98,11 +98,9 @@ def load_encoder_weights(encoder_module, path: str | Path, encoder: str) -> None
         ) from e
 
 
-def build_model(ms: ModelSettings, load_pretrained: bool = True):
-    """Create the network its application builds; with ``pretrained`` the encoder starts from ImageNet."""
-    from . import applications
-
-    return applications.get(ms.task).build_model(ms, ms.pretrained and load_pretrained)
+def model_key(ms: ModelSettings) -> tuple:
+    """What fixes the network's shape: weights only carry over between settings of the same key."""
+    return (ms.task, ms.architecture, ms.encoder, ms.channels, ms.num_classes, ms.label_mode)
 
 
 def build_smp_model(ms: ModelSettings, pretrained: bool):

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import SettingsError
 from .settings import Settings, TrainSettings
+from .tasks import rules
 
 # Patches whose batch statistics become the BatchNorm running statistics before
 # the model predicts (see Trainer.settle_normalization). Measured on a 5-step Unet
@@ -124,7 +125,6 @@ def class_weight_tensor(settings: Settings, sources, device):
     """The loss's class weights (None: unweighted), from the training sources or the settings."""
     import torch
 
-    from . import applications
     from .data import auto_class_weights, class_frequencies
 
     t, n = settings.train, settings.model.num_classes
@@ -134,7 +134,7 @@ def class_weight_tensor(settings: Settings, sources, device):
         w = auto_class_weights(class_frequencies(sources, n))
     else:
         if len(t.class_weights) != n:
-            first = " (background first)" if applications.for_settings(settings).has_background else ""
+            first = " (background first)" if rules(settings.model.task).has_background else ""
             raise SettingsError(f"Manual class weighting needs {n} weights{first}, got {len(t.class_weights)}.")
         w = np.asarray(t.class_weights, np.float32)
     return torch.as_tensor(w, dtype=torch.float32, device=device)

@@ -15,7 +15,7 @@ size it was trained on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -32,7 +32,7 @@ MAX_TRAINING_SCALE = 4.0
 # --------------------------------------------------------------------------- labels
 
 
-def _frames(labels) -> Iterable[np.ndarray]:
+def _label_frames(labels) -> Iterable[np.ndarray]:
     if isinstance(labels, np.ndarray):
         if labels.ndim == 2:
             yield labels
@@ -40,7 +40,7 @@ def _frames(labels) -> Iterable[np.ndarray]:
             yield from labels.reshape((-1,) + labels.shape[-2:])
         return
     for item in labels:  # a list / tuple of label images (or stacks)
-        yield from _frames(np.asarray(item))
+        yield from _label_frames(np.asarray(item))
 
 
 def _object_areas(frame: np.ndarray, instances: bool) -> np.ndarray:
@@ -69,7 +69,7 @@ def _object_areas(frame: np.ndarray, instances: bool) -> np.ndarray:
 
 def object_diameters(labels, instances: bool = True) -> np.ndarray:
     """Equivalent diameters ``2*sqrt(area/pi)`` of all objects (pooled over frames / images)."""
-    areas = [_object_areas(f, instances) for f in _frames(labels)]
+    areas = [_object_areas(f, instances) for f in _label_frames(labels)]
     areas = np.concatenate(areas) if areas else np.zeros(0)
     return 2.0 * np.sqrt(areas.astype(np.float64) / np.pi)
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SettingsError
-
-# Every smp encoder halves the size five times: network inputs are multiples of this.
-STRIDE = 32
+from .tasks import REGRESSION_LOSSES, SEGMENTATION_LOSSES, rules
+from .tiling import STRIDE
 
 SETTINGS_VERSION = 2
 
@@ -37,35 +36,11 @@ ARCHITECTURES = (
     "Segformer",
 )
 OPTIMIZERS = ("adam", "adamax", "adadelta", "adagrad", "sgd")
-SEGMENTATION_LOSSES = ("cross_entropy", "focal", "kl_divergence", "dice")
-# Detection regresses a heatmap.
-REGRESSION_LOSSES = ("mse", "rmse", "msle", "mae")
-# Classification: one class per image. Dice scores overlaps of regions, which a
-# single class per image does not have.
-CLASSIFICATION_LOSSES = ("cross_entropy", "focal", "kl_divergence")
 LOSSES = SEGMENTATION_LOSSES + REGRESSION_LOSSES
 METRICS = ("iou", "dice", "accuracy", "precision", "recall", "f1")
 LR_SCHEDULES = ("cosine", "constant", "plateau", "step")
 CLASS_WEIGHTING = ("none", "auto", "manual")
 NORMALIZATIONS = ("percentile", "minmax", "standardize", "none")
-
-
-def _application(task: str):
-    # Imported on use: the applications import this module. An unknown name is refused by validate;
-    # until then it reads as the default application.
-    from . import applications
-
-    return applications.get(task if task in applications.names() else TASKS[0])
-
-
-def task_losses(task: str) -> tuple[str, ...]:
-    """The losses that fit a task (its application's ``losses``)."""
-    return _application(task).losses
-
-
-def default_loss(task: str) -> str:
-    """The loss a new model of this task starts with (segmentation: dice, see TrainSettings.loss)."""
-    return _application(task).default_loss
 
 
 @dataclass
@@ -89,7 +64,7 @@ class ModelSettings:
     @property
     def num_classes(self) -> int:
         """Number of output channels of the network."""
-        return _application(self.task).num_outputs(self)
+        return rules(self.task).num_outputs(self)
 
 
 @dataclass
@@ -101,7 +76,7 @@ class DataSettings:
     # use it: whole images are resized to patch_width x patch_height instead.
     downscale: float = 1.0
     normalization: str = "percentile"
-    # Sparse labels (issue #16): 0 = not labelled (ignored), 1 = background painted on purpose,
+    # Sparse labels: 0 = not labelled (ignored), 1 = background painted on purpose,
     # 2, 3, ... = objects (instance mode) or classes (value v is class v-1). Off: 0 is background.
     sparse: bool = False
     # Sparse labels, instance mode: a painted object is whole, so a thin ring just outside it is background
@@ -123,7 +98,7 @@ class DataSettings:
     # after training from the training images (see Trainer.calibrate_detection).
     detection_threshold: float = 0.5
     # Post-processing of segmentation predictions (the dock's Post-processing section, see
-    # predictor.PostProcess), kept with the model so that it predicts the same after loading.
+    # targets.PostProcess), kept with the model so that it predicts the same after loading.
     # Model files from before these fields load with these defaults (the values used then).
     # The median diameter of the labelled objects in the network's pixels (after down scaling),
     # measured when training starts; prediction with an object diameter rescales images to it.
@@ -307,8 +282,8 @@ class Settings:
         _choice("architecture", m.architecture, ARCHITECTURES)
         _choice("optimizer", t.optimizer, OPTIMIZERS)
         _choice("loss", t.loss, LOSSES)
-        app = _application(m.task)
-        app.validate(self)  # the application's losses and label modes
+        task = rules(m.task)
+        task.validate(self)  # the task's losses and label modes
         if da.min_object_size < 0:
             raise SettingsError("Min object size must be 0 (keep every object) or more.")
         if not 0 <= da.sparse_ring <= 1:
@@ -328,7 +303,7 @@ class Settings:
         _choice("normalization", da.normalization, NORMALIZATIONS)
         if m.channels < 1:
             raise SettingsError("channels must be at least 1 (1 = Mono, 3 = Color).")
-        app.check_class_names(m)
+        task.check_class_names(m)
         if len(m.class_names) < 2:
             raise SettingsError("At least two classes are needed: background and one more.")
         if not 0 < da.downscale <= 1:
@@ -350,7 +325,7 @@ class Settings:
         if t.class_weighting == "manual" and t.class_weights and len(t.class_weights) != m.num_classes:
             raise SettingsError(
                 f"Manual class weighting needs {m.num_classes} weights (one per class"
-                f"{', background first' if app.has_background else ''}), got {len(t.class_weights)}."
+                f"{', background first' if task.has_background else ''}), got {len(t.class_weights)}."
             )
         for name in ("hflip", "vflip", "blur", "piecewise_affine", "dropout", "affine", "zoom",
                      "brightness_contrast", "gamma", "noise"):

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Target value of pixels that carry no supervision (padding, affine borders).
@@ -103,3 +105,12 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
         region, target = labels[box], out[box]
         target[binary_fill_holes(region == v) & (region == 0)] = v
     return out
+
+
+@dataclass
+class PostProcess:
+    min_size: int = 0  # objects (or class regions) smaller than this are removed
+    fill_holes: bool = False
+    # Instance mode: cut touching objects apart along the predicted boundaries
+    # (off: every connected blob of foreground is one object).
+    split_touching: bool = True

@@ -13,8 +13,6 @@ here knows about Qt or napari.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
 import time
 from pathlib import Path
@@ -22,32 +20,22 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from . import accel, applications, distributed, modelfile
-from .applications.base import MAX_CLASSES  # noqa: F401 - importable from here, as before
+from . import accel, applications, distributed
 from .augment import build_augment
 from .checkpoint import BestWeights
-from .data import (
-    SampleSource,
-    object_diameter,
-    check_known_background,
-    sources_for_task,
-    split_train_val,
-    to_object_size,
-    too_few_for_validation,
-    validation_items,
-)
+from .data import split_train_val, too_few_for_validation
 from .errors import DataError, OutOfMemoryError, SettingsError
-from .events import EpochEnd, Event, IterationEnd, PlanMade, Preview, TrainingFinished, TrainingStarted
-from .metrics import confusion, score
-from .models import build_model, pick_device
-from .optimization import (  # noqa: F401 - SETTLE_PATCHES: importable from here, as before
-    SETTLE_EPOCH, SETTLE_PATCHES, Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, norm_layers,
-    settle_batchnorm,
-)
-from .plan import CROP_COST, MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, VALIDATION_SHARE, VALIDATIONS, Clock, \
-    cosine_factor
+from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
+from .metrics import confusion
+from .models import model_key, pick_device
+from .optimization import Run as _Run, build_optimizer, build_scheduler, class_weight_tensor
+from .plan import MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, Clock
+from .samples import SampleSource, check_known_background, object_diameter, scaled_note, to_object_size
 from .settings import Settings
-from .targets import IGNORE
+from .task_data import sources_for_task
+from .trained_model import build_model
+from .trainer_model import TrainerModel
+from .trainer_validation import TrainerValidation
 
 
 def _now() -> float:
@@ -60,23 +48,7 @@ def _best_key(score: float | None, val_loss: float | None) -> tuple:
     return (float("-inf") if score is None else score, float("-inf") if val_loss is None else -val_loss)
 
 
-def _scaled_note(sources, diameter: float) -> str:
-    """What bringing the images to one object size did, in a sentence ("" when nothing was scaled)."""
-    scales = [s.scale for s in sources if getattr(s, "scale", 1.0) != 1.0]
-    if not scales:
-        return ""
-    low, high = min(scales), max(scales)
-    span = f"by {low:.2g}" if math.isclose(low, high, rel_tol=0.05) else f"by {low:.2g} to {high:.2g}"
-    return (f"{len(scales)} of {len(sources)} images scaled {span} so that their objects are about "
-            f"{diameter:.0f} px across, the size the model learns.")
-
-
-def _model_key(s: Settings) -> tuple:
-    m = s.model
-    return (m.task, m.architecture, m.encoder, m.channels, m.num_classes, m.label_mode)
-
-
-class Trainer:
+class Trainer(TrainerValidation, TrainerModel):
     def __init__(self, settings: Settings | None = None):
         self.settings = (settings or Settings()).copy()
         self.model = None
@@ -89,6 +61,7 @@ class Trainer:
         # A model file rewritten after every epoch, so a crash loses one epoch at most.
         self.autosave_path: Path | None = None
         self._saved_run: dict | None = None  # an autosaved run's state, after `load`
+        self._loaded_data_size: dict | None = None  # the loaded file's (``data_size``)
         # (name, image) predicted every `preview_every` epochs.
         self.preview_image: tuple[str, np.ndarray] | None = None
         # BatchNorm running statistics lag behind the weights after optimizer steps
@@ -108,6 +81,9 @@ class Trainer:
         self._net = None
         self.group: distributed.Group | None = None
 
+    def _time(self) -> float:  # the trainer's clock (``_now``), for the methods of its base classes
+        return _now()
+
     # -- state ------------------------------------------------------------
     @property
     def app(self) -> applications.Application:
@@ -119,16 +95,23 @@ class Trainer:
         """How many images the weights were trained and validated on (the last run's, else the loaded file's)."""
         if self._run is not None and self._run.train:
             return {"train_images": len(self._run.train), "validation_images": len(self._run.val)}
-        return getattr(self, "_loaded_data_size", None)
+        return self._loaded_data_size
 
     @property
     def can_resume(self) -> bool:
         run = self._run
         return run is not None and not run.done and (run.timed or run.epoch < run.epochs)
 
+    @property
+    def saved_run(self) -> dict | None:
+        """The state of the run a loaded file was autosaved in (optimizer, epoch, iteration), or None."""
+        return self._saved_run
+
     def calibrate_detection(self) -> float:
         """Detection: set the peak threshold from the run's training images (never the held-out ones)."""
-        return self.app.calibrate(self)
+        if self._run is None or self.model is None:
+            return self.app.calibrate(None, [])
+        return self.app.calibrate(self.trained_model(), list(self._run.train))
 
     @property
     def validation_sources(self) -> list:
@@ -151,7 +134,7 @@ class Trainer:
     def _ensure_model(self) -> None:
         import torch
 
-        key = _model_key(self.settings)
+        key = model_key(self.settings.model)
         if self.model is not None and key != self._key:
             raise SettingsError(
                 "The architecture, backbone, channels or classes changed since the model was built. "
@@ -196,7 +179,7 @@ class Trainer:
 
         `data`: (image, labels[, name]) array tuples or ``SampleSource``s;
         detection: (image, points[, name]); classification: (image, class
-        ids[, name]), see ``data.sources_from_classes``.
+        ids[, name]), see ``applications.classification.sources_from_classes``.
         `val`: held-out data of the same kind; None splits `data` by the
         validation-split setting. `continue_saved`: after `load` of an
         autosaved file, continue its run (optimizer state, epochs done) instead
@@ -213,7 +196,7 @@ class Trainer:
             diameter = known or diameter
             sources = to_object_size(sources, diameter)
             val_sources = None if val_sources is None else to_object_size(val_sources, diameter)
-            self._note = _scaled_note(sources, diameter)
+            self._note = scaled_note(sources, diameter)
         if diameter is not None:
             self.settings.data.object_diameter = round(diameter, 2)
         if val_sources is None:
@@ -256,18 +239,7 @@ class Trainer:
         self._place()
         yield from self._loop(max_seconds, resumed=True)
 
-    def _budget(self, max_seconds: float | None, run: _Run) -> float | None:
-        """The run's time in seconds: the training time setting and/or the caller's limit, whichever is less;
-        a resumed time plan gets what is left of its budget."""
-        t = self.settings.train
-        limits = [x for x in (t.minutes * 60 if t.minutes > 0 else None, max_seconds) if x]
-        if not limits:
-            return None
-        budget = min(limits)
-        if run.timed and run.spent:
-            budget = max(budget - run.spent, 10.0)
-        return budget
-
+    # Over 80 lines: one generator; its steps, validation and stops share the run's state and yield in order.
     def _loop(self, max_seconds, resumed: bool) -> Iterator[Event]:
         run, t = self._run, self.settings.train
         self._stop.clear()
@@ -359,71 +331,6 @@ class Trainer:
         run.loader = run.sampler = run.batches = None
         yield TrainingFinished("completed", run.epoch, run.iteration)
 
-    # -- the plan (engine.plan) ------------------------------------------------------------------
-    def _validation_sample(self, run: _Run, max_crops: int) -> list:
-        if not run.val:
-            return []
-        return self.app.validation_sample(run.val, self.settings, max_crops, self.settings.train.seed)
-
-    def _validation_patches(self, run: _Run) -> int:
-        """Patch-sized pieces each validation scores (its cost, before one was timed)."""
-        d = self.settings.data
-        sample = run.val_sample if run.val_sample is not None else run.val
-        return sum(-(-s.shape[0] // d.patch_height) * -(-s.shape[1] // d.patch_width) for s in sample)
-
-    def _validation_seconds(self, run: _Run) -> float:
-        if not run.val:
-            return 0.0
-        return run.clock.estimated_validation(self._validation_patches(run), self.settings.train.batch_size)
-
-    def _make_plan(self, run: _Run, started: float) -> PlanMade:
-        """After the first steps are timed: size the validation sample and the periods, and say the plan."""
-        clock, t = run.clock, self.settings.train
-        if run.timed:
-            per_crop = CROP_COST * clock.step_seconds / max(t.batch_size, 1)
-            target = VALIDATION_SHARE * clock.budget / VALIDATIONS
-            crops = int(min(max(target / max(per_crop, 1e-6), MIN_VALIDATION_CROPS), MAX_VALIDATION_CROPS))
-            if self.group is not None:  # every process scores the same sample
-                crops = int(distributed.broadcast(crops, self.device))
-            run.val_sample = self._validation_sample(run, crops)
-            clock.plan_period(run.deadline - _now(), run.iteration, self._validation_seconds(run))
-        run.planned = True
-        whole = not run.val_sample or run.val_sample[0] in run.val
-        summary = clock.summary(run.iteration, self._validation_patches(run), t.batch_size,
-                                _now() - started)
-        crops = 0 if whole else len(run.val_sample)
-        return PlanMade(summary.describe().replace(f"(on {summary.validation_crops} crops)",
-                                                   f"(on {crops} crops)" if crops else "(on whole images)"),
-                        summary.steps, summary.validate_every, summary.seconds_per_step, summary.seconds,
-                        summary.timed, summary.warning, crops)
-
-    def _period_over(self, run: _Run) -> bool:
-        """Time plan: whether this period ends now (its steps are done, or the time left needs a validation)."""
-        end = run.clock.end_period_now(run.step, run.deadline - _now(), self._validation_seconds(run))
-        if self.group is not None:  # the processes validate together
-            end = bool(distributed.all_max([float(end)], self.device)[0])
-        return end
-
-    def _another_period(self, run: _Run) -> bool:
-        """Time plan, after a validation: whether another period fits before the deadline; if so, plan it."""
-        remaining = run.deadline - _now()
-        val_seconds = self._validation_seconds(run)
-        more = run.clock.time_left_for_more(remaining, val_seconds)
-        if self.group is not None:
-            more = not distributed.all_max([float(not more)], self.device)[0]
-        if more and run.planned:
-            run.clock.plan_period(remaining, run.iteration, val_seconds)
-        return more
-
-    def _schedule_lr(self, run: _Run) -> None:
-        """The cosine schedule: the learning rate for the step about to be taken, from the plan's progress."""
-        if self.settings.train.lr_schedule != "cosine" or run.optimizer is None:
-            return
-        run.lr_progress = run.clock.progress(run.iteration + 1)
-        lr = self.settings.train.learning_rate * cosine_factor(run.lr_progress)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
-
     def _should_stop(self, run: _Run) -> str | None:
         if self.group is not None:  # decided together (``_agree``): a process leaving alone would hang the others
             return run.stop_reason
@@ -501,55 +408,6 @@ class Trainer:
     def _lr(self, run: _Run) -> float:
         return float(run.optimizer.param_groups[0]["lr"])
 
-    def _validate(self, run: _Run, head, together: bool = False):
-        """(loss, cm) over the validation images; None if stopped meanwhile. `together`: every process of a
-        distributed run calls it (the training loop), so each scores a share and the sums are exchanged."""
-        import torch
-
-        if not run.val:
-            return (None, None)
-        n_cls = head.n_cm
-        self.model.eval()
-        total, pixels, cm = 0.0, 0, np.zeros((n_cls, n_cls), np.int64)
-        g = self.group if together else None
-        with torch.inference_mode(), accel.autocast(self.device, self._amp):
-            batch: list = []
-            # Several processes: each scores its share of the images, the sums are added up below.
-            sample = run.val_sample if run.val_sample is not None else run.val
-            patches = validation_items(sample[g.rank::g.world] if g else sample, self.settings)
-            for item in [*patches, None]:
-                if item is not None:
-                    batch.append(item)
-                if batch and (item is None or len(batch) == self.settings.train.batch_size):
-                    x, y, w = (torch.stack(v).to(self.device) for v in zip(*batch))
-                    logits = self.model(x.contiguous(memory_format=self._format)).float()
-                    n = int((y != IGNORE).sum())
-                    loss, pred_cls, true_cls = head(logits, y, w, run.class_weights)
-                    total += float(loss) * n
-                    pixels += n
-                    cm += confusion(pred_cls, true_cls, n_cls)
-                    batch = []
-                    if self._should_stop(run):
-                        return None
-        if g is not None:
-            total, pixels = distributed.all_sum([total, pixels], self.device)
-            cm = distributed.all_sum(cm, self.device)
-        return total / max(pixels, 1), cm
-
-    def _validation_objects(self, run: _Run):
-        """The application's object-level score of the validation images (None: it has none; "stopped").
-        Several processes: rank 0 scores every image (whole images, decoded: not split into sums) and tells
-        the others."""
-        if not run.val:
-            return None
-        g = self.group
-        objects = None
-        if g is None or g.main:
-            sample = run.val_sample if run.val_sample is not None else run.val
-            objects = self.app.validation_objects(self._predictor(self.model, self.settings), sample,
-                                                  self.settings, stop=lambda: self._should_stop(run))
-        return objects if g is None else distributed.broadcast(objects, self.device)
-
     def _end_epoch(self, run: _Run, val) -> Iterator[Event]:
         val_loss, val_cm, val_objects = val
         train_loss = run.loss_sum / max(run.step, 1)
@@ -582,103 +440,11 @@ class Trainer:
             yield Preview(run.epoch, name, self.predictor().result(image))
         yield ev
 
-    # -- evaluation and prediction ---------------------------------------------
-    def evaluate(self, data=None) -> dict:
-        """Validation loss and metric of the current weights (default: the run's validation set)."""
-        sources = self._run.val if data is None else self._sources(data)
-        if not sources:
-            raise DataError("There is no validation data to evaluate on.")
-        run = _Run(train=[], val=sources, optimizer=None, scheduler=None,
-                   class_weights=self._run.class_weights if self._run else None, epochs=0)
-        self.settle_normalization()
-        loss, cm = self._validate(run, self.app.head(self.settings))
-        return {"loss": loss, "metric": self._score(cm), "metric_name": self.settings.train.metric,
-                "accuracy": score(cm, "accuracy")}
 
-    def settle_normalization(self, model=None, sources: Sequence[SampleSource] | None = None) -> bool:
-        """Re-estimate the BatchNorm running statistics from training patches, if stale.
 
-        Training normalises each batch with its own statistics; prediction (eval
-        mode) uses running averages that follow the weights only slowly
-        (momentum 0.1), so after a short training the predicted labels differ from
-        what the training curve shows (an empty slide at training IoU 0.75). Here the
-        averages are reset and recomputed as a cumulative average over
-        ``SETTLE_PATCHES`` training patches, unaugmented, drawn with a seed of their
-        own, with the current weights: no gradient, no weight changes, and no use of
-        torch's random generator (dropout stays off). Does nothing when no optimizer
-        step happened since the last settling, when the model has no BatchNorm, or
-        when there are no training patches (a loaded model keeps the statistics
-        saved with it, which were settled before saving).
 
-        `model`: another model than the live one (a snapshot: always settled);
-        `sources`: training sources (default: the current run's). Returns whether
-        the statistics were re-estimated.
-        """
-        live = model is None
-        model = self.model if live else model
-        if model is None or (live and not self._norm_stale):
-            return False
-        sources = list(self._run.train) if sources is None and self._run is not None else list(sources or [])
-        if not norm_layers(model) or not sources:
-            return False
-        dataset = self.app.dataset(sources, self.settings, augment=None, epoch_seed=SETTLE_EPOCH)
-        with self._weights_lock if live else contextlib.nullcontext():
-            settle_batchnorm(model, dataset, self.settings.train.batch_size)
-            if live:
-                self._norm_stale = False
-        return True
 
-    def _predictor(self, model, settings, **options):
-        from .predictor import Predictor
 
-        return Predictor(model, settings, self.device, **options)
 
-    def kept_model(self):
-        """The network Predict, Save and Export use: the best epoch's weights or the live ones (``keep``)."""
-        return self.best.model(self.model, self.settings.train.keep)
 
-    def predictor(self, tile: int | str | None = "auto", overlap: int = 128, snapshot: bool = False,
-                  diameter: float | str | None = None, tta: bool = False):
-        """A Predictor of the kept weights (``TrainSettings.keep``), with settled normalisation statistics.
 
-        `tile`, `diameter`, `tta`: see ``Predictor``.
-
-        ``snapshot=False``: predicts with the live model (call it between
-        trainings, or from the training thread). ``snapshot=True``: predicts with
-        a deep copy taken between two training steps, settled on its own, so it
-        may be called from another thread while training runs: the live model,
-        its statistics and the training's random draws are left as they are.
-        """
-        import copy
-
-        if self.model is None:
-            raise SettingsError("There is no trained model yet: train or load a model first.")
-        if self.device is None:
-            self.device = pick_device(self.settings.train.device)
-            self.model.to(self.device)
-        options = dict(tile=tile, overlap=overlap, diameter=diameter, tta=tta)
-        keep = self.settings.train.keep
-        if not snapshot:
-            self.settle_normalization()
-            return self._predictor(self.kept_model(), self.settings, **options)
-        with self._weights_lock:
-            best = self.best.applies(keep)  # the best epoch's statistics were settled when it was kept
-            model, stale = self.best.model(self.model, keep) if best else copy.deepcopy(self.model), self._norm_stale
-            settings = self.settings.copy()
-            sources = list(self._run.train) if self._run is not None else []
-        if stale and not best:
-            self.settle_normalization(model, sources)
-        return self._predictor(model, settings, **options)
-
-    # -- files (engine.checkpoint) --------------------------------------------------------------------
-    def save(self, path: str | Path, include_optimizer: bool = False) -> Path:
-        """Write the model file: the kept weights and every setting; `include_optimizer`: also what --resume needs."""
-        from .checkpoint import save_trainer
-
-        return save_trainer(self, path, include_optimizer)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Trainer:
-        from .checkpoint import load_trainer
-
-        return load_trainer(cls, path)

@@ -130,7 +130,7 @@ class TrainingSession:
             trainer = self.trainer
             if self._stop_requested:  # Stop pressed while the libraries were loading
                 return
-            from ..engine.data import sources_for_task
+            from ..engine.task_data import sources_for_task
 
             sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items],
                                        regions=[it[5] if len(it) > 5 else None for it in items])

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from ..engine import settings as S
 from ..engine.errors import MiaError
 from ..engine.models import valid_encoders
 from ..engine.settings import Settings
+from ..engine.tasks import default_loss, task_losses
 from . import _forms as F, _remembered
 from ._actions import DockActions
 from ._channels import ChannelImage, image_for
@@ -326,10 +326,10 @@ class TrainingWidget(DockActions, QWidget):
         self.predict_combo.tooltip = app.predict_tooltip
         self.add_prediction_button.tooltip = app.add_prediction_tooltip
         # Losses and metrics that fit the task; a choice that does not fit falls back to the task's default.
-        losses = S.task_losses(task)
+        losses = task_losses(task)
         current = c["loss"].value
         c["loss"].choices = losses
-        c["loss"].value = current if current in losses else S.default_loss(task)
+        c["loss"].value = current if current in losses else default_loss(task)
         app.chosen()
         if self.pairs and task != getattr(self, "_pairs_task", task):
             self.pairs = []

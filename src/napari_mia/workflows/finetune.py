@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..engine.data import object_diameter
+from ..engine.samples import object_diameter
 from ..engine.errors import MiaError
 from ..engine.models import pick_device
 from ..engine.settings import Settings

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from ..engine.errors import MiaError, OutputError
 from ..engine.images import fit_channels, list_images, read_image
-from ..engine.models import pick_device
-from ..engine.trainer import Trainer
+from ..engine.trained_model import TrainedModel, damaged
 from .events import FileDone, FolderStarted, Note
 from .formats import for_settings
 
@@ -35,25 +34,29 @@ class PostOptions:
     split_touching: bool = True
 
 
-def load_model(path: Path, keep: str | None = None, precision: str | None = None, device: str | None = None):
+def load_model(path: Path, keep: str | None = None, precision: str | None = None,
+               device: str | None = None) -> TrainedModel:
     """The model in `path`, with the weights to `keep` and the `precision` asked, on `device` (else its own)."""
-    trainer = Trainer.load(path)
+    model = TrainedModel.load(path, device=device)
     if keep:
-        trainer.settings.train.keep = keep
+        model.settings.train.keep = keep
+        if keep == "last" and model.last_state is not None:
+            # The file holds the best epoch's weights and, to continue its run, the latest ones.
+            try:
+                model.network.load_state_dict(model.last_state)
+            except (RuntimeError, KeyError) as e:
+                raise damaged(path) from e
     if precision:
-        trainer.settings.train.precision = precision
-    if device:
-        trainer.device = pick_device(device)
-        trainer.model.to(trainer.device)
-    return trainer
+        model.settings.train.precision = precision
+    return model
 
 
-def predictor_for_model(trainer, tile="auto", diameter=None, tta: bool = False):
+def predictor_for_model(model, tile="auto", diameter=None, tta: bool = False):
     """The model's predictor: `tile` 'auto', N or 0 (whole); `diameter` D, 'auto', 'off' or None (the model's
     default)."""
     if diameter is None:
-        diameter = trainer.app.default_diameter(trainer.settings)
-    return trainer.predictor(tile=tile or None, diameter=None if diameter == "off" else diameter, tta=tta)
+        diameter = model.app.default_diameter(model.settings)
+    return model.predictor(tile=tile or None, diameter=None if diameter == "off" else diameter, tta=tta)
 
 
 def drop_alpha(image, channels: int):

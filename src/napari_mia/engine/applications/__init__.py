@@ -5,21 +5,19 @@
     sources = app.sources(items, settings)
 
 Adding one: docs/adding-an-application.md. Importing this package imports no
-numpy, torch or Qt: ``engine.settings`` asks it for output counts and losses.
+torch or Qt (the dock lists the applications before anything trains). What the
+settings must know of a task (losses, output count) is in ``engine.tasks``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..errors import SettingsError
+from ..settings import Settings
 from .base import Application
 from .classification import Classification
 from .detection import Detection
 from .segmentation import Segmentation
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..settings import Settings
 
 # The order of the command line's --task choices and of the dock's list.
 _REGISTRY: dict[str, Application] = {app.name: app for app in (Segmentation(), Detection(), Classification())}

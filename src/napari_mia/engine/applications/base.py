@@ -12,16 +12,22 @@ label image whose value is a class (segmentation in classes mode, detection).
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Callable, Sequence
 
+import numpy as np
+
+from ..data import PatchDataset, validation_crops, validation_patches
 from ..errors import DataError, MiaError, SettingsError
-
-if TYPE_CHECKING:  # pragma: no cover - types only: settings must import without numpy or torch
-    import numpy as np
-
-    from ..data import Sample, SampleSource
-    from ..settings import ModelSettings, Settings
+from ..evaluate import mean_scores
+from ..images import image_frames, is_stack
+from ..metrics import score
+from ..models import build_smp_model
+from ..samples import Sample, SampleSource, array_sources
+from ..settings import ModelSettings, Settings
+from ..targets import IGNORE
+from ..tasks import TaskRules
 
 # More values than this in 'classes' mode almost surely are instance ids.
 MAX_CLASSES = 50
@@ -32,13 +38,10 @@ class Application:
 
     #: The name in settings (``model.task``), on the command line (``--task``) and in model files.
     name: str = ""
-    #: Losses that fit (engine.settings names them); the first choice of a new model is ``default_loss``.
-    losses: tuple[str, ...] = ()
-    default_loss: str = ""
+    #: What the settings know of the task (``engine.tasks``): its losses, output count and refused choices.
+    rules: TaskRules = TaskRules()
     #: The metric the command line switches to when a --config was written for another application.
     default_metric: str | None = None
-    #: ``class_names[0]`` is background (not scored, not an output of its own where ``num_outputs`` says so).
-    has_background: bool = True
     #: The network sees each image whole (resized to the patch size) and gives one vector per image:
     #: no down scaling, no tiles, no spatial output axes in an exported package.
     whole_image: bool = False
@@ -50,42 +53,42 @@ class Application:
     #: What a result is (``Predictor.result``), in words, for docstrings and messages.
     result_type: str = ""
 
-    # -- settings (engine.settings) ------------------------------------------------------------------
-    def num_outputs(self, model: ModelSettings) -> int:
-        """The network's output channels (``ModelSettings.num_classes``)."""
-        return len(model.class_names)
+    # -- settings (engine.tasks) ---------------------------------------------------------------------
+    @property
+    def losses(self) -> tuple[str, ...]:
+        """Losses that fit; the first choice of a new model is ``default_loss``."""
+        return self.rules.losses
 
-    def validate(self, settings: Settings) -> None:
-        """Raise SettingsError for a loss or label mode this application cannot use (``Settings.validate``)."""
+    @property
+    def default_loss(self) -> str:
+        return self.rules.default_loss
 
-    def check_class_names(self, model: ModelSettings) -> None:
-        """Raise SettingsError for a class list this application cannot use (``Settings.validate``)."""
+    @property
+    def has_background(self) -> bool:
+        """``class_names[0]`` is background (not scored, not an output of its own where the rules say so)."""
+        return self.rules.has_background
 
-    # -- targets (engine.data, Trainer.train) --------------------------------------------------------------
+    # -- targets (engine.samples, Trainer.train) --------------------------------------------------------------
     def sources(self, items: Sequence[tuple], settings: Settings, rgb: Sequence[bool | None] | None = None,
                 regions: Sequence[np.ndarray | None] | None = None) -> list[SampleSource]:
-        """Array items (the dock's, Python's) -> training sources (``data.sources_for_task``). `regions`: per
-        item, its reviewed regions (nonzero = fully labelled) or None (``data.supervision``)."""
-        from ..data import sources_from_arrays
-
-        return sources_from_arrays([it[:4] for it in items], settings, rgb=rgb, regions=regions)
+        """Array items (the dock's, Python's) -> training sources (``task_data.sources_for_task``). `regions`: per
+        item, its reviewed regions (nonzero = fully labelled) or None (``samples.supervision``)."""
+        return array_sources(self, [it[:4] for it in items], settings, rgb=rgb, regions=regions)
 
     def make_sample(self, frame: np.ndarray, labels: np.ndarray, settings: Settings, name: str) -> Sample:
-        """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``data.sources_from_arrays``)."""
+        """One labelled (H, W, C) frame and its (H, W) labels -> a prepared Sample (``samples.array_sources``)."""
         raise NotImplementedError
 
     def mask_unknown(self, target: np.ndarray, known: np.ndarray, settings: Settings) -> np.ndarray:
         """A prepared target with nothing learned where the labels are not `known` (sparse labels, reviewed
-        regions; ``data.make_sample``): IGNORE there. `known` has the target's shape."""
-        import numpy as np
+        regions; ``samples.make_sample``): IGNORE there. `known` has the target's shape."""
 
-        from ..targets import IGNORE
 
         return np.where(known, target, IGNORE).astype(target.dtype)
 
     def background_ring(self, settings: Settings) -> float:
         """Sparse labels: the ring of background taken around each painted object, as a share of its diameter
-        (``data.background_ring``); 0: none (the labels' painted values need not be whole objects)."""
+        (``samples.background_ring``); 0: none (the labels' painted values need not be whole objects)."""
         return 0.0
 
     def learn_unknown(self, sample: Sample, settings: Settings) -> None:
@@ -93,7 +96,7 @@ class Application:
         (``mask_unknown`` left IGNORE there)."""
 
     def label_mode_guess(self, labels: np.ndarray, settings: Settings) -> str | None:
-        """What raw labels look like (``data.guess_label_mode``), kept for ``check_classes``; None: no check."""
+        """What raw labels look like (``images.guess_label_mode``), kept for ``check_classes``; None: no check."""
         return None
 
     def check_classes(self, settings: Settings, sources: Sequence[SampleSource], new_model: bool) -> None:
@@ -133,7 +136,6 @@ class Application:
     # -- training (engine.trainer) --------------------------------------------------------------------
     def dataset(self, sources: list[SampleSource], settings: Settings, augment=None, epoch_seed: int = 0):
         """The training items of one epoch, map-style for a DataLoader: (image, target, weight) tensors."""
-        from ..data import PatchDataset
 
         return PatchDataset(sources, settings, augment, epoch_seed=epoch_seed)
 
@@ -141,13 +143,11 @@ class Application:
                           seed: int) -> list:
         """What every validation of a run scores (``Trainer``): a fixed sample of at most `max_items` crops of
         the validation images (``data.validation_crops``), so that validation costs a bounded share of the run."""
-        from ..data import validation_crops
 
         return validation_crops(sources, settings, max_items, seed)
 
     def validation_items(self, sources: list[SampleSource], settings: Settings):
-        """What the validation loop scores (``data.validation_items``): an iterable of tensor triples."""
-        from ..data import validation_patches
+        """What the validation loop scores (``task_data.validation_items``): an iterable of tensor triples."""
 
         return validation_patches(sources, settings)
 
@@ -158,7 +158,6 @@ class Application:
 
     def score(self, cm: np.ndarray, settings: Settings) -> float:
         """The training metric of a confusion matrix (``Trainer._score``): the curves and 'best'."""
-        from ..metrics import score
 
         return score(cm, settings.train.metric, skip_background=self.has_background)
 
@@ -176,14 +175,14 @@ class Application:
                 f"patch {d.patch_width}x{d.patch_height}). Lower the batch size or the patch size, or use down "
                 "scaling. The model's weights are kept.")
 
-    def calibrate(self, trainer) -> float:
-        """Set a decoding threshold from the run's training images (``Trainer.calibrate_detection``)."""
+    def calibrate(self, model, sources: list[SampleSource]) -> float:
+        """Set a decoding threshold of `model` (a ``TrainedModel``; None: none trained yet) from its run's training
+        `sources` (``Trainer.calibrate_detection``)."""
         raise SettingsError("Calibration needs a detection model that has been trained.")
 
     # -- the network (engine.models) ------------------------------------------------------------------
     def build_model(self, ms: ModelSettings, pretrained: bool):
         """The torch network, ImageNet-started if `pretrained` (``models.build_model``)."""
-        from ..models import build_smp_model
 
         return build_smp_model(ms, pretrained)
 
@@ -204,13 +203,27 @@ class Application:
 
     # -- prediction (engine.predictor) --------------------------------------------------------------
     def activation(self, out):
-        """Network output (torch) -> what the predictor blends and decodes (``Predictor._forward``)."""
-        import torch
+        """Network output (torch) -> what the predictor blends and decodes (``Predictor.forward``)."""
+        import torch  # lazy: torch (the dock imports this before training)
 
         return torch.softmax(out, 1)
 
     def check_maps(self, settings: Settings) -> None:
         """Raise SettingsError if this application's model gives no per-pixel map (``Predictor.probabilities``)."""
+
+    def decode(self, probs: np.ndarray, settings: Settings, post) -> np.ndarray:
+        """(classes, H, W) probabilities -> label image (``Predictor.decode``), after the ``PostProcess`` `post`."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not a label image.")
+
+    def detect(self, predictor, frame: np.ndarray, threshold: float | None = None,
+               progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not points.")
+
+    def classify(self, predictor, image: np.ndarray, rgb: bool | None = None,
+                 progress: Callable[[int, int], None] | None = None, name: str = "image") -> list:
+        """One (class index, probabilities over the classes) per frame (``Predictor.classify``)."""
+        raise SettingsError(f"A {self.name} model gives {self.result_type}, not a class per image.")
 
     def result(self, predictor, image: np.ndarray, rgb: bool | None = None, post=None,
                progress: Callable[[int, int], None] | None = None, name: str = "image"):
@@ -228,9 +241,7 @@ class Application:
 
     def _job_frames(self, item: tuple, settings: Settings) -> tuple[np.ndarray, bool]:
         """An item's image as (N, H, W, C) frames, and whether it is a stack (its files then name the frame)."""
-        import numpy as np
 
-        from ..images import image_frames, is_stack
 
         image, rgb = np.asarray(item[0]), item[4] if len(item) > 4 else None
         return image_frames(image, settings.model.channels, item[2], rgb=rgb), \
@@ -248,52 +259,14 @@ class Application:
 
     def evaluate_summary(self, rows: list[dict], settings: Settings) -> list[str]:
         """Lines after the per-image table: the means over images (each image weighs the same)."""
-        from ..evaluate import mean_scores
 
         means = mean_scores(rows)
         return [f"Mean over {len(rows)} image(s): " + ", ".join(f"{k} {means[k]:.3f}" for k in self.evaluate_columns
                                                                  if k in means)]
 
-    # -- bioimage.io export (engine.export, engine.export_rdf) -----------------------------------------
-    def output_channel_names(self, settings: Settings) -> list[str]:
-        """Names of the network's output channels, in order."""
-        return list(settings.model.class_names)
-
-    def export_what(self, settings: Settings) -> str:
-        """The README's 'it finds ...'."""
-        raise NotImplementedError
-
-    def export_output_readme(self, settings: Settings, names: list[str]) -> list[str]:
-        """The README's Output section."""
-        return [f"Probabilities (softmax over the channel axis), one channel each: {', '.join(names)}."]
-
-    def export_postprocess(self, out: np.ndarray, settings: Settings) -> np.ndarray:
-        """The package's postprocessing, in numpy: the network's output -> the test output tensor."""
-        import torch
-
-        return torch.softmax(torch.from_numpy(out), 1).numpy()
-
-    def export_postprocessing(self, settings: Settings) -> list:
-        """The same postprocessing as bioimage.io spec entries."""
-        from bioimageio.spec.model.v0_5 import AxisId, SoftmaxDescr, SoftmaxKwargs
-
-        return [SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))]
-
-    output_description: str = "probabilities"
-
-    def export_predict(self, predictor, crop: np.ndarray) -> tuple[Any, Any]:
-        """napari-mia's own prediction of the test crop, for the cover: (result, label image or None)."""
-        shown = predictor.predict(crop)
-        return shown, shown
-
-    def export_cover(self, ax, result, shown, settings: Settings) -> None:
-        """Draw the prediction on the cover's right panel (matplotlib axes, the image already shown)."""
-        raise NotImplementedError
-
 
 def write_csv(out: Path, header: list, rows: list) -> Path:
     """A CSV of predictions (points, classes), with a MiaError that names the file when it cannot be written."""
-    import csv
 
     try:
         with out.open("w", newline="") as fh:

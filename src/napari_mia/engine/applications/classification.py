@@ -7,15 +7,22 @@ the label mode do not apply. The class list is the user's (it names the categori
 
 from __future__ import annotations
 
+import csv
 import math
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import DataError, SettingsError
-from ..images import image_frames, is_stack, list_images, normalize, resize_to
-from ..settings import CLASSIFICATION_LOSSES, Settings
+from ..evaluate import classification_scores
+from ..images import finite_frames, image_frames, is_stack, list_images, normalize, resize_to
+from ..job_files import image_file_array, write_tiff
+from ..models import build_classifier
+from ..samples import Sample, SampleSource
+from ..settings import Settings
+from ..tasks import ClassificationRules
 from .base import Application, write_csv
 
 
@@ -57,7 +64,6 @@ def sources_from_classes(items: Sequence[tuple], settings: Settings,
     prepared image only (small), never the raw one.
     """
     n, channels = settings.model.num_classes, settings.model.channels
-    from ..data import Sample, SampleSource
 
     sources = []
     for k, item in enumerate(items):
@@ -95,7 +101,6 @@ def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
     Images the CSV does not name are skipped with a warning; a name with no
     image is an error.
     """
-    import csv
 
     csv_path = Path(csv_path)
     try:
@@ -120,7 +125,6 @@ def read_classes_csv(csv_path, images_dir) -> list[tuple[Path, str]]:
         raise DataError(f"{csv_path.name} names {len(missing)} image(s) not in {images_dir}, e.g. '{missing[0]}'.")
     skipped = sorted(set(files) - set(by_name))
     if skipped:
-        import warnings
 
         warnings.warn(f"{len(skipped)} image(s) have no class in {csv_path.name} and are skipped, e.g. "
                       f"{skipped[0]}.", stacklevel=2)
@@ -162,7 +166,7 @@ class ClassificationDataset:
 
 
 def _class_tensors(img, target):
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     # The weight is a placeholder: the trainer's batches are always (image, target, weight).
     return (torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)),
@@ -175,7 +179,7 @@ class _ClassificationHead:
     """Classification: the segmentation losses, each image's logits seen as a one-pixel image."""
 
     def __init__(self, settings):
-        from ..losses import LOSSES
+        from ..losses import LOSSES  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = LOSSES[settings.train.loss]
         self.n_cm = settings.model.num_classes
@@ -194,45 +198,29 @@ def classify(predictor, image: np.ndarray, rgb: bool | None = None, progress=Non
     A 2D or colour image gives a one-element list. Frames are prepared as in
     training (normalised, resized to the input size) and predicted in batches.
     """
-    from ..predictor import _frames
 
     s = predictor.settings
     if s.model.task != Classification.name:
         raise SettingsError(f"This model does not classify images: it was trained for {s.model.task}.")
-    frames = _frames(image, s.model.channels, rgb, name)
-    predictor._start_progress(progress, frames, per_frame_tiles=False)
+    frames = finite_frames(image, s.model.channels, rgb, name)
+    predictor.start_progress(progress, frames, per_frame_tiles=False)
     predictor.model.eval()
     out = []
     for i in range(0, len(frames), predictor.batch_size):
         chunk = frames[i:i + predictor.batch_size]
         batch = np.stack([prepare_whole(f, s).transpose(2, 0, 1) for f in chunk])
-        out += [(int(p.argmax()), p) for p in predictor._forward(np.ascontiguousarray(batch))]
-        predictor._tick(len(chunk))
+        out += [(int(p.argmax()), p) for p in predictor.forward(np.ascontiguousarray(batch))]
+        predictor.tick(len(chunk))
     return out
 
 
 class Classification(Application):
     name = "classification"
-    losses = CLASSIFICATION_LOSSES
-    default_loss = "cross_entropy"
+    rules = ClassificationRules()
     # Images are scored by the share classified right.
     default_metric = "accuracy"
-    has_background = False
     whole_image = True
     result_type = "[(class id, probabilities)], one per frame"
-
-    def validate(self, settings) -> None:
-        m, loss = settings.model, settings.train.loss
-        if loss not in CLASSIFICATION_LOSSES:
-            raise SettingsError(f"Classification gives one class to each image: choose the loss "
-                                f"{', '.join(CLASSIFICATION_LOSSES)}; got '{loss}'.")
-        if m.label_mode != "classes":
-            raise SettingsError("Classification gives one class to each image, not instance labels: use the label "
-                                "mode 'classes'.")
-
-    def check_class_names(self, model) -> None:
-        if len(model.class_names) < 2:
-            raise SettingsError("Classification needs at least two classes to tell apart.")
 
     # -- targets --------------------------------------------------------------------------------
     def sources(self, items, settings, rgb=None, regions=None):
@@ -272,8 +260,6 @@ class Classification(Application):
                 "The model's weights are kept.")
 
     def build_model(self, ms, pretrained: bool):
-        from ..models import build_classifier
-
         return build_classifier(ms, pretrained)
 
     # -- prediction ----------------------------------------------------------------------------
@@ -281,13 +267,14 @@ class Classification(Application):
         raise SettingsError("This is a classification model: it gives one class to each image, not a label "
                             "image. Use classify.")
 
+    def classify(self, predictor, image, rgb=None, progress=None, name="image"):
+        return classify(predictor, image, rgb, progress, name)
+
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.classify(image, rgb=rgb, progress=progress, name=name)
 
     # -- training job folders -------------------------------------------------------------------
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, write_tiff
-
         class_names, rows = settings.model.class_names, []
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -320,8 +307,6 @@ class Classification(Application):
                 "predicted_class": names[cls], "_pair": (truth, cls)}
 
     def evaluate_summary(self, rows, settings):
-        from ..evaluate import classification_scores
-
         names = settings.model.class_names
         truth, pred = zip(*(r["_pair"] for r in rows)) if rows else ((), ())
         s = classification_scores(pred, truth, len(names))
@@ -332,18 +317,4 @@ class Classification(Application):
         for n, row in zip(names, s["confusion"]):
             lines.append(f"{n:>{width}}  " + "  ".join(f"{v:>{max(len(m), 4)}}" for m, v in zip(names, row)))
         return lines
-
-    # -- export ---------------------------------------------------------------------------------
-    def export_what(self, settings) -> str:
-        return "one class for each image"
-
-    def export_output_readme(self, settings, names):
-        return [f"Class probabilities (softmax), one per class: {', '.join(names)}."]
-
-    def export_predict(self, predictor, crop):
-        return predictor.classify(crop)[0], None
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        cls, probs = result
-        ax.set_title(f"{settings.model.class_names[cls]} ({probs[cls]:.0%})")
 

@@ -1,22 +1,29 @@
 """Object detection from points, as MIA does it: one point per object in, a map with a bump per object
-learnt, the map's peaks out. The maths (dots, heatmaps, peaks, matching) is in ``engine.detection``."""
+learnt, the map's peaks out. The maths (dots, heatmaps, peaks) is in ``applications.heatmaps``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError, SettingsError
-from ..settings import REGRESSION_LOSSES
+from ..errors import DataError
+from ..evaluate import detection_scores
+from ..images import finite_frames, is_stack, prepare_image
+from ..job_files import image_file_array, write_tiff
+from ..samples import Sample, array_sources
 from ..targets import IGNORE
+from ..tasks import DetectionRules
 from .base import Application, write_csv
+from .heatmaps import (
+    blob_classes, calibrate_threshold, dots_to_points, find_points, points_to_dots, rescale_dots,
+    sigma_of, target_heatmap,
+)
 
 
 class _DetectionHead:
     """Detection: the loss compares heatmaps; bumps above half height are scored as classes."""
 
     def __init__(self, settings):
-        from ..detection import sigma_of
-        from ..losses import REGRESSION_LOSSES as FUNCTIONS
+        from ..losses import REGRESSION_LOSSES as FUNCTIONS  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = FUNCTIONS[settings.train.loss]
         self.n_out = settings.model.num_classes
@@ -26,9 +33,8 @@ class _DetectionHead:
         self.sigma, self.intensity = sigma_of(d.object_size * d.downscale), d.object_intensity
 
     def __call__(self, out, y, w, class_weights):
-        import torch
+        import torch  # lazy: torch (the dock imports this before training)
 
-        from ..detection import blob_classes, target_heatmap
 
         heat, valid = target_heatmap(y, self.n_out, self.sigma, self.intensity)
         truth = torch.where(valid, blob_classes(heat, self.intensity), torch.full_like(y, IGNORE))
@@ -40,8 +46,6 @@ def sources_from_points(pairs, settings, regions=None) -> list:
 
     `regions`: per pair, the reviewed regions (nonzero: every object there has its point) or None; outside
     them nothing is learned."""
-    from ..data import sources_from_arrays
-    from ..detection import points_to_dots
 
     out = []
     for k, pair in enumerate(pairs):
@@ -53,18 +57,17 @@ def sources_from_points(pairs, settings, regions=None) -> list:
         dots = points_to_dots(points, image.shape[:2], f"{name} points")
         region = None if regions is None else regions[k]
         # Points are never sparse labels: a region alone says where the points are complete.
-        out += sources_from_arrays([(image, dots, name, f"{name} points")], settings, rgb=[rgb],
-                                   regions=[region], sparse=False)
+        out += array_sources(Detection(), [(image, dots, name, f"{name} points")], settings, rgb=[rgb],
+                             regions=[region], sparse=False)
     return out
 
 
 def detect(predictor, frame: np.ndarray, threshold: float | None = None, progress=None) -> np.ndarray:
     """(H, W[, C]) image -> (N, 4) y, x, class, score of the objects found (``Predictor.detect``)."""
-    from ..detection import find_points
 
     frame = frame[..., None] if frame.ndim == 2 else frame
     if progress is not None:
-        predictor._start_progress(progress, frame[None])
+        predictor.start_progress(progress, frame[None])
     d = predictor.settings.data
     threshold = d.detection_threshold if threshold is None else threshold
     heat = predictor.probabilities(frame)
@@ -76,35 +79,20 @@ def detect(predictor, frame: np.ndarray, threshold: float | None = None, progres
 
 class Detection(Application):
     name = "detection"
-    losses = REGRESSION_LOSSES
-    default_loss = "mse"
+    rules = DetectionRules()
     result_type = "(N, 4) y, x, class, score of the objects; (N, 5) frame, y, x, class, score for a stack"
     # A zoom resamples the one-pixel dots of the targets: zooming out loses some, zooming in doubles them.
     augment_skip = ("zoom",)
 
-    def num_outputs(self, model) -> int:
-        return len(model.class_names) - 1  # one heatmap per kind of point; class_names[0] is background
-
     def model_diameter(self, settings):
         # The bumps are drawn this wide on the network's (down-scaled) targets.
         return settings.data.object_size
-
-    def validate(self, settings) -> None:
-        loss = settings.train.loss
-        if loss not in REGRESSION_LOSSES:
-            raise SettingsError(f"Detection learns a map of the objects: choose the loss "
-                                f"{', '.join(REGRESSION_LOSSES)}; got '{loss}'.")
-        if settings.model.label_mode != "classes":
-            raise SettingsError("Detection takes points, not instance labels: use the label mode 'classes'.")
 
     # -- targets --------------------------------------------------------------------------------
     def sources(self, items, settings, rgb=None, regions=None):
         return sources_from_points([it[:3] for it in items], settings, regions=regions)
 
     def make_sample(self, frame, labels, settings, name):
-        from ..data import Sample, prepare_image
-        from ..detection import rescale_dots
-
         image = prepare_image(frame, settings)
         # Labels are dots: moved, not resampled, when down scaled.
         return Sample(image, rescale_dots(labels.astype(np.uint8), image.shape[:2]), None, name)
@@ -113,43 +101,39 @@ class Detection(Application):
     def head(self, settings):
         return _DetectionHead(settings)
 
-    def calibrate(self, trainer) -> float:
-        from ..detection import calibrate_threshold, dots_to_points
-        from ..predictor import Predictor
-
-        if trainer._run is None or trainer.model is None:
-            return super().calibrate(trainer)
+    def calibrate(self, model, sources) -> float:
+        if model is None:
+            return super().calibrate(model, sources)
         pairs = []
         # Images with reviewed regions would count the objects found outside them as false: only whole
         # images calibrate, unless there are none.
-        whole = [src for src in trainer._run.train if getattr(src, "background", None) is None]
-        for src in whole or trainer._run.train:
+        whole = [src for src in sources if getattr(src, "background", None) is None]
+        for src in whole or sources:
             sample = src.get()
             # The sample is already normalised and down-scaled: predict it as such, in its own pixels.
             pairs.append((sample.image, dots_to_points(sample.target)))
-        s = trainer.settings
+        s = model.settings
         scaled = s.copy()
         scaled.data.normalization, scaled.data.downscale = "none", 1.0
         scaled.data.object_size = s.data.object_size * s.data.downscale
-        trainer.settle_normalization()
-        thr = calibrate_threshold(Predictor(trainer.kept_model(), scaled, trainer.device), pairs,
+        thr = calibrate_threshold(model.with_settings(scaled).predictor(), pairs,
                                   scaled.data.object_size / 2)
         s.data.detection_threshold = thr
         return thr
 
     # -- prediction ----------------------------------------------------------------------------
     def activation(self, out):
-        import torch
+        import torch  # lazy: torch (the dock imports this before training)
 
         return torch.relu(out)  # heatmaps have no negative heights
 
-    def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
-        from ..images import is_stack
-        from ..predictor import _frames
+    def detect(self, predictor, frame, threshold=None, progress=None):
+        return detect(predictor, frame, threshold, progress)
 
+    def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         channels = predictor.settings.model.channels
-        frames = _frames(image, channels, rgb, name)
-        predictor._start_progress(progress, frames)
+        frames = finite_frames(image, channels, rgb, name)
+        predictor.start_progress(progress, frames)
         found = [predictor.detect(f) for f in frames]
         if not is_stack(image, channels, rgb):
             return found[0]
@@ -159,16 +143,12 @@ class Detection(Application):
     evaluate_columns = ("point_f1", "precision", "recall", "count_error", "true_objects", "predicted_objects")
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
-        from ..evaluate import detection_scores
-
         found = predictor.detect(image)
         # Within half an object's diameter (in the image's pixels) a point found is the object's.
         size = predictor.last_diameter or settings.data.object_size
         return detection_scores(found[:, :2], np.asarray(target)[:, :2], tolerance or size / 2)
 
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, write_tiff
-
         out, rows = {"images": "images", "points": "points.csv"}, []
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -192,37 +172,4 @@ class Detection(Application):
             raise DataError("The training set has no points yet: put one point on each object first.")
         write_csv(folder / "points.csv", ["name", "y", "x", "class"], rows)
         return out
-
-    # -- export ---------------------------------------------------------------------------------
-    def output_channel_names(self, settings):
-        return list(settings.model.class_names[1:])
-
-    def export_what(self, settings) -> str:
-        return "objects as points: a map with a bump on each object, 1.0 at its centre"
-
-    def export_output_readme(self, settings, names):
-        d = settings.data
-        return [f"One object map per kind of object ({', '.join(names)}), the network's map divided by the object "
-                f"intensity ({d.object_intensity:g}) so that an object's centre is near 1.0.",
-                f"napari-mia takes the map's local maxima above {d.detection_threshold:.2f} that lie at least "
-                f"{max(1, round(d.object_size / 2))} pixels apart (object size {d.object_size:g} pixels) as the "
-                "objects; other tools can do the same (e.g. Fiji's Find Maxima). That peak finding is not part "
-                "of the package: the bioimage.io format has no step for it."]
-
-    def export_postprocess(self, out, settings):
-        return (out / np.float32(settings.data.object_intensity)).astype(np.float32)
-
-    def export_postprocessing(self, settings):
-        from bioimageio.spec.model.v0_5 import ScaleLinearDescr, ScaleLinearKwargs
-
-        return [ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / settings.data.object_intensity))]
-
-    output_description = "object maps (1.0 at an object's centre)"
-
-    def export_predict(self, predictor, crop):
-        return predictor.detect(crop), None
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        ax.plot(result[:, 1], result[:, 0], "o", mfc="none", mec="yellow", ms=6)
-        ax.set_title(f"{len(result)} objects")
 

@@ -12,9 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, SettingsError
-from ..settings import REGRESSION_LOSSES, SEGMENTATION_LOSSES
-from ..targets import INSTANCE_CLASS_NAMES
+from ..errors import DataError
+from ..evaluate import mean_scores, object_ious, segmentation_scores
+from ..images import check_labels, guess_label_mode, prepare_image, read_image, rescale
+from ..job_files import image_file_array, labels_file_array, write_tiff
+from ..metrics import foreground_confusion
+from ..samples import Sample
+from ..targets import (
+    BACKGROUND, BOUNDARY, IGNORE, INTERIOR, PostProcess, contour_weights, decode_instances, encode, fill_holes,
+    remove_small,
+)
+from ..tasks import SegmentationRules
 from .base import Application
 
 
@@ -23,7 +31,7 @@ class _SegmentationHead:
     """Loss and scored classes for segmentation: the network's classes are the labels' classes."""
 
     def __init__(self, settings):
-        from ..losses import LOSSES
+        from ..losses import LOSSES  # lazy: torch (the dock imports this before training)
 
         self.loss_fn = LOSSES[settings.train.loss]
         self.n_cm = settings.model.num_classes
@@ -39,46 +47,30 @@ def _instances(settings) -> bool:
 
 class Segmentation(Application):
     name = "segmentation"
-    losses = SEGMENTATION_LOSSES
+    rules = SegmentationRules()
     # Nuclei and cells: their size is estimated from the image alone (engine.scale), so images of another
     # magnification reach the network at the size it learned without the user knowing to ask.
     auto_diameter = True
-    # Dice, not cross entropy: see TrainSettings.loss.
-    default_loss = "dice"
     result_type = "a label image like the image (class ids, or one id per object in instance mode)"
-
-    def num_outputs(self, model) -> int:
-        # Instance mode: background / interior / boundary, whatever the objects' ids.
-        return 3 if model.label_mode == "instances" else len(model.class_names)
-
-    def validate(self, settings) -> None:
-        loss = settings.train.loss
-        if loss in REGRESSION_LOSSES:
-            raise SettingsError(f"The loss '{loss}' is for detection; segmentation uses "
-                                f"{', '.join(SEGMENTATION_LOSSES)}.")
 
     # -- targets --------------------------------------------------------------------------------
     def make_sample(self, frame, labels, settings, name):
-        from ..data import Sample, prepare_image, rescale
-        from ..targets import contour_weights, encode
+        from skimage.measure import label  # lazy: seconds to import; the dock imports this module
 
         image = prepare_image(frame, settings)
         labels = rescale(labels, settings.data.downscale, order=0)
         t = settings.train
         weight = None
         if t.separate_contours:
-            from skimage.measure import label
-
             inst = labels if _instances(settings) else label(labels)
             weight = contour_weights(inst, t.contour_weight, t.contour_sigma)
         return Sample(image, encode(labels, settings.model.label_mode), weight, name)
 
     def mask_unknown(self, target, known, settings):
+        from scipy.ndimage import binary_dilation  # lazy: seconds to import; the dock imports this module
+
         target = super().mask_unknown(target, known, settings)
         if _instances(settings):
-            from scipy.ndimage import binary_dilation
-
-            from ..targets import BOUNDARY, IGNORE
 
             # An object's edge is taught as boundary only where the other side is known too: an object
             # cut by a region's edge, or painted beside unlabelled pixels, may go on there.
@@ -95,7 +87,6 @@ class Segmentation(Application):
         w = settings.data.sparse_unlabelled
         if not (settings.data.sparse and w > 0) or sample.known is None:
             return
-        from ..targets import BACKGROUND, IGNORE
 
         # Most unlabelled pixels are background: taught so, weakly, they pull false objects down while
         # the unlabelled nuclei (a few) weigh little against the painted ones.
@@ -106,16 +97,13 @@ class Segmentation(Application):
         sample.weight = weight
 
     def object_diameters(self, labels, settings):
-        from ..scale import object_diameters
+        from ..scale import object_diameters  # lazy: scale imports scipy (seconds); the dock imports this
 
         return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
 
     evaluate_columns = ("fg_iou", "object_f1", "ap", "precision", "recall", "true_objects", "predicted_objects")
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
-        from ..evaluate import segmentation_scores
-        from ..images import check_labels, read_image
-
         truth = check_labels(read_image(target), Path(target).name) if isinstance(target, (str, Path)) else target
         pred = predictor.predict(image)
         if pred.shape != truth.shape:
@@ -127,9 +115,6 @@ class Segmentation(Application):
         # Instances are what users count and judge: object F1 at IoU 0.5 per whole validation image.
         if not _instances(settings):
             return None
-        from ..evaluate import mean_scores, segmentation_scores
-        from ..predictor import PostProcess
-        from ..targets import IGNORE
 
         d = settings.data
         post = PostProcess(min_size=d.min_object_size, fill_holes=d.fill_holes, split_touching=d.split_touching)
@@ -149,7 +134,6 @@ class Segmentation(Application):
 
     def label_mode_guess(self, labels, settings):
         # Instance ids need no check: every value is an object, whatever the count.
-        from ..images import guess_label_mode
 
         return None if _instances(settings) else guess_label_mode(labels)
 
@@ -163,19 +147,19 @@ class Segmentation(Application):
 
     def score(self, cm, settings) -> float:
         if _instances(settings):
-            from ..metrics import foreground_confusion
 
             cm = foreground_confusion(cm)
         return super().score(cm, settings)
 
     # -- prediction ----------------------------------------------------------------------------
+    def decode(self, probs, settings, post):
+        return decode(probs, settings, post)
+
     def result(self, predictor, image, rgb=None, post=None, progress=None, name="image"):
         return predictor.predict(image, rgb=rgb, post=post, progress=progress, name=name)
 
     # -- training job folders -------------------------------------------------------------------
     def write_job_targets(self, items, folder, settings, names):
-        from ..job import image_file_array, labels_file_array, write_tiff
-
         out = {"images": "images", "masks": "masks"}
         for item in items:
             frames, stack = self._job_frames(item, settings)
@@ -197,27 +181,6 @@ class Segmentation(Application):
             raise DataError("The labels of the training set are empty: paint at least one object first.")
         return out
 
-    # -- export ---------------------------------------------------------------------------------
-    def output_channel_names(self, settings):
-        return list(INSTANCE_CLASS_NAMES) if _instances(settings) else list(settings.model.class_names)
-
-    def export_what(self, settings) -> str:
-        return ("objects (instances): each pixel's probability of background, object interior and object "
-                "boundary; napari-mia cuts touching objects apart along the boundaries") if _instances(settings) \
-            else "a class for every pixel"
-
-    def export_output_readme(self, settings, names):
-        lines = super().export_output_readme(settings, names)
-        if _instances(settings):
-            lines.append("Objects are made from these by napari-mia (watershed from the interiors); other tools "
-                         "can threshold the interior channel.")
-        return lines
-
-    def export_cover(self, ax, result, shown, settings) -> None:
-        masked = np.ma.masked_equal(shown, 0)
-        ax.imshow(masked % 20 if _instances(settings) else masked, cmap="tab20", alpha=0.6,
-                  interpolation="nearest")
-        ax.set_title("prediction")
 
 
 # A predicted object that matches no painted one is judged where at least this share of it lies on labelled
@@ -236,7 +199,6 @@ def partial_object_f1(pred: np.ndarray, truth: np.ndarray, known: np.ndarray) ->
     differently shaped object (a fragment of a painted nucleus, or one merged with its neighbour). One lying
     mostly on unlabelled pixels is not counted either way: it may be a nucleus nobody painted, and counting
     it false would teach the best-epoch choice to prefer models that miss objects."""
-    from ..evaluate import object_ious
 
     iou = object_ious(pred, truth)
     n_p, n_t = iou.shape
@@ -252,7 +214,6 @@ def partial_object_f1(pred: np.ndarray, truth: np.ndarray, known: np.ndarray) ->
 
 def _target_instances(target: np.ndarray) -> np.ndarray:
     """Instance ids back from an instance-mode target (interiors grown into their boundaries)."""
-    from ..targets import BACKGROUND, BOUNDARY, IGNORE, INTERIOR, decode_instances
 
     onehot = np.stack([(target == BACKGROUND) | (target == IGNORE), target == INTERIOR, target == BOUNDARY])
     return decode_instances(onehot.astype(np.float32))
@@ -260,9 +221,7 @@ def _target_instances(target: np.ndarray) -> np.ndarray:
 
 def decode(probs: np.ndarray, settings, post) -> np.ndarray:
     """(classes, H, W) probabilities -> label image, after the post-processing `post` (``Predictor.decode``)."""
-    from skimage.measure import label
-
-    from ..targets import decode_instances, fill_holes, remove_small
+    from skimage.measure import label  # lazy: seconds to import; the dock imports this module
 
     if _instances(settings):
         if post.split_touching:

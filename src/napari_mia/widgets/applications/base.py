@@ -167,7 +167,7 @@ class DockApplication:
             if pair in dock.prediction_pairs and dock.controls["sparse"].value:
                 # A corrected prediction says 0 = background: in a sparse set, only its reviewed regions (or the
                 # whole image) are labelled.
-                from ...engine.data import sparse_from_full
+                from ...engine.samples import sparse_from_full
 
                 target, region = sparse_from_full(target, region), None
             out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb), region))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from magicgui.widgets import CheckBox, Container, SpinBox
 
-from ...engine.data import check_pair_shape
+from ...engine.images import check_pair_shape
 from ...engine.errors import DataError
 from .._layers import is_kind
 from .base import DockApplication
@@ -55,7 +55,7 @@ class Segmentation(DockApplication):
         self.split_touching.value = d.split_touching
 
     def post_process(self):
-        from ...engine.predictor import PostProcess
+        from ...engine.targets import PostProcess
 
         return PostProcess(min_size=int(self.min_size.value), fill_holes=bool(self.fill_holes.value),
                            split_touching=bool(self.split_touching.value))
@@ -99,7 +99,7 @@ class Segmentation(DockApplication):
         labels = np.asarray(target.data)
         sparse = self.dock.controls["sparse"].value
         if not sparse:
-            from ...engine.data import label_one_as_background
+            from ...engine.samples import label_one_as_background
 
             message = label_one_as_background(labels if labels.ndim == 2 else labels[:16], name)
             if message:
@@ -169,7 +169,7 @@ class Segmentation(DockApplication):
     def _show_labelled(self) -> None:
         """How many pixels of the training set are labelled as what: with sparse labels or regions, what the
         model learns from (all of it otherwise)."""
-        from ...engine.data import labelled_counts
+        from ...engine.samples import labelled_counts
         from ...engine.errors import MiaError
 
         dock = self.dock
@@ -217,7 +217,7 @@ def _guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
 
     It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
     """
-    from ...engine.data import guess_label_mode
+    from ...engine.images import guess_label_mode
 
     labels = np.asarray(labels)
     if labels.ndim == 3 and len(labels) > 16:

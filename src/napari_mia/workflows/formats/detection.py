@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...engine.applications.base import write_csv
 from ...engine.applications.detection import sources_from_points
-from ...engine.detection import read_points_csv, score_detection
+from ...engine.applications.heatmaps import read_points_csv, score_detection
 from ...engine.errors import MiaError
 from ...engine.images import read_image
 from .base import PredictionWriter, TargetFiles

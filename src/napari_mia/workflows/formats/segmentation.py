@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...engine.data import sources_from_files
+from ...engine.task_data import sources_from_files
 from ...engine.errors import DataError, OutputError
 from ...engine.images import check_labels, guess_label_mode, pair_files, read_image
 from .base import PredictionWriter, TargetFiles

@@ -1,4 +1,4 @@
-"""Object detection from points, as MIA does it: the network regresses a map with a
+"""The maths of detection (``applications.detection``), as MIA does it: the network regresses a map with a
 gaussian bump on every object (width from *object size*, height *object
 intensity*), and prediction finds the map's peaks.
 
@@ -10,12 +10,16 @@ fly, per batch.
 
 from __future__ import annotations
 
+import csv
 import math
+from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .targets import IGNORE
+from ..errors import DataError
+from ..evaluate import match_points
+from ..images import list_images
+from ..targets import IGNORE
 
 
 def sigma_of(object_size: float) -> float:
@@ -62,7 +66,7 @@ def rescale_dots(dots: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _kernel(sigma: float, device):
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     r = max(1, math.ceil(3 * sigma))
     x = torch.arange(-r, r + 1, dtype=torch.float32, device=device)
@@ -71,8 +75,8 @@ def _kernel(sigma: float, device):
 
 def target_heatmap(dots, n_out: int, sigma: float, intensity: float):
     """(N, H, W) int dots (IGNORE where unsupervised) -> ((N, C, H, W) heatmap, (N, H, W) valid mask)."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: torch (the dock imports this before training)
+    import torch.nn.functional as F  # lazy: torch (the dock imports this before training)
 
     valid = dots != IGNORE
     onehot = torch.stack([(dots == c + 1) & valid for c in range(n_out)], 1).float()
@@ -89,7 +93,7 @@ def blob_classes(heat, intensity: float):
 
     Scored like segmentation (IoU, F1, ... of the bumps) while training.
     """
-    import torch
+    import torch  # lazy: torch (the dock imports this before training)
 
     top, idx = heat.max(1)
     return torch.where(top > intensity / 2, idx + 1, torch.zeros_like(idx))
@@ -101,7 +105,7 @@ def find_points(heat: np.ndarray, object_size: float, intensity: float, threshol
     A peak must stand `threshold` x `intensity` high and be at least half an
     object size from a higher one.
     """
-    from skimage.feature import peak_local_max
+    from skimage.feature import peak_local_max  # lazy: seconds to import; the dock imports this module
 
     out = []
     for c, channel in enumerate(heat):
@@ -112,26 +116,8 @@ def find_points(heat: np.ndarray, object_size: float, intensity: float, threshol
     return np.array(out, np.float64).reshape(-1, 4)
 
 
-def match_points(pred: np.ndarray, truth: np.ndarray, tolerance: float) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives): one-to-one matches closer than `tolerance`."""
-    from scipy.optimize import linear_sum_assignment
-    from scipy.spatial.distance import cdist
-
-    if len(pred) == 0 or len(truth) == 0:
-        return 0, len(pred), len(truth)
-    d = cdist(np.asarray(pred)[:, :2], np.asarray(truth)[:, :2])
-    rows, cols = linear_sum_assignment(np.where(d <= tolerance, d, 1e6))
-    tp = int((d[rows, cols] <= tolerance).sum())
-    return tp, len(pred) - tp, len(truth) - tp
-
-
 def read_points_csv(csv_path, images_dir) -> list:
     """A points CSV (name,y,x[,class]) and its images folder -> [(image path, (N, 3) y, x, class)]."""
-    import csv
-    from pathlib import Path
-
-    from .data import list_images
-
     csv_path = Path(csv_path)
     try:
         rows = list(csv.DictReader(csv_path.open(newline="")))
