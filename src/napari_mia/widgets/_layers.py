@@ -49,3 +49,27 @@ def region_mask(shapes, image, shape: tuple) -> np.ndarray:
     if not mask.any():
         raise DataError(f"None of the regions in '{shapes.name}' lies on '{image.name}': draw them over the image.")
     return np.broadcast_to(mask, shape) if len(shape) > 2 else mask
+
+
+def layer_names(layers, kind: str) -> list[str]:
+    return [layer.name for layer in layers if is_kind(layer, kind)]
+
+
+def target_choices(layers, kind: str) -> list[tuple[str, str]]:
+    """(shown text, layer name) for a Labels/Points combo: the model's own predictions last and marked,
+    so that a prediction is not taken for the user's labels without notice."""
+    layers = [layer for layer in layers if is_kind(layer, kind)]
+    drawn = [(layer.name, layer.name) for layer in layers if not is_prediction(layer)]
+    return drawn + [(f"{layer.name} (prediction)", layer.name) for layer in layers if is_prediction(layer)]
+
+
+def region_choices(layers) -> list[tuple[str, str | None]]:
+    return [("(whole image)", None)] + [(n, n) for n in layer_names(layers, "Shapes")]
+
+
+def refill(combo, choices) -> None:
+    """New `choices` for a combo box, keeping its value where it is still among them."""
+    current = combo.value
+    combo.choices = choices
+    if current in combo.choices:
+        combo.value = current
