@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import napari.layers
 import numpy as np
+
+from ..engine.errors import DataError
 
 
 def is_kind(layer, kind: str) -> bool:
     """Whether a layer is an Image / Labels / Points layer. isinstance, not the type's name: a dock opened by
     `add_plugin_dock_widget` gets napari's PublicOnlyProxy layers, whose type is the proxy."""
-    import napari.layers
-
     return isinstance(layer, getattr(napari.layers, kind))
 
 
@@ -19,8 +22,6 @@ def is_prediction(layer) -> bool:
 
 
 def digest(data) -> str:
-    import hashlib
-
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
 
 
@@ -30,10 +31,6 @@ def region_mask(shapes, image, shape: tuple) -> np.ndarray:
     The shapes are drawn in world coordinates: brought into `image`'s pixels first, so that an image with a
     scale (micrometres) or a shift gets the regions where they are seen. A 2D Shapes layer over a stack marks
     every frame. Raises DataError when no region lies on the image."""
-    import napari.layers
-
-    from ..engine.errors import DataError
-
     if not len(shapes.data):
         raise DataError(f"'{shapes.name}' holds no shapes: draw a rectangle or polygon around the part you "
                         "labelled completely, or choose '(whole image)'.")

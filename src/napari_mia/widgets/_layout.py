@@ -1,4 +1,4 @@
-"""How the Train Model dock is laid out, and where the Training Data dock goes (issue #13).
+"""How the Train Model dock is laid out, and where the Training Data dock goes.
 
 - The settings sections scroll; the actions (Start/Stop/Resume, Predict, Add prediction,
   Reset/Save/Load, the status line) are pinned below the scroll area, so they stay in reach
@@ -31,7 +31,7 @@ MAX_MIN_WIDTH = 460
 MIN_SCROLL_HEIGHT = 60
 # The Train Model dock's share of the column when the Training Data dock opens below it.
 TRAIN_SHARE = 0.5
-# How the training-set list joins an image and its labels (training.py's pair texts).
+# How the training-set list joins an image and its labels (the Data section's pair texts, sections/data.py).
 PAIR_ARROW = "  ←  "
 # A message among the pinned actions (the status line) shows this many lines at most; a longer one scrolls.
 PINNED_LINES = 3
@@ -141,7 +141,7 @@ class _LinesScroll(QScrollArea):
 
 class _SettingsScroll(QScrollArea):
     """Asks for the width its controls need once styled (napari's stylesheet comes when docked, so a width
-    measured in __init__ is too small and clipped the dock), never more: long texts no longer widen them."""
+    measured in __init__ would be too small and clip the dock), never more: long texts do not widen them."""
 
     def minimumSizeHint(self):  # noqa: N802 - Qt's name
         hint = super().minimumSizeHint()

@@ -19,6 +19,8 @@ says that the curves will appear there.
 
 from __future__ import annotations
 
+import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +31,9 @@ from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from ..engine.errors import MiaError
+from ..engine.events import IterationEnd, TrainingStarted
+from ._layout import wrap
+from ._messages import notify
 from ._session import TRAINING, session_for
 
 REDRAW_MS = 300
@@ -46,14 +51,12 @@ FIGURE_PARTS = frozenset({"figure", "canvas", "ax_loss", "ax_metric", "ax_val_lo
 def preload() -> None:
     """Import matplotlib's parts the plot uses in a thread of its own (at Start, while torch loads), so that
     the Training Data dock finds them imported."""
-    import sys
-    import threading
-
     if "matplotlib.backends.backend_agg" not in sys.modules:
         threading.Thread(target=_import_matplotlib, name="napari-mia-plot-import", daemon=True).start()
 
 
 def _import_matplotlib():
+    # matplotlib: seconds to import, so in a thread of its own, never while the dock opens
     import matplotlib.backends.backend_agg  # noqa: F401
     import matplotlib.figure  # noqa: F401
     import matplotlib.ticker  # noqa: F401
@@ -88,8 +91,6 @@ class TrainingPlotWidget(QWidget):
         self.save_button = PushButton(text="Save record", tooltip="Write every logged value (CSV) and this plot (PNG).")
         buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
                             labels=False)
-        from ._layout import wrap
-
         wrap(self.info)  # the best epoch's score lengthens it: it must not widen the docks' column (window)
         lay = QVBoxLayout(self)
         lay.addWidget(self.view, stretch=1)
@@ -232,8 +233,6 @@ class TrainingPlotWidget(QWidget):
             self.metric_legend.set_visible(False)
 
     def _on_event(self, ev):
-        from ..engine.events import IterationEnd, TrainingStarted
-
         self._dirty = True
         if isinstance(ev, TrainingStarted):
             self._label_axes()
@@ -382,8 +381,6 @@ class TrainingPlotWidget(QWidget):
 
     def save_record(self, path) -> tuple[Path, Path] | None:
         """Write the CSV and, beside it, a PNG of the plot."""
-        from ._messages import notify
-
         path = Path(path)
         try:
             csv = self.session.record.write_csv(path)
