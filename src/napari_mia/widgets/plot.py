@@ -19,12 +19,11 @@ says that the curves will appear there.
 
 from __future__ import annotations
 
-import sys
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from napari.utils.theme import get_theme
 from magicgui.widgets import Container, Label, PushButton
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
@@ -46,20 +45,6 @@ NO_ITERATIONS = "Per-iteration values are not kept in the model file:\nthe epoch
 FIGURE_PARTS = frozenset({"figure", "canvas", "ax_loss", "ax_metric", "ax_val_loss", "ax_val_metric", "lines",
                           "best_markers", "legend", "metric_legend", "placeholder", "iteration_note",
                           "_grid_2x2", "_grid_1x2"})
-
-
-def preload() -> None:
-    """Import matplotlib's parts the plot uses in a thread of its own (at Start, while torch loads), so that
-    the Training Data dock finds them imported."""
-    if "matplotlib.backends.backend_agg" not in sys.modules:
-        threading.Thread(target=_import_matplotlib, name="napari-mia-plot-import", daemon=True).start()
-
-
-def _import_matplotlib():
-    # matplotlib: seconds to import, so in a thread of its own, never while the dock opens
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import matplotlib.ticker  # noqa: F401
 
 
 class TrainingPlotWidget(QWidget):
@@ -187,8 +172,6 @@ class TrainingPlotWidget(QWidget):
     def theme_colours(self) -> dict:
         """The figure's colours from the viewer's theme: the dock's background, its text, and line colours
         that read on it (matplotlib's defaults on a light theme, lighter ones on a dark one)."""
-        from napari.utils.theme import get_theme
-
         theme = get_theme(self.viewer.theme)
         bg = theme.background.as_hex()
         r, g, b = (int(bg[i:i + 2], 16) for i in (1, 3, 5))
