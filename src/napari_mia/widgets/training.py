@@ -51,9 +51,9 @@ LENT = {
                    "estimate_diameter", "evaluate", ("section_options", "prediction_section_options")),
     "settings": (("read", "read_settings"), ("write", "write_settings"), ("reset", "reset_settings"),
                  ("remember", "remember_settings"), ("apply_kept", "apply_kept_settings")),
-    "actions": ("start_button", "stop_button", "resume_button", "reset_button", "save_button", "load_button",
-                "predict_combo", "predict_button", "predict_all_button", "add_prediction_button", "start",
-                "save_model", "load_model", "predict", "predict_all", "add_prediction"),
+    "pinned": ("start_button", "stop_button", "resume_button", "reset_button", "save_button", "load_button",
+               "predict_combo", "predict_button", "predict_all_button", "add_prediction_button", "start",
+               "save_model", "load_model", "predict", "predict_all", "add_prediction"),
 }
 
 
@@ -89,17 +89,18 @@ class TrainingWidget(QWidget):
                                       open_plot=lambda: self.open_plot_dock())
         self.model = ModelSection(session, self.controls, self.status, self.elsewhere.elsewhere_row)
         self.prediction = PredictionSection(viewer, session, self.data, self.status, self._notify,
-                                            chosen_image=lambda: self.actions.predict_combo.value,
+                                            chosen_image=lambda: self.pinned.predict_combo.value,
                                             model_app=self._model_app,
                                             apply_kept=lambda: self.apply_kept_settings(),
                                             closed=lambda: self._closed)
         self.settings = DockSettings(session, self.controls, self.data, self.prediction, self.status)
-        self.actions = ActionsSection(self, viewer, session, self.data, self.prediction, self.settings,
-                                      self.status, self._notify, loaded=self._model_loaded,
-                                      model_app=self._model_app, closed=lambda: self._closed)
-        self.progress = self.actions.progress = TrainingProgress(
+        # The actions, pinned below the sections (not `actions`: QWidget.actions() is Qt's).
+        self.pinned = ActionsSection(self, viewer, session, self.data, self.prediction, self.settings,
+                                     self.status, self._notify, loaded=self._model_loaded,
+                                     model_app=self._model_app, closed=lambda: self._closed)
+        self.progress = self.pinned.progress = TrainingProgress(
             self.status, self.model.device_label, open_plot=lambda: self.open_plot_dock(),
-            model_made=lambda: self._update_buttons(), preview=self.actions.on_prediction)
+            model_made=lambda: self._update_buttons(), preview=self.pinned.on_prediction)
         for name in LENT:
             if name != "data":
                 self._lend(name)
@@ -115,15 +116,15 @@ class TrainingWidget(QWidget):
         self.scroll = build_dock(self, [("Data", self.data.box, True), *self._data_sections, *self.model.sections(),
                                         ("Prediction", self.prediction.box, True),
                                         *(s for a in self.apps.values() for s in a.prediction_sections())],
-                                 self.actions.box, wrapped=[self.status, self.classes_label, self.device_label,
+                                 self.pinned.box, wrapped=[self.status, self.classes_label, self.device_label,
                                                             self.labelled_label])
         caption_out_of_the_toasts(self.viewer)
         # widgets that must not change while a training runs
-        self._locked = [*self.data.locked, *self.actions.locked, *self.model.locked, *self.elsewhere.locked]
+        self._locked = [*self.data.locked, *self.pinned.locked, *self.model.locked, *self.elsewhere.locked]
 
     def _wire(self) -> None:
         self.data.connect()
-        self.actions.connect(start=self.start, predict=self.predict, predict_all=self.predict_all,
+        self.pinned.connect(start=self.start, predict=self.predict, predict_all=self.predict_all,
                              add_prediction=self.add_prediction)
         self.defaults_button.changed.connect(self.reset_settings)
         self.export_button.changed.connect(lambda *_: export_dialog(self))
@@ -137,7 +138,7 @@ class TrainingWidget(QWidget):
         self.session.connect_widget(self, [(self.session.state_changed, self._update_buttons),
                                            (self.session.event, self._on_event),
                                            (self.session.failed, self._show_failure),
-                                           (self.session.predict_progress, self.actions.on_predict_progress)])
+                                           (self.session.predict_progress, self.pinned.on_predict_progress)])
         # Closing the viewer (or this dock) stops the training: nothing would show its progress.
         session, apps = self.session, list(self.apps.values())
 
@@ -272,7 +273,7 @@ class TrainingWidget(QWidget):
         self.data.update_validation()  # the Validation split stays off while pairs are marked
         for section in self._data_sections:  # the adapters' training data, e.g. the class table
             section[1].setEnabled(not running and self.session.state == IDLE)
-        self.actions.update_buttons()
+        self.pinned.update_buttons()
         self.model.lock(running)
         self.application.enabled = not running and not self.session.has_model
 
