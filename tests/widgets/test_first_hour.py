@@ -58,7 +58,7 @@ def test_predict_works_during_the_first_run_and_the_status_follows_it(widget, nu
 
 def test_the_status_line_says_how_long_the_rest_of_the_run_takes(widget, monkeypatch):
     """Measured from the run's steps after its first (which carries the start-up), not promised."""
-    import napari_mia.widgets._actions as actions
+    import napari_mia.widgets.sections.progress as actions
     from napari_mia.engine.events import TrainingStarted
 
     now = [100.0]

@@ -34,11 +34,20 @@ def _give_model(widget, diameter=18.0):
 
 @pytest.fixture
 def predictor_calls(monkeypatch):
-    """The options every predictor of the dock is made with."""
+    """The options every predictor of the dock is made with, and whether its weights were a snapshot (a copy
+    taken while training runs)."""
+    from napari_mia.engine.trained_model import TrainedModel
     from napari_mia.engine.trainer import Trainer
 
-    calls, original = [], Trainer.predictor
-    monkeypatch.setattr(Trainer, "predictor", lambda self, **kw: calls.append(kw) or original(self, **kw))
+    calls, snapshots, original, snapshot = [], [], TrainedModel.predictor, Trainer.snapshot
+    monkeypatch.setattr(Trainer, "snapshot", lambda self: snapshots.append(1) or snapshot(self))
+
+    def predictor(self, **kw):
+        calls.append({"snapshot": bool(snapshots), **kw})
+        snapshots.clear()
+        return original(self, **kw)
+
+    monkeypatch.setattr(TrainedModel, "predictor", predictor)
     return calls
 
 

@@ -68,7 +68,7 @@ def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer,
 
     # Reset asks for confirmation: answer yes
     from qtpy.QtWidgets import QMessageBox
-    import napari_mia.widgets.training as tw
+    import napari_mia.widgets.sections.actions as tw
 
     orig = tw.QMessageBox.question
     tw.QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.Yes)

@@ -1,4 +1,4 @@
-"""An image layer as a model of N channels reads it, in the Train Model dock (issue #16, many channels).
+"""An image layer as a model of N channels reads it, in the Train Model dock.
 
 napari shows a multi-channel image either as one layer that holds every channel (a (C, Y, X) TIFF opened as it
 is, with a slider over the channels) or as one layer per channel (``add_image(..., channel_axis=0)``, and the

@@ -7,6 +7,9 @@ A control's name is the setting's field name, so reading and writing a whole
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+
+from magicgui.widgets import create_widget
 
 from ..engine import settings as S
 from ..engine.models import COMMON_ENCODERS
@@ -187,8 +190,6 @@ def _default(field: str):
 
 
 def make_control(field: str):
-    from magicgui.widgets import create_widget
-
     label, tip, options = SPECS[field]
     options = dict(options)
     widget_type = options.pop("widget_type", None)
@@ -220,8 +221,6 @@ def to_value(field: str, widget):
             raise S.SettingsError(f"Class weights must be numbers separated by commas, got '{text}'.") from e
     if field == "weights_path":
         # an empty FileEdit reads as the current folder
-        from pathlib import Path
-
         text = str(v) if v else ""
         return text if text and not Path(text).is_dir() else None
     if isinstance(v, tuple):

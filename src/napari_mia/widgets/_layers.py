@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import napari.layers
 import numpy as np
+
+from ..engine.errors import DataError
 
 
 def is_kind(layer, kind: str) -> bool:
     """Whether a layer is an Image / Labels / Points layer. isinstance, not the type's name: a dock opened by
     `add_plugin_dock_widget` gets napari's PublicOnlyProxy layers, whose type is the proxy."""
-    import napari.layers
-
     return isinstance(layer, getattr(napari.layers, kind))
 
 
@@ -19,8 +22,6 @@ def is_prediction(layer) -> bool:
 
 
 def digest(data) -> str:
-    import hashlib
-
     return hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).hexdigest()
 
 
@@ -30,10 +31,6 @@ def region_mask(shapes, image, shape: tuple) -> np.ndarray:
     The shapes are drawn in world coordinates: brought into `image`'s pixels first, so that an image with a
     scale (micrometres) or a shift gets the regions where they are seen. A 2D Shapes layer over a stack marks
     every frame. Raises DataError when no region lies on the image."""
-    import napari.layers
-
-    from ..engine.errors import DataError
-
     if not len(shapes.data):
         raise DataError(f"'{shapes.name}' holds no shapes: draw a rectangle or polygon around the part you "
                         "labelled completely, or choose '(whole image)'.")
@@ -49,3 +46,27 @@ def region_mask(shapes, image, shape: tuple) -> np.ndarray:
     if not mask.any():
         raise DataError(f"None of the regions in '{shapes.name}' lies on '{image.name}': draw them over the image.")
     return np.broadcast_to(mask, shape) if len(shape) > 2 else mask
+
+
+def layer_names(layers, kind: str) -> list[str]:
+    return [layer.name for layer in layers if is_kind(layer, kind)]
+
+
+def target_choices(layers, kind: str) -> list[tuple[str, str]]:
+    """(shown text, layer name) for a Labels/Points combo: the model's own predictions last and marked,
+    so that a prediction is not taken for the user's labels without notice."""
+    layers = [layer for layer in layers if is_kind(layer, kind)]
+    drawn = [(layer.name, layer.name) for layer in layers if not is_prediction(layer)]
+    return drawn + [(f"{layer.name} (prediction)", layer.name) for layer in layers if is_prediction(layer)]
+
+
+def region_choices(layers) -> list[tuple[str, str | None]]:
+    return [("(whole image)", None)] + [(n, n) for n in layer_names(layers, "Shapes")]
+
+
+def refill(combo, choices) -> None:
+    """New `choices` for a combo box, keeping its value where it is still among them."""
+    current = combo.value
+    combo.choices = choices
+    if current in combo.choices:
+        combo.value = current

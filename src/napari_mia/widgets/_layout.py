@@ -1,4 +1,4 @@
-"""How the Train Model dock is laid out, and where the Training Data dock goes (issue #13).
+"""How the Train Model dock is laid out, and where the Training Data dock goes.
 
 - The settings sections scroll; the actions (Start/Stop/Resume, Predict, Add prediction,
   Reset/Save/Load, the status line) are pinned below the scroll area, so they stay in reach
@@ -17,9 +17,9 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import QEvent, QObject, Qt
-from qtpy.QtWidgets import (QApplication, QComboBox, QFrame, QLabel, QLayout, QListView, QMainWindow, QScrollArea,
-                            QSizePolicy, QStyle, QStyledItemDelegate, QStyleOptionComboBox,
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
+from qtpy.QtWidgets import (QApplication, QComboBox, QDockWidget, QFrame, QLabel, QLayout, QListView, QMainWindow, QScrollArea,
+                            QSizePolicy, QStatusBar, QStyle, QStyledItemDelegate, QStyleOptionComboBox,
                             QStylePainter, QToolTip, QVBoxLayout, QWidget)
 from superqt import QCollapsible
 
@@ -31,7 +31,7 @@ MAX_MIN_WIDTH = 460
 MIN_SCROLL_HEIGHT = 60
 # The Train Model dock's share of the column when the Training Data dock opens below it.
 TRAIN_SHARE = 0.5
-# How the training-set list joins an image and its labels (training.py's pair texts).
+# How the training-set list joins an image and its labels (the Data section's pair texts, sections/data.py).
 PAIR_ARROW = "  ←  "
 # A message among the pinned actions (the status line) shows this many lines at most; a longer one scrolls.
 PINNED_LINES = 3
@@ -141,7 +141,7 @@ class _LinesScroll(QScrollArea):
 
 class _SettingsScroll(QScrollArea):
     """Asks for the width its controls need once styled (napari's stylesheet comes when docked, so a width
-    measured in __init__ is too small and clipped the dock), never more: long texts no longer widen them."""
+    measured in __init__ would be too small and clip the dock), never more: long texts do not widen them."""
 
     def minimumSizeHint(self):  # noqa: N802 - Qt's name
         hint = super().minimumSizeHint()
@@ -316,8 +316,6 @@ def dock_beside(viewer, train_widget: QWidget, plot: QWidget, name: str = "Train
 
 def _column(dock) -> list:
     """The other docks shown in `dock`'s area of the main window, tabs of one place counted once."""
-    from qtpy.QtWidgets import QDockWidget
-
     window = dock.window()
     if not isinstance(window, QMainWindow) or dock.isFloating():
         return []
@@ -338,8 +336,6 @@ def place_in_column(widget: QWidget, wanted: int) -> None:
     other docks' minimum heights): a tab of the column's lowest other dock instead, shown. Its widget asks for
     hardly any height meanwhile, so that stacking it did not grow the window. The room is reckoned from the
     window, whose layout may not have given the new dock its place yet."""
-    from qtpy.QtWidgets import QStatusBar
-
     dock = _dock_of(widget)
     if dock is None or dock.isFloating():
         return
@@ -360,8 +356,6 @@ def place_in_column(widget: QWidget, wanted: int) -> None:
     need = sum(d.minimumSizeHint().height() + gap for d in others) + title + wanted
     below = max(others, key=lambda d: d.mapTo(window, d.rect().topLeft()).y())
     if need <= column:  # stacked: it shares the lowest dock's place, rather than the sliver napari gave it
-        from qtpy.QtCore import QTimer
-
         def share():  # once the window has laid the dock out at its height
             try:
                 half = (below.height() + dock.height()) // 2
@@ -376,8 +370,6 @@ def place_in_column(widget: QWidget, wanted: int) -> None:
 
 
 def _dock_of(widget: QWidget):
-    from qtpy.QtWidgets import QDockWidget
-
     parent = widget.parent()
     while parent is not None and not isinstance(parent, QDockWidget):
         parent = parent.parent()

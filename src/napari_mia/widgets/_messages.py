@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from napari.utils import notifications
+
 LONG = 32  # a word longer than this is shortened in a toast
 KEEP = 13  # characters kept at each end of it
 
@@ -21,6 +23,4 @@ def toast_text(message: str) -> str:
 
 def notify(message: str, level: str = "warning") -> None:
     """Show `message` as napari's warning (or "error", "info") toast, from napari-mia."""
-    from napari.utils import notifications
-
     getattr(notifications, f"show_{level}")(f"napari-mia: {toast_text(message)}")

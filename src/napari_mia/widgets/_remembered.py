@@ -1,4 +1,4 @@
-"""The Train Model dock's settings, remembered between napari sessions (issue #16, part 5).
+"""The Train Model dock's settings, remembered between napari sessions.
 
 Two files in the user's configuration folder (``platformdirs``' user config dir, e.g.
 ``~/.config/napari-mia`` on Linux; ``$NAPARI_MIA_CONFIG_DIR`` instead when set, as the tests do):
@@ -18,6 +18,8 @@ import logging
 import os
 from pathlib import Path
 
+from platformdirs import user_config_dir
+
 from ..engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,6 @@ def config_dir() -> Path:
     """Where the remembered settings live: $NAPARI_MIA_CONFIG_DIR, else the user's config folder."""
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
-    from platformdirs import user_config_dir
-
     return Path(user_config_dir("napari-mia", appauthor=False))
 
 

@@ -12,11 +12,21 @@ import logging
 import weakref
 from typing import Callable
 
+from napari.qt.threading import create_worker
+from napari.utils import progress
 from psygnal import Signal
+from qtpy.QtCore import QObject, Signal as QtSignal
 
+from .._llvm import keep_triton_out_if_llvm_loaded
+from ..engine.task_data import sources_for_task
 from ..engine.errors import MiaError
+from ..engine.events import IterationEnd, PlanMade, TrainingFinished, TrainingStarted
+from ..engine.modelfile import check_file
 from ..engine.record import TrainingRecord
 from ..engine.settings import Settings
+from ._messages import notify
+from ._preload import preload
+from .applications import adapter_for
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +35,8 @@ IDLE, TRAINING, PREDICTING, LOADING = "idle", "training", "predicting", "loading
 
 def import_engine_libraries() -> None:
     """Import torch and friends when first needed, triton kept out first where it would crash (see `_llvm`)."""
-    from .._llvm import keep_triton_out_if_llvm_loaded
-
     keep_triton_out_if_llvm_loaded()
+    # torch and the libraries on it take seconds to import: called in the workers, never as the dock opens
     import albumentations  # noqa: F401
     import segmentation_models_pytorch  # noqa: F401
     import torch  # noqa: F401
@@ -46,8 +55,6 @@ def explain(error: BaseException) -> str:
 def _relay():
     """A Qt signal made on the main thread: emitted from a worker thread, its slots run on the main thread
     (Qt queues a signal that crosses threads), in order with the worker's own signals."""
-    from qtpy.QtCore import QObject, Signal as QtSignal
-
     class Relay(QObject):
         sent = QtSignal(object)
 
@@ -106,11 +113,7 @@ class TrainingSession:
         if self.busy:
             self._fail("Training is already running. Stop it first.")
             return False
-        from .._llvm import keep_triton_out_if_llvm_loaded
-
         keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
-        from .plot import preload
-
         preload()  # matplotlib for the Training Data dock, imported beside torch rather than on the main thread
         if self.trainer is not None:
             self.trainer.settings = settings.copy()
@@ -130,8 +133,6 @@ class TrainingSession:
             trainer = self.trainer
             if self._stop_requested:  # Stop pressed while the libraries were loading
                 return
-            from ..engine.task_data import sources_for_task
-
             sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items],
                                        regions=[it[5] if len(it) > 5 else None for it in items])
             held_out = None if val is None else sources_for_task(
@@ -175,7 +176,7 @@ class TrainingSession:
         messages name the image, the key if not given); `done(key, result)`
         runs on the main thread as each finishes (see `Predictor.result`). During training it uses a snapshot
         of the weights. Progress goes to a napari progress bar, tile by tile, and to `predict_progress`.
-        `options`: the predictor's `diameter` and `tta` (``Trainer.predictor``); the objects' diameter used
+        `options`: the predictor's `diameter` and `tta` (``TrainedModel.predictor``); the objects' diameter used
         for each key is in `diameters[key]` when `done` runs (None: the model's own scale)."""
         if not self.has_model:
             self._fail("There is no model yet: train or load one first.")
@@ -186,8 +187,6 @@ class TrainingSession:
         if self.state == LOADING:
             self._fail("Please wait: napari-mia is still loading.")
             return False
-        from .._llvm import keep_triton_out_if_llvm_loaded
-
         keep_triton_out_if_llvm_loaded()  # on the main thread, before the worker imports torch
         trainer = self.trainer
         snapshot = self.state == TRAINING
@@ -205,8 +204,6 @@ class TrainingSession:
                 relay.sent.emit((key, k, len(jobs), 0, 0))  # "Predicting <name>" before its first tile
                 result = _result(predictor, image, rgb, post, tile, name[0] if name else str(key))
                 yield key, result, predictor.last_diameter
-
-        from napari.utils import progress
 
         bar = progress(total=0, desc="napari-mia prediction")
 
@@ -251,8 +248,6 @@ class TrainingSession:
         if self.busy:
             self._fail("Please wait for the training or prediction to finish (or stop it) first.")
             return False
-        from .._llvm import keep_triton_out_if_llvm_loaded
-
         keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
 
         def run():
@@ -280,8 +275,6 @@ class TrainingSession:
         if self.busy:
             self._fail("Stop the training before loading a model.")
             return False
-        from ..engine.modelfile import check_file
-
         try:  # what is plainly not a model is refused now, before torch is imported (seconds)
             check_file(path)
         except MiaError as e:
@@ -290,7 +283,7 @@ class TrainingSession:
 
         def work():
             import_engine_libraries()
-            from ..engine.trainer import Trainer
+            from ..engine.trainer import Trainer  # torch: imported in the worker, the viewer stays live
 
             return Trainer.load(path)
 
@@ -306,8 +299,6 @@ class TrainingSession:
     # -- worker plumbing ------------------------------------------------------
     def _create_worker(self, gen_func, on_yielded: Callable, on_finished: Callable):
         """A napari worker whose signals reach the main thread in order; failures become messages."""
-        from napari.qt.threading import create_worker
-
         # Handlers given at creation: superqt re-raises errors in the event loop
         # (a traceback dialog in napari) unless `errored` is connected there.
         return create_worker(gen_func, _start_thread=False, _connect={
@@ -370,14 +361,10 @@ class TrainingSession:
         widget.destroyed.connect(teardown)
 
     def _on_event(self, ev) -> None:
-        from ..engine.events import IterationEnd, PlanMade, TrainingFinished, TrainingStarted
-
         self.record.add(ev)
         self.last_event = ev
         if isinstance(ev, TrainingStarted):
             self._close_progress()
-            from napari.utils import progress
-
             total = (ev.epochs - ev.start_epoch) * ev.steps_per_epoch
             self._progress = progress(total=total, desc="napari-mia training")
         elif isinstance(ev, PlanMade) and ev.timed and self._progress is not None:
@@ -401,18 +388,16 @@ class TrainingSession:
     def _fail(self, message: str, error: BaseException | None = None) -> None:
         if error is not None and not isinstance(error, MiaError):
             log.error("napari-mia worker failed", exc_info=error)
-        from ._messages import notify
-
         notify(message, "error")
         self.failures += 1
         self.failed.emit(message)
 
 
 def _predictor(trainer, settings, snapshot: bool, diameter=None, tta: bool = False):
-    """The trainer's predictor (normalisation settled); a copy of the weights while training goes on."""
-    predictor = trainer.predictor(snapshot=snapshot, diameter=diameter, tta=tta)
-    predictor.settings = settings
-    return predictor
+    """A predictor of the trainer's model handle (normalisation settled; a copy of the weights while training
+    goes on) under the dock's `settings` as they were when Predict was pressed."""
+    model = trainer.snapshot() if snapshot else trainer.trained_model()
+    return model.with_settings(settings).predictor(diameter=diameter, tta=tta)
 
 
 def _result(predictor, image, rgb, post, tile: Callable, name: str = "image"):
@@ -423,8 +408,6 @@ def _result(predictor, image, rgb, post, tile: Callable, name: str = "image"):
 def _calibrated(trainer, events):
     """A run's events; after them the application finishes the model (detection: its peak threshold from
     the training images)."""
-    from .applications import adapter_for
-
     yield from events
     adapter_for(trainer.settings.model.task).after_training(trainer)
 

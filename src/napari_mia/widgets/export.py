@@ -10,6 +10,8 @@ import types
 from pathlib import Path
 
 import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import QFileDialog
 
 from ._session import TRAINING, explain
 
@@ -26,8 +28,6 @@ def _test_image(widget):
 
 
 def export_dialog(widget, *_) -> None:
-    from qtpy.QtWidgets import QFileDialog
-
     path, _ = QFileDialog.getSaveFileName(widget, "Export model (bioimage.io)", "model.zip",
                                           "bioimage.io package (*.zip)")
     if path:
@@ -61,6 +61,7 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
                                      history=list(t.history), data_size=t.data_size, device=None)
 
     def run():
+        # bioimage.io's libraries load with the export: in the worker, not when the dock opens
         from ..engine.export import export_package
 
         if not best:
@@ -81,8 +82,6 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
             failed(e)
             return False
         return True
-    from napari.qt.threading import create_worker
-
     worker = create_worker(run)
     worker.returned.connect(done)
     worker.errored.connect(failed)

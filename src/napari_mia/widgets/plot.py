@@ -23,12 +23,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from napari.utils.theme import get_theme
 from magicgui.widgets import Container, Label, PushButton
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from ..engine.errors import MiaError
+from ..engine.events import IterationEnd, TrainingStarted
+from ._layout import wrap
+from ._messages import notify
 from ._session import TRAINING, session_for
 
 REDRAW_MS = 300
@@ -41,22 +45,6 @@ NO_ITERATIONS = "Per-iteration values are not kept in the model file:\nthe epoch
 FIGURE_PARTS = frozenset({"figure", "canvas", "ax_loss", "ax_metric", "ax_val_loss", "ax_val_metric", "lines",
                           "best_markers", "legend", "metric_legend", "placeholder", "iteration_note",
                           "_grid_2x2", "_grid_1x2"})
-
-
-def preload() -> None:
-    """Import matplotlib's parts the plot uses in a thread of its own (at Start, while torch loads), so that
-    the Training Data dock finds them imported."""
-    import sys
-    import threading
-
-    if "matplotlib.backends.backend_agg" not in sys.modules:
-        threading.Thread(target=_import_matplotlib, name="napari-mia-plot-import", daemon=True).start()
-
-
-def _import_matplotlib():
-    import matplotlib.backends.backend_agg  # noqa: F401
-    import matplotlib.figure  # noqa: F401
-    import matplotlib.ticker  # noqa: F401
 
 
 class TrainingPlotWidget(QWidget):
@@ -88,8 +76,6 @@ class TrainingPlotWidget(QWidget):
         self.save_button = PushButton(text="Save record", tooltip="Write every logged value (CSV) and this plot (PNG).")
         buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
                             labels=False)
-        from ._layout import wrap
-
         wrap(self.info)  # the best epoch's score lengthens it: it must not widen the docks' column (window)
         lay = QVBoxLayout(self)
         lay.addWidget(self.view, stretch=1)
@@ -186,8 +172,6 @@ class TrainingPlotWidget(QWidget):
     def theme_colours(self) -> dict:
         """The figure's colours from the viewer's theme: the dock's background, its text, and line colours
         that read on it (matplotlib's defaults on a light theme, lighter ones on a dark one)."""
-        from napari.utils.theme import get_theme
-
         theme = get_theme(self.viewer.theme)
         bg = theme.background.as_hex()
         r, g, b = (int(bg[i:i + 2], 16) for i in (1, 3, 5))
@@ -232,8 +216,6 @@ class TrainingPlotWidget(QWidget):
             self.metric_legend.set_visible(False)
 
     def _on_event(self, ev):
-        from ..engine.events import IterationEnd, TrainingStarted
-
         self._dirty = True
         if isinstance(ev, TrainingStarted):
             self._label_axes()
@@ -382,8 +364,6 @@ class TrainingPlotWidget(QWidget):
 
     def save_record(self, path) -> tuple[Path, Path] | None:
         """Write the CSV and, beside it, a PNG of the plot."""
-        from ._messages import notify
-
         path = Path(path)
         try:
             csv = self.session.record.write_csv(path)

@@ -10,12 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import napari.layers as L
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FloatSpinBox, Label, PushButton
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ..engine.errors import MiaError
+from ..engine.measure import count_objects, count_points, measure_objects, unit_suffix, write_table
+from ._layout import build_scrolling, place_in_column
+from ._messages import notify
 from ._session import session_for
+from .classes import ClassTable
 
 if TYPE_CHECKING:
     import napari
@@ -77,8 +83,6 @@ class ResultsWidget(QWidget):
         lay.addWidget(self.table, stretch=1)
         actions = Container(widgets=[Container(widgets=[self.measure_button, self.save_button, self.save_all_button],
                                                layout="horizontal", labels=False), self.summary])
-        from ._layout import build_scrolling
-
         self.scroll = build_scrolling(self, inner, actions, wrapped=[self.summary])
         # Docked by napari below the docks already in the column: asking for its height there could grow the
         # window past the screen. It asks for none until it is placed (``showEvent``), as a tab where the column
@@ -118,8 +122,6 @@ class ResultsWidget(QWidget):
     def _place(self) -> None:
         """Once docked: a tab beside the column's lowest dock if its own place is too low for its controls; from
         then on it asks for the height they need."""
-        from ._layout import place_in_column
-
         try:
             # its controls, with room for the summary's longer texts (a measured layer's counts)
             wanted = self.layout().totalMinimumSize().height() + 2 * self.fontMetrics().lineSpacing()
@@ -129,16 +131,12 @@ class ResultsWidget(QWidget):
             pass
 
     def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
-        from qtpy.QtCore import QEvent
-
         if obj is self.layer_combo.native and event.type() == QEvent.MouseButtonPress:
             self._refresh()
         return super().eventFilter(obj, event)
 
     # -- layers -----------------------------------------------------------------------
     def _names(self, *kinds) -> list[str]:
-        import napari.layers as L
-
         classes = tuple(getattr(L, k) for k in kinds)
         # isinstance, not type(...).__name__: a plugin dock is handed proxies of the layers
         return [layer.name for layer in self.viewer.layers if isinstance(layer, classes)]
@@ -161,8 +159,6 @@ class ResultsWidget(QWidget):
     def _on_inserted(self, event):
         """The Train Model dock marks its prediction layers just after adding them: fill the controls from
         a new layer once more, when the metadata is there."""
-        from qtpy.QtCore import QTimer
-
         name = event.value.name
 
         def refill():
@@ -189,8 +185,6 @@ class ResultsWidget(QWidget):
             image = same[0] if same else NONE
         self.image_combo.value = image
         self.mode.value = CLASSES if self._model_value(layer, "label_mode") == "classes" else OBJECTS
-        from ..engine.measure import unit_suffix
-
         self.pixel_size.value = float(layer.scale[-1])
         self._filled_size = self.pixel_size.value
         unit = unit_suffix(layer.units[-1]) if hasattr(layer, "units") else "px"
@@ -219,8 +213,6 @@ class ResultsWidget(QWidget):
 
     def class_table(self):
         """The Train Model dock's class table, if one is docked in this viewer (found among the docks)."""
-        from .classes import ClassTable
-
         try:
             docks = list(self.viewer.window.dock_widgets.values())
         except (AttributeError, RuntimeError):
@@ -244,10 +236,6 @@ class ResultsWidget(QWidget):
     def measure_layer(self, name: str, image: str | None = None, mode: str | None = None,
                       class_layer: str | None = None, spacing=None, unit: str | None = None):
         """(objects table or None, counts table) of one layer, the layer untouched."""
-        from ..engine.measure import count_objects, count_points, measure_objects
-
-        import napari.layers as L
-
         layer = self.viewer.layers[name]
         img = self.viewer.layers[image] if image not in (None, NONE) and image in self.viewer.layers else None
         shown = img.name if img is not None else name
@@ -288,8 +276,6 @@ class ResultsWidget(QWidget):
             self._notify(f"The layer '{name}' is gone.")
             return False
         layer = self.viewer.layers[name]
-        import napari.layers as L
-
         mode = "classes" if self.mode.value == CLASSES else "instances"
         try:
             objects, counts = self.measure_layer(name, self.image_combo.value, mode, self.class_layer.value,
@@ -347,8 +333,6 @@ class ResultsWidget(QWidget):
     # -- saving -----------------------------------------------------------------------
     def save(self, path) -> list[Path]:
         """The table shown, as CSV at `path`; for Labels also the counts, as '<name>_counts.csv' beside it."""
-        from ..engine.measure import write_table
-
         if self.objects is None and self.counts is None:
             self._notify("Press Measure first: there is no table to save yet.")
             return []
@@ -368,11 +352,7 @@ class ResultsWidget(QWidget):
     def save_all(self, folder) -> list[Path]:
         """Every prediction layer napari-mia made: objects.csv and counts.csv; classification: classes.csv.
         Each layer is measured with its image and the model's kind of labels, in the pixel size shown."""
-        import pandas as pd
-
-        import napari.layers as L
-
-        from ..engine.measure import write_table
+        import pandas as pd  # pandas: imported when a table is saved, not when the dock opens
 
         folder = Path(folder)
         objects, counts = [], []
@@ -421,15 +401,13 @@ class ResultsWidget(QWidget):
             self.save_all(folder)
 
     def _notify(self, message: str):
-        from ._messages import notify
-
         notify(message)
         self.summary.value = message
 
 
 def classes_table(table):
     """The class table's frames: image, frame, class (given by a person), prediction, probability."""
-    import pandas as pd
+    import pandas as pd  # pandas: imported when a table is made, not when the dock opens
 
     names = table.class_names()
     rows = []
