@@ -14,14 +14,18 @@ def test_tiled_equals_untiled_away_from_tile_borders(trained, frozen):
     frame = img[..., None] if img.ndim == 2 else img
     whole = t.predictor(tile=None).probabilities(frame)
     inner = (slice(None), slice(32, -32), slice(32, -32))  # the image border is padded differently untiled
-    # A Unet sees further than any overlap, so tiles cannot match exactly. Measured with
-    # this fixture (dice loss): 99.77% / 99.18% of pixels agree, mean difference 0.0014 /
-    # 0.0052; a misplaced or mis-blended tile drops far below that.
-    for tile, overlap, needed, diff in [(512, 128, 0.997, 0.003), (256, 64, 0.99, 0.008)]:
+    # A Unet sees further than any overlap, so tiles cannot match exactly, and how closely they do depends on
+    # the weights this run's training drew. A tile placed 4 px off is the scale: the tiles must agree with the
+    # whole image many times better than the whole image agrees with itself shifted by 4 px.
+    shifted = np.abs(np.roll(whole, 4, axis=2) - whole)[inner].mean()
+    print(f"untiled vs shifted by 4 px: mean difference {shifted:.4f}")
+    for tile, overlap, needed in [(512, 128, 0.99), (256, 64, 0.98)]:
         tiled = t.predictor(tile=tile, overlap=overlap).probabilities(frame)
         agree = (tiled.argmax(0) == whole.argmax(0))[inner[1:]].mean()
+        diff = np.abs(tiled - whole)[inner].mean()
+        print(f"tile {tile}, overlap {overlap}: {agree:.2%} of pixels agree, mean difference {diff:.4f}")
         assert agree > needed, (tile, agree)
-        assert np.abs(tiled - whole)[inner].mean() < diff
+        assert diff < shifted / 4, (tile, diff, shifted)
 
 
 def test_prediction_is_full_size_with_downscaling_and_stacks(trained, dsb_pairs):
