@@ -17,6 +17,12 @@ os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mia-hf-cache-")
 # empty one for every test (`remembered_settings_apart`), so that every dock opens with the defaults.
 os.environ["NAPARI_MIA_CONFIG_DIR"] = tempfile.mkdtemp(prefix="mia-config-")
 
+# Under pytest-xdist (make test runs one worker per core), one thread per worker: torch would otherwise start as
+# many threads as cores in every worker, and the workers would fight over the cores. Set before torch is
+# imported; the command line tests' subprocesses inherit it.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 SHARED = Path(os.environ.get("NAPARI_MIA_SHARED", Path(__file__).resolve().parents[1].parent / "shared")) / "data"
 DSB = SHARED / "dsb2018_fluo"
 
