@@ -5,27 +5,43 @@ from napari_mia.engine import modelfile
 from napari_mia.engine.errors import DataError, ModelFileError
 from napari_mia.engine.targets import PostProcess
 from napari_mia.engine.trainer import Trainer
-from tests.conftest import load_dsb
+from tests.conftest import load_dsb, small_settings
 
 
-def test_tiled_equals_untiled_away_from_tile_borders(trained, frozen):
+def test_tiles_are_placed_and_blended_where_they_belong():
+    """A network that sees 9 px around each pixel, far less than the overlap: cut into tiles, an image must
+    give what it gives whole, up to the blending ramps' small share of each tile's zero-padded rim. A tile
+    put a few pixels off, cropped wrongly or weighted wrongly differs by tens of times more (no overlap at
+    all: 0.047 here)."""
+    import torch
+
+    from napari_mia.engine.predictor import Predictor
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 5, padding=2), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 3, 5, padding=2)).eval()
+    s, cpu = small_settings(label_mode="instances"), torch.device("cpu")
+    frame = load_dsb(1, (520, 696))[0][0][..., None]
+    whole = Predictor(net, s, cpu, tile=None).probabilities(frame)
+    inner = (slice(None), slice(32, -32), slice(32, -32))  # the image border is padded differently untiled
+    # Measured: 0.00045, 0.0011, 0.0031 for these three.
+    for tile, overlap, most in [(512, 128, 0.002), (256, 64, 0.004), (128, 32, 0.01)]:
+        predictor = Predictor(net, s, cpu, tile=tile, overlap=overlap)
+        tiled = predictor.probabilities(frame)
+        assert predictor.last_plan.tiles > 1
+        assert np.abs(tiled - whole)[inner].max() < most, (tile, overlap)
+
+
+def test_a_trained_unet_gives_the_same_classes_tiled(trained, frozen):
+    """A Unet sees further than any overlap, so its tiles cannot match the whole image exactly; how closely
+    they do depends on the weights this run's training drew (99.8% and 99.9% of pixels agreed in two runs)."""
     t, _ = trained
     img = frozen(load_dsb(1, (520, 696))[0][0])[0]
     frame = img[..., None] if img.ndim == 2 else img
     whole = t.predictor(tile=None).probabilities(frame)
-    inner = (slice(None), slice(32, -32), slice(32, -32))  # the image border is padded differently untiled
-    # A Unet sees further than any overlap, so tiles cannot match exactly, and how closely they do depends on
-    # the weights this run's training drew. A tile placed 4 px off is the scale: the tiles must agree with the
-    # whole image many times better than the whole image agrees with itself shifted by 4 px.
-    shifted = np.abs(np.roll(whole, 4, axis=2) - whole)[inner].mean()
-    print(f"untiled vs shifted by 4 px: mean difference {shifted:.4f}")
-    for tile, overlap, needed in [(512, 128, 0.99), (256, 64, 0.98)]:
-        tiled = t.predictor(tile=tile, overlap=overlap).probabilities(frame)
-        agree = (tiled.argmax(0) == whole.argmax(0))[inner[1:]].mean()
-        diff = np.abs(tiled - whole)[inner].mean()
-        print(f"tile {tile}, overlap {overlap}: {agree:.2%} of pixels agree, mean difference {diff:.4f}")
-        assert agree > needed, (tile, agree)
-        assert diff < shifted / 4, (tile, diff, shifted)
+    tiled = t.predictor(tile=512, overlap=128).probabilities(frame)
+    agree = (tiled.argmax(0) == whole.argmax(0))[32:-32, 32:-32].mean()
+    assert agree > 0.99, agree
 
 
 def test_prediction_is_full_size_with_downscaling_and_stacks(trained, dsb_pairs):

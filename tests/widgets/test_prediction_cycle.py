@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from napari_mia.widgets._layers import layer_names
 from tests.conftest import load_dsb
 from tests.widgets.conftest import quick, snapshot, unchanged, wait_idle
 
@@ -87,6 +88,6 @@ def test_predicting_again_updates_our_layer_only_while_unedited(widget, nuclei_v
     _predict(widget, qtbot)
     assert len(viewer.layers) == n_layers + 1  # unedited: updated in place
     assert newest in viewer.layers and newest.data.any()
-    _predict(widget, qtbot, names=widget._layer_names("Image"))  # Predict all
+    _predict(widget, qtbot, names=layer_names(viewer.layers, "Image"))  # Predict all
     assert [len(_predictions(viewer, n)) for n in ("nuclei", "unseen")] == [2, 1]
     assert _predictions(viewer, "unseen")[0].data.shape == (256, 256)
