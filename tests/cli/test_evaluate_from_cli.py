@@ -106,6 +106,10 @@ def test_train_from_starts_at_the_models_weights_and_scales_the_images(setup, tm
     assert after.settings.data.downscale == pytest.approx(0.5, rel=0.1)
     for (name, p0), (_, p1) in zip(start.kept_model().named_parameters(), after.model.named_parameters()):
         assert torch.allclose(p0, p1, atol=1e-6), name
+    # And its BatchNorm statistics: neither the training batches nor a re-estimate from 3 images move them.
+    assert after.settings.train.freeze_normalization and "Normalisation statistics (BatchNorm) kept" in err
+    for (name, b0), (_, b1) in zip(start.kept_model().named_buffers(), after.model.named_buffers()):
+        assert torch.equal(b0, b1), name
     # The network cannot change under --from; --resume is another thing.
     assert main(["train", "--from", str(model), "--images", str(root / "images"), "--masks", str(root / "masks"),
                  "--out", str(tuned), "--arch", "FPN"]) == 2

@@ -268,6 +268,8 @@ def _fine_tuned(a: argparse.Namespace) -> Trainer:
                    seed=a.seed, device=a.device, keep=a.keep, precision=a.precision, sparse=a.sparse)
     trainer = start_from(a.start_from, network, a.task, updates, a.device)
     _time_budget(a, trainer.settings)
+    say(f"Normalisation statistics (BatchNorm) kept as {a.start_from.name} learned them: a few new images would "
+        "estimate them worse.")
     return trainer
 
 

@@ -51,6 +51,14 @@ def norm_layers(model) -> list:
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
 
+def train_mode(model, frozen_norm: bool = False) -> None:
+    """`model` in training mode; `frozen_norm`: its BatchNorm layers stay in eval mode, normalising with the
+    statistics they have and leaving them as they are (their scale and shift still learn)."""
+    model.train()
+    for layer in norm_layers(model) if frozen_norm else ():
+        layer.eval()
+
+
 def settle_batchnorm(model, dataset, batch_size: int) -> None:
     """Reset `model`'s BatchNorm statistics to the cumulative average over ``SETTLE_PATCHES`` items of `dataset`.
 

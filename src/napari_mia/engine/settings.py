@@ -162,6 +162,11 @@ class TrainSettings:
     # Which weights Predict, Save and Export use: those of the epoch with the best validation score
     # ("best"), or the latest ("last"). Without validation images the latest are the only ones.
     keep: str = "best"
+    # Keep the BatchNorm statistics the weights came with: the normalisation layers neither follow the training
+    # batches nor are re-estimated after training. A fine-tune from a trained model (train --from) sets it: a few
+    # new images estimate these statistics far worse than the many images the model was trained on, and
+    # re-estimating them from 2-3 images cost 0.03-0.09 object F1 on held-out images (docs/benchmarks.md).
+    freeze_normalization: bool = False
 
 
 @dataclass

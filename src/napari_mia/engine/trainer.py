@@ -28,7 +28,7 @@ from .errors import DataError, OutOfMemoryError, SettingsError
 from .events import EpochEnd, Event, IterationEnd, Preview, TrainingFinished, TrainingStarted
 from .metrics import confusion
 from .models import model_key, pick_device
-from .optimization import Run as _Run, build_optimizer, build_scheduler, class_weight_tensor
+from .optimization import Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, train_mode
 from .plan import MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, Clock
 from .samples import SampleSource, check_known_background, object_diameter, scaled_note, to_object_size
 from .settings import Settings
@@ -275,7 +275,7 @@ class Trainer(TrainerValidation, TrainerModel):
                     run.sampler.set_epoch(run.epoch, unbounded=run.timed)
                     run.batches = iter(loader)
                     run.step, run.loss_sum, run.cm, run.epoch_seconds = 0, 0.0, np.zeros((n_cls, n_cls), np.int64), 0.0
-                self.model.train()
+                train_mode(self.model, frozen_norm=self.settings.train.freeze_normalization)
                 for x, y, w in run.batches:
                     self._schedule_lr(run)
                     t0 = _now()

@@ -178,7 +178,8 @@ class TrainerValidation:
         torch's random generator (dropout stays off). Does nothing when no optimizer
         step happened since the last settling, when the model has no BatchNorm, or
         when there are no training patches (a loaded model keeps the statistics
-        saved with it, which were settled before saving).
+        saved with it, which were settled before saving), or when the settings
+        freeze them (``TrainSettings.freeze_normalization``).
 
         `model`: another model than the live one (a snapshot: always settled);
         `sources`: training sources (default: the current run's). Returns whether
@@ -186,6 +187,8 @@ class TrainerValidation:
         """
         live = model is None
         model = self.model if live else model
+        if self.settings.train.freeze_normalization:
+            return False  # the statistics the weights came with are kept (TrainSettings.freeze_normalization)
         if model is None or (live and not self._norm_stale):
             return False
         sources = list(self._run.train) if sources is None and self._run is not None else list(sources or [])

@@ -27,9 +27,9 @@ NETWORK_VALUES = {"architecture": lambda s: s.model.architecture,
                   "weights_path": lambda s: s.model.weights_path,
                   "config": None,
                   "channels": lambda s: s.model.channels}
-# Measured from the training data and written by training, not chosen: a config cannot be expected to hold the
-# model's values.
-_MEASURED = {"data": ("object_diameter", "detection_threshold")}
+# Measured from the training data and written by training, or set by --from itself, not chosen: a config cannot
+# be expected to hold the model's values.
+_MEASURED = {"data": ("object_diameter", "detection_threshold"), "train": ("freeze_normalization",)}
 # A scale this close to the model's is left alone: resampling costs detail for nothing.
 _SAME_SCALE = 1.1
 
@@ -68,6 +68,8 @@ def start_from(model: Path, network: dict[str, tuple[str, Any]], task: str | Non
     if start is not trainer.model:
         trainer.model.load_state_dict(start.state_dict())
     s.update(**updates)
+    # A few new images estimate BatchNorm's statistics far worse than the images the model learned them from.
+    s.train.freeze_normalization = True
     if device:
         trainer.device = pick_device(device)
         trainer.model.to(trainer.device)
