@@ -38,9 +38,8 @@ demo: venv xvfb
 	$(VENV)/bin/napari-mia demo
 
 # One worker per core (pytest-xdist): most tests wait on one thread of torch, Qt or a subprocess at a time.
-# A test file stays on one worker, so that its module fixtures (trained models, a fresh napari) are made once.
 test: venv xvfb
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -n auto --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -n auto $(PYTEST_ARGS)
 
 # The package as PyPI would ship it: sdist, the wheel built from it, installed into a new environment where the
 # napari manifest, the sample data and `napari-mia --help` are checked (scripts/wheel_check.py). Leaves them in dist/.
