@@ -124,7 +124,7 @@ class TrainingSession:
         def run():
             # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.
             import_engine_libraries()
-            from ..engine.trainer import Trainer
+            from ..engine.trainer import Trainer  # lazy: the training modules (and scipy) load in the worker, not as a dock opens
 
             if self.trainer is None:
                 trainer = Trainer(settings)
@@ -283,7 +283,7 @@ class TrainingSession:
 
         def work():
             import_engine_libraries()
-            from ..engine.trainer import Trainer  # torch: imported in the worker, the viewer stays live
+            from ..engine.trainer import Trainer  # lazy: the training modules (and scipy) load in the worker, not as a dock opens
 
             return Trainer.load(path)
 
