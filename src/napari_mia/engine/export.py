@@ -51,6 +51,7 @@ class ExportError(MiaError):
 
 def _require():
     try:
+        # lazy: an optional extra, asked for only when exporting
         import bioimageio.core  # noqa: F401
         import bioimageio.spec  # noqa: F401
     except ImportError as e:

@@ -124,7 +124,8 @@ class TrainingSession:
         def run():
             # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.
             import_engine_libraries()
-            from ..engine.trainer import Trainer  # lazy: the training modules (and scipy) load in the worker, not as a dock opens
+            # lazy: the trainer's modules load in the worker, not as a dock opens
+            from ..engine.trainer import Trainer
 
             if self.trainer is None:
                 trainer = Trainer(settings)
@@ -283,7 +284,8 @@ class TrainingSession:
 
         def work():
             import_engine_libraries()
-            from ..engine.trainer import Trainer  # lazy: the training modules (and scipy) load in the worker, not as a dock opens
+            # lazy: the trainer's modules load in the worker, not as a dock opens
+            from ..engine.trainer import Trainer
 
             return Trainer.load(path)
 
