@@ -11,7 +11,7 @@ SAMPLE_DIR = Path(__file__).parent / "sample_data"
 
 def load_sample_arrays() -> tuple[np.ndarray, np.ndarray]:
     """(frames, H, W) uint8 images and uint16 instance labels."""
-    import tifffile
+    import tifffile  # lazy: slow to import, and napari-mia --help imports this module (through demo)
 
     return tifffile.imread(SAMPLE_DIR / "nuclei.tif"), tifffile.imread(SAMPLE_DIR / "nuclei_labels.tif")
 

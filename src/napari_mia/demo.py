@@ -8,6 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from ._sample_data import load_sample_arrays, make_sample_data
+from .engine.events import EpochEnd
+from .engine.settings import Settings
+from .engine.trainer import Trainer
+
 
 # The demo's first training (docs/benchmarks.md, benchmarks/demo_defaults.py): on the sample, 20 epochs of
 # 4 steps of 8 patches of 128 px at learning rate 0.003 find 18 of the 19 nuclei on the frame napari shows
@@ -30,7 +37,7 @@ def run_demo(headless: bool = False, minutes: float = 1.0, out: Path = Path("dem
 
 
 def _gui() -> int:
-    import napari
+    import napari  # lazy: seconds to import, and napari-mia --help imports this module
 
     open_demo_viewer()
     napari.run()
@@ -40,17 +47,15 @@ def _gui() -> int:
 def open_demo_viewer(show: bool = True):
     """The sample in a viewer, the Train Model dock open with the sample as its training set:
     ready to press Start Training."""
+    # lazy: napari and Qt take seconds to import, and napari-mia --help imports this module
     import napari
-
-    from ._sample_data import make_sample_data
+    from qtpy.QtCore import QTimer
 
     viewer = napari.Viewer(title="napari-mia demo", show=show)
     for data, meta, kind in make_sample_data():
         getattr(viewer, f"add_{kind}")(data, **meta)
     _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
     # The dock took the canvas's right part: fit the sample to the canvas that is left, once it is laid out.
-    from qtpy.QtCore import QTimer
-
     QTimer.singleShot(0, viewer.reset_view)
     # The demo's sample needs the defaults (full labels, segmentation), whatever the last session used.
     widget.application.value = "Semantic segmentation"
@@ -66,13 +71,7 @@ def open_demo_viewer(show: bool = True):
 
 
 def headless_demo(minutes: float, out: Path) -> int:
-    import numpy as np
-    import tifffile
-
-    from ._sample_data import load_sample_arrays
-    from .engine.settings import Settings
-    from .engine.trainer import Trainer
-    from .engine.events import EpochEnd
+    import tifffile  # lazy: slow to import, and napari-mia --help imports this module
 
     images, labels = load_sample_arrays()
     s = Settings().update(**DEMO_SETTINGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import multiprocessing
 import os
 
 # Workers per training process when a GPU trains (automatic setting): enough for the default patch pipeline
@@ -23,7 +24,7 @@ def autocast_dtype(device, precision: str):
     CPUs whose oneDNN computes bfloat16 (``fast_bf16``; on other CPUs bfloat16 training is several times
     slower than float32, so they stay in float32 and ``precision_note`` says why); "off": None.
     """
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     kind = getattr(device, "type", str(device))
     if precision == "off" or (precision == "auto" and kind != "cuda") or not fast_bf16(device):
@@ -41,7 +42,7 @@ def cpu_bf16_native() -> bool:
     Elsewhere (e.g. AVX2 only) PyTorch's bfloat16 convolutions take a generic path that is many times slower
     than float32 (benchmarks/real_step.py).
     """
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -64,7 +65,7 @@ def precision_note(device, precision: str) -> str:
 
 def autocast(device, dtype):
     """torch.autocast for `device` in `dtype`; a context that does nothing when `dtype` is None."""
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     if dtype is None:
         return contextlib.nullcontext()
@@ -73,7 +74,7 @@ def autocast(device, dtype):
 
 def grad_scaler(device, dtype):
     """float16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none."""
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     kind = getattr(device, "type", str(device))
     return torch.amp.GradScaler(kind if kind in ("cuda", "cpu", "mps") else "cuda",
@@ -82,7 +83,7 @@ def grad_scaler(device, dtype):
 
 def precision_name(dtype) -> str:
     """'bf16', 'fp16', or '' for float32 (the TrainingStarted event, the CLI's first line)."""
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "")
 
@@ -93,7 +94,7 @@ def memory_format(device, dtype):
     On the CPU it is slower for these networks (oneDNN reorders around every non-convolution layer), so it is
     kept to the one case where it pays.
     """
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     kind = getattr(device, "type", str(device))
     if kind == "cuda":
@@ -107,8 +108,6 @@ def memory_format(device, dtype):
 def loader_workers(setting: int, device, processes: int = 1) -> int:
     """DataLoader workers: the setting, or (automatic, -1) none on the CPU and up to GPU_WORKERS on a GPU,
     sharing the machine's cores between the training processes."""
-    import multiprocessing
-
     # The training sources read images through closures, which only a forked worker inherits (spawn and
     # forkserver would have to pickle them): without fork (Windows, macOS) the patches are made in-process.
     if "fork" not in multiprocessing.get_all_start_methods():

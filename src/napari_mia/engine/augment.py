@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -14,9 +15,7 @@ def build_augment(a: AugmentSettings, skip: tuple[str, ...] = ()):
     """A callable (image, target, weight, rng) -> augmented copies, or None.
 
     `skip`: augmentations the application cannot take (``Application.augment_skip``)."""
-    import dataclasses
-
-    import albumentations as A
+    import albumentations as A  # lazy: seconds to import, and napari-mia --help imports this module
 
     a = dataclasses.replace(a, **{name: 0.0 for name in skip})
     steps = []

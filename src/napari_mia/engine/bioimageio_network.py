@@ -8,8 +8,10 @@ the classifier's input size (whole images are resized to it), and detection's
 non-negative maps.
 """
 
+import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch.base import ClassificationHead
 
 
 class Classifier(torch.nn.Module):
@@ -19,8 +21,6 @@ class Classifier(torch.nn.Module):
     """
 
     def __init__(self, encoder, classes: int):
-        from segmentation_models_pytorch.base import ClassificationHead
-
         super().__init__()
         self.encoder = encoder
         self.head = ClassificationHead(in_channels=encoder.out_channels[-1], classes=classes, pooling="avg",
@@ -36,8 +36,6 @@ class MiaNetwork(torch.nn.Module):
 
     def __init__(self, task: str, architecture: str, encoder: str, in_channels: int, classes: int,
                  downscale: float = 1.0, input_size=None):
-        import segmentation_models_pytorch as smp
-
         super().__init__()
         self.task, self.downscale = task, float(downscale)
         self.input_size = [int(v) for v in input_size] if input_size else [0, 0]

@@ -10,8 +10,11 @@ Only rank 0 writes or prints (the CLI's side).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import SettingsError
 
@@ -41,6 +44,7 @@ def init_from_env(device: str = "auto") -> Group | None:
     """
     if not launched():
         return None
+    # lazy: torch takes seconds to import, and napari-mia --help imports this module
     import torch
     import torch.distributed as dist
 
@@ -59,7 +63,7 @@ def init_from_env(device: str = "auto") -> Group | None:
 def current() -> Group | None:
     """The process group this process trains in, if it has more than one process."""
     try:
-        import torch.distributed as dist
+        import torch.distributed as dist  # lazy: seconds to import; napari-mia --help imports this module
     except ImportError:  # a torch built without distributed support
         return None
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
@@ -77,6 +81,7 @@ def device_for(group: Group | None, name: str) -> str:
 
 def all_max(values: list[float], device) -> list[float]:
     """The largest of each value over the processes (flags: one process stopping stops them all)."""
+    # lazy: torch takes seconds to import, and napari-mia --help imports this module
     import torch
     import torch.distributed as dist
 
@@ -87,7 +92,7 @@ def all_max(values: list[float], device) -> list[float]:
 
 def all_sum(values, device):
     """The sum of each value (a list of numbers or a numpy array) over the processes, as given."""
-    import numpy as np
+    # lazy: torch takes seconds to import, and napari-mia --help imports this module
     import torch
     import torch.distributed as dist
 
@@ -100,8 +105,7 @@ def all_sum(values, device):
 
 def broadcast(value, device):
     """Rank 0's float (or None) on every process."""
-    import math
-
+    # lazy: torch takes seconds to import, and napari-mia --help imports this module
     import torch
     import torch.distributed as dist
 
@@ -113,7 +117,7 @@ def broadcast(value, device):
 
 def finish() -> None:
     """Leave the process group (at the end of a distributed CLI run)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # lazy: seconds to import; napari-mia --help imports this module
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -21,7 +21,7 @@ def _objects(labels: np.ndarray, instances: bool) -> np.ndarray:
     labels = np.asarray(labels)
     if instances:
         return labels.astype(np.int64, copy=False)
-    from skimage.measure import label
+    from skimage.measure import label  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     out = np.zeros(labels.shape, np.int64)
     for c in np.unique(labels[labels > 0]):

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import tempfile
+from importlib.metadata import PackageNotFoundError, version as pkg_version
 from pathlib import Path
 from typing import Sequence
 
@@ -50,6 +51,7 @@ class ExportError(MiaError):
 
 def _require():
     try:
+        # lazy: an optional extra, asked for only when exporting
         import bioimageio.core  # noqa: F401
         import bioimageio.spec  # noqa: F401
     except ImportError as e:
@@ -98,7 +100,7 @@ def _network_kwargs(s: Settings) -> dict:
 
 def exported_network(model, settings: Settings):
     """napari-mia's model inside MiaNetwork (CPU, eval): what every weight format of the package runs."""
-    from .bioimageio_network import MiaNetwork
+    from .bioimageio_network import MiaNetwork  # lazy: it imports torch, and napari-mia --help imports this module
 
     net = MiaNetwork(**_network_kwargs(settings))
     state = {STATE_DICT_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -108,6 +110,7 @@ def exported_network(model, settings: Settings):
 
 # -- preprocessing, as the spec writes it and as numpy computes it -------------------
 def _preprocessing(settings: Settings, dtype: np.dtype) -> list:
+    # bioimage.io is an optional extra, imported only when exporting.
     from bioimageio.spec.model.v0_5 import (
         AxisId, EnsureDtypeDescr, EnsureDtypeKwargs, ScaleLinearDescr, ScaleLinearKwargs, ScaleRangeDescr,
         ScaleRangeKwargs, ZeroMeanUnitVarianceDescr, ZeroMeanUnitVarianceKwargs,
@@ -237,7 +240,7 @@ def export_package(
 
         descr = _description(s, tmp, files, name, authors, license, cite, description, step, crop.dtype, summary,
                              handle.history)
-        from bioimageio.spec import save_bioimageio_package
+        from bioimageio.spec import save_bioimageio_package  # lazy: an optional extra, only to export
 
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(f".{out.name}.partial.zip")
@@ -257,7 +260,7 @@ def export_package(
 
 
 def _write_weights(net, x: np.ndarray, formats: Sequence[str], tmp: Path) -> dict[str, Path]:
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     files = {"pytorch_state_dict": tmp / "weights.pt"}
     torch.save(net.state_dict(), files["pytorch_state_dict"])
@@ -293,6 +296,7 @@ def _write_weights(net, x: np.ndarray, formats: Sequence[str], tmp: Path) -> dic
 
 def _description(s: Settings, tmp: Path, files: dict, name, authors, license, cite, description, step, dtype,
                  summary, history):
+    # lazy: torch takes seconds to import, and bioimage.io is an optional extra, imported only when exporting
     import torch
     from bioimageio.spec.model.v0_5 import (
         ArchitectureFromFileDescr, Author, AxisId, BatchAxis, ChannelAxis, CiteEntry, Config, FileDescr,
@@ -342,8 +346,6 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
         ref = ref.strip()
         cites.append(CiteEntry(text=text, url=ref) if ref.startswith(("http://", "https://"))
                      else CiteEntry(text=text, doi=ref.removeprefix("doi:").removeprefix("https://doi.org/")))
-    from importlib.metadata import PackageNotFoundError, version as pkg_version
-
     try:
         mia_version = pkg_version("napari-mia")
     except PackageNotFoundError:
@@ -372,7 +374,7 @@ def _plain(value):
 def test_package(path: str | Path, formats: Sequence[str] = WEIGHT_FORMATS) -> list[str]:
     """bioimageio.core's model test of each weight format, on the CPU; [] when all passed, else the reasons."""
     _require()
-    from bioimageio.core import test_model
+    from bioimageio.core import test_model  # lazy: an optional extra, only to export
 
     failures = []
     for fmt in formats:

@@ -71,7 +71,7 @@ def cover(path: Path, image: np.ndarray, shown: np.ndarray, s: Settings, result)
     import matplotlib  # lazy: seconds to import, and only an export draws
 
     matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy too, and after the backend is chosen
 
     fig = Figure(figsize=(8, 4), dpi=80)
     a, b = fig.subplots(1, 2)

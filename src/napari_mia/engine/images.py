@@ -6,6 +6,7 @@ modifies the arrays it is given: every step below copies.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,10 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
+            import tifffile  # lazy: slow to import, and the dock and napari-mia --help import this module
 
             return tifffile.imread(path)
-        import imageio.v3 as iio
+        import imageio.v3 as iio  # lazy: slow to import, and the dock and napari-mia --help import this module
 
         return np.asarray(iio.imread(path))
     except FileNotFoundError as e:
@@ -90,8 +91,6 @@ def pair_files(images: str | Path, masks: str | Path) -> list[tuple[Path, Path]]
     if not pairs:
         raise DataError(f"No image in {images} has a mask of the same name in {masks}.")
     if missing:
-        import warnings
-
         warnings.warn(f"{len(missing)} image(s) have no mask and are skipped, e.g. {missing[0]}.", stacklevel=2)
     return pairs
 
@@ -253,7 +252,7 @@ INSTANCE_BLOB_SHARE = 0.8
 
 def blobs_per_id(frame: np.ndarray) -> np.ndarray:
     """(H, W) labels -> for each nonzero id present, how many separate blobs (8-connected) it forms."""
-    from skimage.measure import label
+    from skimage.measure import label  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     comps = label(frame, background=0, connectivity=2)  # touching regions of different ids stay apart
     value_of = np.zeros(int(comps.max()) + 1, frame.dtype)
@@ -399,6 +398,7 @@ def resize_to(frame: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarr
     """Resize a (H, W[, C]) frame to `shape` (order 0 for labels)."""
     if tuple(frame.shape[:2]) == tuple(shape):
         return frame
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     from skimage.transform import resize
 
     return resize(frame, tuple(shape) + frame.shape[2:], order=order, preserve_range=True,

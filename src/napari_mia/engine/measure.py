@@ -45,6 +45,7 @@ def class_name(names: Sequence[str] | None, value: int) -> str:
 def _skeleton_length(mask: np.ndarray, spacing: tuple[float, float]) -> float:
     """Length of the object's skeleton: the steps between 8-connected skeleton pixels, each counted once
     (sideways and up-down steps scaled by the pixel size, diagonal ones by its diagonal)."""
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     from skimage.morphology import skeletonize
 
     sk = skeletonize(np.pad(mask, 1))
@@ -87,6 +88,7 @@ def measure_objects(labels: np.ndarray, image: np.ndarray | None = None, *, mode
         layer.units[-1]); the lengths and areas are in that unit. Anisotropic pixels have no perimeter (NaN).
     name: the image's name, put in an `image` column.
     """
+    # lazy: pandas and skimage take seconds to import, and the dock and napari-mia --help import this module
     import pandas as pd
     from skimage.measure import label as connected_regions
     from skimage.measure import regionprops, regionprops_table
@@ -201,7 +203,7 @@ def count_objects(objects, images: dict[str, int | None] | None = None,
     images: image name -> number of frames (None for a single image), so that images and frames with no
     object are counted too (count 0). classes: the classes to count (default: those found, else 1).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     table = objects if "image" in objects else objects.assign(image="")
     stack = "frame" in table
@@ -236,7 +238,7 @@ def count_points(points: np.ndarray, point_classes: np.ndarray | None = None, *,
     points: (N, 2) y, x or (N, 3) frame, y, x. point_classes: each point's class (missing or 0 count as
     class 1, as napari-mia trains them). frames: the stack's number of frames (None: a single image).
     """
-    import pandas as pd
+    import pandas as pd  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     points = np.asarray(points, float).reshape(-1, np.shape(points)[-1] if np.size(points) else 2)
     cls = np.ones(len(points), int) if point_classes is None else np.asarray(point_classes).astype(int)
@@ -267,7 +269,7 @@ def write_table(table, path: str | Path) -> Path:
 
 
 def read_table(path: str | Path):
-    import pandas as pd
+    import pandas as pd  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     try:
         return pd.read_csv(path)

@@ -9,7 +9,7 @@ from .targets import IGNORE
 
 def confusion(pred, target, num_classes: int) -> np.ndarray:
     """Confusion matrix (rows: truth, columns: prediction) of torch tensors."""
-    import torch
+    import torch  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     valid = target != IGNORE
     idx = target[valid] * num_classes + pred[valid]

@@ -110,7 +110,7 @@ def read_package(path: str | Path) -> dict[str, Any]:
     """A package exported by napari-mia -> the content of a model file (settings, state_dict, history)."""
     # Lazy: checking a file's table of contents (``check_file``) must not wait for torch.
     import torch
-    import yaml
+    import yaml  # lazy too: slow to import, and only a package needs it
 
     path = Path(path)
     try:

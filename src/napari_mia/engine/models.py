@@ -34,6 +34,7 @@ def valid_encoders(architecture: str) -> list[str]:
 
 def imagenet_source(encoder: str) -> tuple[str, str]:
     """(repository, revision) where smp keeps this encoder's ImageNet weights."""
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     import segmentation_models_pytorch as smp
 
     try:
@@ -55,7 +56,7 @@ def _missing_weights_message(encoder: str, why: str) -> str:
 
 def find_imagenet_weights(encoder: str, allow_download: bool = True) -> Path:
     """Path of the encoder's ImageNet weights: smp's cache, else a download."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download  # lazy: slow to import, and only a download needs it
 
     repo, rev = imagenet_source(encoder)
     try:
@@ -73,14 +74,14 @@ def find_imagenet_weights(encoder: str, allow_download: bool = True) -> Path:
 
 def load_encoder_weights(encoder_module, path: str | Path, encoder: str) -> None:
     """Load a .safetensors or torch state dict into an smp encoder (3-channel form)."""
-    import torch
+    import torch  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"Weights file not found: {path}")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # lazy: it imports torch
 
             state = load_file(str(path), device="cpu")
         else:
@@ -105,6 +106,7 @@ def model_key(ms: ModelSettings) -> tuple:
 
 def build_smp_model(ms: ModelSettings, pretrained: bool):
     """A segmentation-models-pytorch network: ``ms.architecture``'s decoder, one output channel per output."""
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     import segmentation_models_pytorch as smp
 
     kwargs = dict(encoder_name=ms.encoder, encoder_weights=None, classes=ms.num_classes)
@@ -134,6 +136,7 @@ def _classifier_class():
     It lives in the file every exported bioimage.io package carries, so napari-mia and its packages share one
     definition (and one set of weight names).
     """
+    # lazy: it imports torch, and the dock and napari-mia --help import this module
     from .bioimageio_network import Classifier
 
     return Classifier
@@ -141,6 +144,7 @@ def _classifier_class():
 
 def build_classifier(ms: ModelSettings, pretrained: bool):
     """An encoder and one class per image (``bioimageio_network.Classifier``); the architecture does not apply."""
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     import segmentation_models_pytorch as smp
 
     try:
@@ -157,7 +161,7 @@ def build_classifier(ms: ModelSettings, pretrained: bool):
 
 
 def pick_device(name: str = "auto"):
-    import torch
+    import torch  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     if name == "auto":
         if torch.cuda.is_available():
@@ -180,7 +184,7 @@ def pick_device(name: str = "auto"):
 
 def available_devices() -> list[str]:
     """Devices to offer in the GUI, 'auto' first."""
-    import torch
+    import torch  # lazy: seconds to import, and the dock and napari-mia --help import this module
 
     out = ["auto", "cpu"]
     out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]

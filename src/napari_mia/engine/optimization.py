@@ -7,6 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .data import auto_class_weights, class_frequencies
 from .errors import SettingsError
 from .settings import Settings, TrainSettings
 from .tasks import rules
@@ -21,7 +22,7 @@ SETTLE_EPOCH = 2**31 - 1
 
 
 def build_optimizer(model, t: TrainSettings):
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     params, lr = model.parameters(), t.learning_rate
     return {
@@ -35,7 +36,7 @@ def build_optimizer(model, t: TrainSettings):
 
 def build_scheduler(optimizer, t: TrainSettings):
     """The learning-rate schedule, or None for a constant rate."""
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     if t.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=t.plateau_factor,
@@ -46,7 +47,7 @@ def build_scheduler(optimizer, t: TrainSettings):
 
 
 def norm_layers(model) -> list:
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
 
@@ -64,7 +65,7 @@ def settle_batchnorm(model, dataset, batch_size: int) -> None:
 
     No gradient, no weight change; the model's train/eval mode and the layers' momenta are restored.
     """
-    import torch
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     layers = norm_layers(model)
     # Batches of at least 2: a BatchNorm after global pooling cannot normalise a single value.
@@ -131,9 +132,7 @@ class Run:
 
 def class_weight_tensor(settings: Settings, sources, device):
     """The loss's class weights (None: unweighted), from the training sources or the settings."""
-    import torch
-
-    from .data import auto_class_weights, class_frequencies
+    import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
     t, n = settings.train, settings.model.num_classes
     if t.class_weighting == "none":

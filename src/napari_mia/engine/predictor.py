@@ -175,7 +175,7 @@ class Predictor:
         return self._tiled(x) if self.tile is not None else self._whole(x)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        import torch
+        import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
         try:
             with torch.inference_mode(), accel.autocast(self.device, self._amp):

@@ -7,7 +7,7 @@ CSV's rows are exactly the iteration and epoch events of the run.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .errors import ModelFileError
@@ -105,8 +105,6 @@ class TrainingRecord:
     @classmethod
     def from_history(cls, history: list[dict]) -> TrainingRecord:
         """The epochs a model file keeps (``Trainer.history``): a record without its iterations."""
-        from dataclasses import fields
-
         names = {f.name for f in fields(EpochEnd)}
         return cls(epochs=[EpochEnd(**{k: v for k, v in h.items() if k in names}) for h in history])
 

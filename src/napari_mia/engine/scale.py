@@ -154,6 +154,7 @@ def _normalise(a: np.ndarray) -> np.ndarray | None:
 
 def _threshold_diameters(a: np.ndarray) -> np.ndarray:
     """Twice the largest inscribed radius of each Otsu foreground component (px of ``a``)."""
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     from skimage.filters import threshold_otsu
 
     sample = a[:: max(1, a.shape[0] // 512), :: max(1, a.shape[1] // 512)]

@@ -396,6 +396,6 @@ _MIGRATIONS: dict[int, Any] = {1: _to_2}
 
 
 def _yaml():
-    import yaml
+    import yaml  # lazy: slow to import, and the dock and napari-mia --help import this module
 
     return yaml

@@ -25,6 +25,7 @@ def encode(labels: np.ndarray, label_mode: str) -> np.ndarray:
 
 
 def encode_instances(instances: np.ndarray) -> np.ndarray:
+    # lazy: seconds to import, and the dock and napari-mia --help import this module
     from skimage.segmentation import find_boundaries
 
     target = np.zeros(instances.shape, np.uint8)
@@ -38,6 +39,7 @@ def encode_instances(instances: np.ndarray) -> np.ndarray:
 
 def decode_instances(probs: np.ndarray, min_size: int = 0) -> np.ndarray:
     """(3, H, W) probabilities -> instance label image (uint16, or uint32 if many)."""
+    # lazy: skimage takes seconds to import, and the dock and napari-mia --help import this module
     from skimage.measure import label
     from skimage.segmentation import relabel_sequential, watershed
 
@@ -71,6 +73,7 @@ def contour_weights(instances: np.ndarray, w0: float, sigma: float) -> np.ndarra
     distance map is computed only within 3 sigma of it, beyond which the term
     is below exp(-18) and does not matter.
     """
+    # lazy: slow to import, and the dock and napari-mia --help import this module
     from scipy.ndimage import distance_transform_edt, find_objects
 
     h, w = instances.shape
@@ -95,6 +98,7 @@ def contour_weights(instances: np.ndarray, w0: float, sigma: float) -> np.ndarra
 
 def fill_holes(labels: np.ndarray) -> np.ndarray:
     """Fill each label's holes (background enclosed by it) with its value."""
+    # lazy: slow to import, and the dock and napari-mia --help import this module
     from scipy.ndimage import binary_fill_holes, find_objects
 
     out = labels.copy()

@@ -132,7 +132,7 @@ class Trainer(TrainerValidation, TrainerModel):
         self._norm_stale = False
 
     def _ensure_model(self) -> None:
-        import torch
+        import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
         key = model_key(self.settings.model)
         if self.model is not None and key != self._key:
@@ -157,7 +157,7 @@ class Trainer(TrainerValidation, TrainerModel):
         if self.group is None:
             self._net = self.model
         elif net is None or getattr(net, "module", None) is not self.model:
-            from torch.nn.parallel import DistributedDataParallel
+            from torch.nn.parallel import DistributedDataParallel  # lazy: torch (see _ensure_model)
 
             # Every process built the same weights from the same seed; DDP also copies rank 0's to the others.
             self._net = DistributedDataParallel(self.model, device_ids=[self.device.index]
@@ -348,7 +348,7 @@ class Trainer(TrainerValidation, TrainerModel):
 
     def _loader(self):
         """The run's DataLoader, made once: its workers (if any) persist from one epoch to the next."""
-        import torch
+        import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
         run, t, g = self._run, self.settings.train, self.group
         if run.loader is None:
@@ -372,7 +372,7 @@ class Trainer(TrainerValidation, TrainerModel):
         return bool(bad)
 
     def _step(self, x, y, w, head, run: _Run):
-        import torch
+        import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
         x = x.to(self.device, non_blocking=True, memory_format=self._format)
         y, w = (v.to(self.device, non_blocking=True) for v in (y, w))
@@ -414,7 +414,7 @@ class Trainer(TrainerValidation, TrainerModel):
         val_metric = self._score(val_cm) if val_cm is not None else None
         judged = val_objects if val_objects is not None else val_metric
         if run.scheduler is not None:
-            import torch
+            import torch  # lazy: seconds to import, and napari-mia --help imports this module
 
             if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 run.scheduler.step(val_loss if val_loss is not None else train_loss)

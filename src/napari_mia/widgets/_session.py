@@ -124,6 +124,7 @@ class TrainingSession:
         def run():
             # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.
             import_engine_libraries()
+            # lazy: the trainer's modules load in the worker, not as a dock opens
             from ..engine.trainer import Trainer
 
             if self.trainer is None:
@@ -283,7 +284,8 @@ class TrainingSession:
 
         def work():
             import_engine_libraries()
-            from ..engine.trainer import Trainer  # torch: imported in the worker, the viewer stays live
+            # lazy: the trainer's modules load in the worker, not as a dock opens
+            from ..engine.trainer import Trainer
 
             return Trainer.load(path)
 

@@ -13,6 +13,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 from qtpy.QtWidgets import QFileDialog
 
+from ..engine import export as engine_export
 from ._session import TRAINING, explain
 
 
@@ -61,12 +62,9 @@ def export_model(widget, path, blocking: bool = False, **options) -> bool:
                                      history=list(t.history), data_size=t.data_size, device=None)
 
     def run():
-        # bioimage.io's libraries load with the export: in the worker, not when the dock opens
-        from ..engine.export import export_package
-
         if not best:
             t.settle_normalization(model=snapshot.model)  # as Predict does, on the copy
-        return export_package(snapshot, path, image, rgb=rgb, **options)
+        return engine_export.export_package(snapshot, path, image, rgb=rgb, **options)
 
     def done(out):
         widget.status.value = f"Exported and tested: {Path(out).name}"

@@ -101,6 +101,7 @@ class TrainingPlotWidget(QWidget):
 
     def _make_figure(self) -> None:
         """The figure, its axes and curves (in the render thread: this imports matplotlib)."""
+        # lazy: matplotlib takes seconds to import, so in this render thread, never as the dock opens
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from ...engine.samples import sparse_from_full
 from .._layers import digest, is_prediction
+from .._messages import notify
 
 if TYPE_CHECKING:
     from ..training import TrainingWidget
@@ -123,8 +125,6 @@ class DockApplication:
             dock._refresh_layers()
             message = (f"'{name}' is the model's prediction, now used as training labels. Correct its mistakes "
                        "first: the model learns from it as it is.")
-            from .._messages import notify
-
             notify(message, "info")
             dock.status.value = message
 
@@ -167,8 +167,6 @@ class DockApplication:
             if pair in dock.prediction_pairs and dock.controls["sparse"].value:
                 # A corrected prediction says 0 = background: in a sparse set, only its reviewed regions (or the
                 # whole image) are labelled.
-                from ...engine.samples import sparse_from_full
-
                 target, region = sparse_from_full(target, region), None
             out.append((np.array(img.data), target, img_name, lab_name, bool(img.rgb), region))
         return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...engine.errors import DataError
+from ..classes import ClassTable
 from .base import DockApplication
 
 
@@ -23,8 +24,6 @@ class Classification(DockApplication):
     lends = ("class_table", "add_class_image")
 
     def __init__(self, dock):
-        from ..classes import ClassTable
-
         super().__init__(dock)
         self.class_table = ClassTable(self.viewer)
         self.class_table.changed.connect(dock._update_classes)

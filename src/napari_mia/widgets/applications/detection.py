@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...engine.errors import DataError
+from ...engine.evaluate import detection_scores
 from .._layers import is_kind
 from .base import DockApplication
 
@@ -59,8 +60,6 @@ class Detection(DockApplication):
 
     def scores(self, found, truth, diameter) -> dict:
         """Points found within an object's radius of a true point (one to one), and the count error."""
-        from ...engine.evaluate import detection_scores
-
         settings = self.dock.session.trainer.settings
         radius = (diameter or settings.data.object_size / settings.data.downscale) / 2
         found, truth = np.asarray(found, float), np.asarray(truth, float)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from magicgui.widgets import CheckBox, Container, SpinBox
+from qtpy.QtCore import QTimer
 
-from ...engine.images import check_pair_shape
-from ...engine.errors import DataError
+from ...engine.images import check_pair_shape, empty_labels, guess_label_mode, labelled_indices
+from ...engine.errors import DataError, MiaError
+from ...engine.evaluate import mean_scores, segmentation_scores
+from ...engine.samples import label_one_as_background, labelled_counts
+from ...engine.targets import PostProcess
 from .._layers import is_kind
 from .base import DockApplication
 
@@ -55,15 +59,11 @@ class Segmentation(DockApplication):
         self.split_touching.value = d.split_touching
 
     def post_process(self):
-        from ...engine.targets import PostProcess
-
         return PostProcess(min_size=int(self.min_size.value), fill_holes=bool(self.fill_holes.value),
                            split_touching=bool(self.split_touching.value))
 
     def scores(self, labels, truth, diameter) -> dict:
         """Per image (the mean over a stack's frames): foreground IoU, objects matched at IoU 0.5, AP."""
-        from ...engine.evaluate import mean_scores, segmentation_scores
-
         instances = self.dock.session.trainer.settings.model.label_mode == "instances"
         labels, truth = np.asarray(labels), np.asarray(truth)
         if labels.ndim == 2:
@@ -83,8 +83,6 @@ class Segmentation(DockApplication):
         check_pair_shape(image.shape, target.data.shape, image.name, target.name, rgb=image.rgb)
 
     def check_labelled(self, target, region) -> None:
-        from ...engine.images import empty_labels, labelled_indices
-
         labels = np.asarray(target.data[0] if target.multiscale else target.data)
         if not labelled_indices(labels, None if region is None else np.asarray(region)):
             raise empty_labels(target.name)
@@ -93,14 +91,10 @@ class Segmentation(DockApplication):
         if id(target) not in self._watched:  # the Labelled counts follow the painting
             self._watched.add(id(target))
             # Deferred: napari emits `paint` before it writes a single (not stroked) paint into the data.
-            from qtpy.QtCore import QTimer
-
             target.events.paint.connect(lambda *_: QTimer.singleShot(0, self.show_classes))
         labels = np.asarray(target.data)
         sparse = self.dock.controls["sparse"].value
         if not sparse:
-            from ...engine.samples import label_one_as_background
-
             message = label_one_as_background(labels if labels.ndim == 2 else labels[:16], name)
             if message:
                 # Said, not refused: in classes mode the pattern can be meant (Start refuses it in instance mode).
@@ -169,9 +163,6 @@ class Segmentation(DockApplication):
     def _show_labelled(self) -> None:
         """How many pixels of the training set are labelled as what: with sparse labels or regions, what the
         model learns from (all of it otherwise)."""
-        from ...engine.samples import labelled_counts
-        from ...engine.errors import MiaError
-
         dock = self.dock
         total = {"background": 0, "objects": 0, "not labelled": 0}
         sparse = dock.controls["sparse"].value
@@ -217,8 +208,6 @@ def _guess_label_mode(labels: np.ndarray, sparse: bool = False) -> str | None:
 
     It runs on the main thread when a pair is added, so a long stack is judged on 16 of its frames.
     """
-    from ...engine.images import guess_label_mode
-
     labels = np.asarray(labels)
     if labels.ndim == 3 and len(labels) > 16:
         labels = labels[np.linspace(0, len(labels) - 1, 16).astype(int)]

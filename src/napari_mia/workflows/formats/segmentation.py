@@ -9,6 +9,7 @@ import numpy as np
 from ...engine.task_data import sources_from_files
 from ...engine.errors import DataError, OutputError
 from ...engine.images import check_labels, guess_label_mode, pair_files, read_image
+from ...engine.targets import PostProcess
 from .base import PredictionWriter, TargetFiles
 
 # Training without a label mode reads this many masks at most (spread over the folder) to guess it.
@@ -23,9 +24,6 @@ class _LabelWriter(PredictionWriter):
     """One label TIFF per image, with the image's name: uint16 instance ids, or class ids."""
 
     def __init__(self, predictor, out: Path, post):
-        # Lazy: the predictor's module imports scipy, which the command line's start (and --help) need not pay.
-        from ...engine.predictor import PostProcess
-
         self.predictor, self.out = predictor, out
         self.instances = _instances(predictor.settings)
         self.post = PostProcess(min_size=post.min_size, fill_holes=post.fill_holes,
