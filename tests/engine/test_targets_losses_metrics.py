@@ -39,7 +39,8 @@ def test_touching_objects_are_split():
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_losses_reward_the_right_answer_and_respect_weights(name):
     loss = LOSSES[name]
-    y = torch.randint(0, 3, (2, 16, 16))
+    # A fixed draw: with some draws the classes' errors come out so alike that weighting them changes nothing.
+    y = torch.randint(0, 3, (2, 16, 16), generator=torch.Generator().manual_seed(0))
     good = torch.nn.functional.one_hot(y, 3).permute(0, 3, 1, 2).float() * 8
     bad = torch.roll(good, 1, dims=1)
     assert loss(good, y) < loss(bad, y)
