@@ -10,6 +10,10 @@ export PIP_CONSTRAINT := $(abspath requirements/constraints.txt)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # This machine's pip.conf names index folders that may be absent: drop that noise, keep pip's exit code.
 PIP_QUIET := 2>&1 | sed '/is ignored: it is neither a file nor a directory/d'
+# Python caches the bytecode of what it imports, unless PYTHONDONTWRITEBYTECODE is set (some machines set it):
+# then every process, every test worker and every command a test starts, compiles torch, napari and smp again
+# from source (10 s of each process's 15 s to import torch and smp here).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test venv xvfb clean wheel-check
 
