@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from . import accel, distributed
-from .errors import DataError
+from .errors import DataError, SettingsError
 from .events import PlanMade
 from .metrics import confusion, score
 from .optimization import SETTLE_EPOCH, Run, norm_layers, settle_batchnorm
@@ -155,7 +155,10 @@ class TrainerValidation:
 
     def evaluate(self, data=None) -> dict:
         """Validation loss and metric of the current weights (default: the run's validation set)."""
-        sources = self._run.val if data is None else self._sources(data)
+        if self.model is None:
+            raise SettingsError("There is no model to evaluate yet: train or load a model first.")
+        self._ensure_model()  # a loaded model: on its device, in the layout and precision its training used
+        sources = (self._run.val if self._run else []) if data is None else self._sources(data)
         if not sources:
             raise DataError("There is no validation data to evaluate on.")
         run = Run(train=[], val=sources, optimizer=None, scheduler=None,
