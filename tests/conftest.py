@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 # Tests never reach the network and never see a user's weight cache.
 # huggingface_hub reads these once, at import: set them before anything imports it.
@@ -44,6 +48,27 @@ def load_dsb(n: int, size=(256, 256)):
             for k in _dsb_names(n, size)]
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder `name` of this test run, filled by `make(folder)` when a test first needs it.
+
+    `make test` runs the tests in one process per core (pytest-xdist), and a session fixture is made in every
+    process that needs it: tens of seconds each for a trained model. Made here instead, the processes share it:
+    the first to need it makes it while the others wait, and every process (the maker too) reads it back from the
+    folder, so a test sees the same thing whichever process made it.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder; each worker's own is below it
+    folder = root / f"made-once-{name}"
+    with FileLock(root / f"made-once-{name}.lock"):
+        if not (folder / "done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a process killed while making it left
+            folder.mkdir()
+            make(folder)
+            (folder / "done").touch()
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def remembered_settings_apart(monkeypatch, tmp_path_factory):
     """A dock that a test closes (or starts training in) remembers its settings here, for this test only."""
@@ -71,18 +96,25 @@ def small_settings(**kw):
 
 
 @pytest.fixture(scope="session")
-def trained(dsb_pairs):
-    """A Unet trained briefly in instance mode (shared by predictor/model file tests)."""
+def trained(dsb_pairs, tmp_path_factory):
+    """A Unet trained briefly in instance mode on `dsb_pairs[:8]`, and its training's events (shared by
+    predictor/model file tests). Made once per run (`made_once`) and read back from its file with what resuming
+    needs: the latest weights as the model, the best epoch's as the ones it predicts with."""
     from napari_mia.engine.trainer import Trainer
 
-    # The predictor tests compare tiled with untiled passes at the images' own scale; their thresholds were
-    # measured on this model: 40 steps at a constant rate, every image at its own scale. (40 cosine steps
-    # leave it undecided on a quarter of some fields, where tiles and whole images then differ.)
-    s = small_settings(label_mode="instances", epochs=4, steps_per_epoch=10, patch_width=128, patch_height=128,
-                       same_object_size=False, lr_schedule="constant")
-    t = Trainer(s)
-    events = list(t.train(dsb_pairs[:8]))
-    return t, events
+    def make(folder):
+        # The predictor tests compare tiled with untiled passes at the images' own scale; their thresholds were
+        # measured on this model: 40 steps at a constant rate, every image at its own scale. (40 cosine steps
+        # leave it undecided on a quarter of some fields, where tiles and whole images then differ.)
+        s = small_settings(label_mode="instances", epochs=4, steps_per_epoch=10, patch_width=128, patch_height=128,
+                           same_object_size=False, lr_schedule="constant")
+        t = Trainer(s)
+        events = list(t.train(dsb_pairs[:8]))
+        t.save(folder / "trained.pt", include_optimizer=True)
+        (folder / "events.pickle").write_bytes(pickle.dumps(events))
+
+    folder = made_once(tmp_path_factory, "trained", make)
+    return Trainer.load(folder / "trained.pt"), pickle.loads((folder / "events.pickle").read_bytes())
 
 
 @pytest.fixture

@@ -20,12 +20,12 @@ def _zoom(a, k):
     return np.kron(a, np.ones((k, k), a.dtype))
 
 
-def test_the_model_records_its_objects_diameter(trained, dsb_pairs):
+def test_the_model_records_its_objects_diameter(trained, dsb_pairs, tmp_path):
     t, _ = trained
     # Every labelled object of its 8 images (training and validation), in the network's pixels (no down scaling).
     assert t.settings.data.object_diameter == pytest.approx(object_diameter([m for _, m, _ in dsb_pairs[:8]]),
                                                             abs=0.01)
-    assert Trainer.load(t.save(t.autosave_path or "/tmp/_mia_scale.pt")).settings.data.object_diameter == \
+    assert Trainer.load(t.save(tmp_path / "nuclei.pt")).settings.data.object_diameter == \
         t.settings.data.object_diameter
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import load_dsb
+from tests.conftest import load_dsb, made_once
 
 
 @pytest.fixture
@@ -220,19 +220,26 @@ viewer.close()
 
 @pytest.fixture(scope="session")
 def new_napari(tmp_path_factory):
-    """NEW_NAPARI run once: (completed process, its stdout lines by their first word)."""
+    """NEW_NAPARI run once per test run (`made_once`): (completed process, its stdout lines by their first word)."""
+    import json
     import subprocess
     import sys
 
-    from napari_mia.widgets._session import import_engine_libraries
+    def make(folder):
+        from napari_mia.widgets._session import import_engine_libraries
 
-    import_engine_libraries()  # torch as the dock imports it (see napari_mia._llvm), before a model is made here
-    from napari_mia.engine.settings import Settings
-    from napari_mia.engine.trainer import Trainer
+        import_engine_libraries()  # torch as the dock imports it (see napari_mia._llvm), before a model is made
+        from napari_mia.engine.settings import Settings
+        from napari_mia.engine.trainer import Trainer
 
-    trainer = Trainer(Settings())
-    trainer._ensure_model()
-    model = trainer.save(tmp_path_factory.mktemp("new_napari") / "m.pt")
-    out = subprocess.run([sys.executable, "-c", NEW_NAPARI, str(model)], capture_output=True, text=True, timeout=300)
+        trainer = Trainer(Settings())
+        trainer._ensure_model()
+        model = trainer.save(folder / "m.pt")
+        out = subprocess.run([sys.executable, "-c", NEW_NAPARI, str(model)], capture_output=True, text=True,
+                             timeout=300)
+        (folder / "run.json").write_text(json.dumps([out.args, out.returncode, out.stdout, out.stderr]))
+
+    out = subprocess.CompletedProcess(*json.loads((made_once(tmp_path_factory, "new_napari", make) / "run.json")
+                                                  .read_text()))
     lines = {line.split(" ", 1)[0]: line for line in out.stdout.splitlines() if line[:1].isupper()}
     return out, lines
