@@ -1,6 +1,7 @@
 import threading
 
 import numpy as np
+import torch
 
 from napari_mia.engine.events import IterationEnd, TrainingFinished
 from tests.widgets.conftest import quick, snapshot, stop_at, unchanged, wait_idle, wait_free
@@ -88,6 +89,20 @@ def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer,
     qtbot.waitUntil(lambda: "nuclei prediction" in nuclei_viewer.layers, timeout=60_000)
     wait_idle(qtbot, session)
     assert np.array_equal(nuclei_viewer.layers["nuclei prediction"].data, first)
+
+    # Start after Load continues from the loaded weights as `train --from` does: BatchNorm's statistics stay as the
+    # model learned them (a trained model re-estimates them after its run otherwise), the weights learn.
+    assert session.trainer.settings.train.freeze_normalization is False  # the model trained here, from scratch
+    before = {k: v.clone() for k, v in session.trainer.model.state_dict().items()}
+    quick(widget, epochs=1, steps=2, patch=64)
+    widget.start()
+    assert "keeping the normalisation statistics" in widget.status.value and "m.pt" in widget.status.value
+    wait_idle(qtbot, session)
+    assert session.trainer.settings.train.freeze_normalization
+    after = session.trainer.model.state_dict()
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
 
 
 def test_mismatched_layers_are_refused_with_both_names(widget, nuclei_viewer):

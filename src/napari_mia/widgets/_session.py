@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import weakref
+from pathlib import Path
 from typing import Callable
 
 from napari.qt.threading import create_worker
@@ -70,6 +71,9 @@ class TrainingSession:
 
     def __init__(self):
         self.trainer = None
+        # The file the model was loaded from (Load Model, Import model), until Reset: training then continues
+        # from weights learned on other images, as `train --from` does.
+        self.loaded_from = None
         self.record = TrainingRecord()
         self.state = IDLE
         self.worker = None
@@ -115,8 +119,12 @@ class TrainingSession:
             return False
         keep_triton_out_if_llvm_loaded()  # on the main thread, before any thread imports torch
         preload()  # matplotlib for the Training Data dock, imported beside torch rather than on the main thread
+        settings = settings.copy()
+        # A few new images estimate BatchNorm's statistics far worse than the images a loaded model learned
+        # them from (docs/benchmarks.md, "train --from on 3 images"): keep them, as `train --from` does.
+        settings.train.freeze_normalization = self.loaded_from is not None
         if self.trainer is not None:
-            self.trainer.settings = settings.copy()
+            self.trainer.settings = settings
             self.trainer.preview_image = preview
         self.record.clear()
         self._stop_requested = False
@@ -137,7 +145,8 @@ class TrainingSession:
             sources = sources_for_task(items, trainer.settings, rgb=[it[4] for it in items],
                                        regions=[it[5] if len(it) > 5 else None for it in items])
             held_out = None if val is None else sources_for_task(
-                val, trainer.settings, rgb=[it[4] for it in val], regions=[it[5] if len(it) > 5 else None for it in val])
+                val, trainer.settings, rgb=[it[4] for it in val],
+                regions=[it[5] if len(it) > 5 else None for it in val])
             yield from _calibrated(trainer, trainer.train(sources, val=held_out))
 
         self._launch(run, TRAINING)
@@ -168,6 +177,7 @@ class TrainingSession:
         if self.trainer is not None:
             self.trainer.reset()
         self.trainer = None
+        self.loaded_from = None
         self.record.clear()
         self.state_changed.emit(self.state)
 
@@ -291,6 +301,7 @@ class TrainingSession:
 
         def loaded(trainer):
             self.trainer = trainer
+            self.loaded_from = Path(path)
             self.record.clear()
             self.state_changed.emit(self.state)
             if done is not None:

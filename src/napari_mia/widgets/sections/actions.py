@@ -98,7 +98,10 @@ class ActionsSection:
         if not self.session.start(settings, items, preview, val=val or None):
             return False
         self.progress.epoch_text = ""
-        self.status.value = "Starting training…"  # the first start loads the libraries: seconds
+        # the first start loads the libraries: seconds
+        loaded = self.session.loaded_from
+        self.status.value = "Starting training…" if loaded is None else (
+            f"Starting training from {loaded.name}, keeping the normalisation statistics (BatchNorm) it learned…")
         return True
 
     # -- the model file -------------------------------------------------------------------
