@@ -50,7 +50,7 @@ def test_stop_keeps_weights_and_resume_continues(widget, nuclei_viewer, qtbot):
     assert [e.resumed for e in seen if type(e).__name__ == "TrainingStarted"] == [False, True]
 
 
-def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer, qtbot, tmp_path):
+def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer, qtbot, tmp_path, monkeypatch):
     session = widget.session
     widget.add_pair("nuclei", "nuclei labels")
     quick(widget, epochs=1, steps=3, patch=64)
@@ -95,14 +95,22 @@ def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer,
     assert session.trainer.settings.train.freeze_normalization is False  # the model trained here, from scratch
     before = {k: v.clone() for k, v in session.trainer.model.state_dict().items()}
     quick(widget, epochs=1, steps=2, patch=64)
+    import napari.utils.notifications as notifications
+
+    said = []
+    monkeypatch.setattr(notifications, "show_info", said.append)
     widget.start()
-    assert "keeping the normalisation statistics" in widget.status.value and "m.pt" in widget.status.value
+    assert len(said) == 1 and "Training m.pt further: its normalisation statistics (BatchNorm) stay" in said[0]
     wait_idle(qtbot, session)
     assert session.trainer.settings.train.freeze_normalization
+    assert "normalisation statistics are kept" in widget.device_label.value  # said while it trains, not only at Start
     after = session.trainer.model.state_dict()
     stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
     assert stats and all(torch.equal(before[k], after[k]) for k in stats)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.endswith("weight"))
+    widget.start()  # the next round on the same model: said once is enough
+    wait_idle(qtbot, session)
+    assert len(said) == 1 and session.trainer.settings.train.freeze_normalization
 
 
 def test_mismatched_layers_are_refused_with_both_names(widget, nuclei_viewer):

@@ -30,6 +30,9 @@ class TrainingStarted:
     minutes: float = 0.0
     # Said before training starts when the plan cannot give a useful model (an epoch plan of a few steps).
     warning: str = ""
+    # The BatchNorm statistics stay as the model learned them (``TrainSettings.freeze_normalization``: a model
+    # trained further on a few new images).
+    kept_normalization: bool = False
 
 
 @dataclass(frozen=True)

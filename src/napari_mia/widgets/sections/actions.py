@@ -11,6 +11,7 @@ from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ...engine.errors import MiaError
 from .._layers import layer_names
+from .._messages import notify
 from .._session import LOADING, TRAINING, explain
 from .data import DataSection
 from .elsewhere import ALL_VALIDATION
@@ -29,6 +30,7 @@ class ActionsSection:
         self.parent, self.viewer, self.session, self.data, self.prediction, self.settings = parent, viewer, \
             session, data, prediction, settings
         self.status, self.notify = status, notify
+        self._kept_said = None  # the loaded model whose kept normalisation statistics were last said
         self._loaded, self._model_app, self._closed = loaded, model_app, closed
         self.progress: TrainingProgress | None = None  # set by the dock: Start clears its last epoch's text
         self.start_button = PushButton(text="Start Training",
@@ -98,10 +100,15 @@ class ActionsSection:
         if not self.session.start(settings, items, preview, val=val or None):
             return False
         self.progress.epoch_text = ""
-        # the first start loads the libraries: seconds
+        self.status.value = "Starting training…"  # the first start loads the libraries: seconds
         loaded = self.session.loaded_from
-        self.status.value = "Starting training…" if loaded is None else (
-            f"Starting training from {loaded.name}, keeping the normalisation statistics (BatchNorm) it learned…")
+        if loaded is not None and loaded != self._kept_said:  # once per loaded model, not at every round
+            self._kept_said = loaded
+            message = (f"Training {loaded.name} further: its normalisation statistics (BatchNorm) stay as it learned "
+                       "them from all its training images, which a few new images would estimate worse. Reset Model "
+                       "starts a new model instead.")
+            self.status.value = message
+            notify(message, "info")
         return True
 
     # -- the model file -------------------------------------------------------------------

@@ -76,7 +76,8 @@ class TrainingProgress:
             _notify_plan(ev.warning)
         self._model_made()
         self.device_label.value = f"Training on {ev.device}" + \
-            (f" in mixed precision ({ev.precision})" if ev.precision else "")
+            (f" in mixed precision ({ev.precision})" if ev.precision else "") + \
+            ("; the loaded model's normalisation statistics are kept" if ev.kept_normalization else "")
 
     def _time_left(self, ev) -> str:
         """', about N minutes left': the rest of the run at the pace measured since its first step, on this
