@@ -14,7 +14,9 @@ default ``OUT/heldout``, unless already there):
   ``--baseline-rev REV`` to have this script make that worktree in ``OUT/baseline``);
 - **plain**: ``plain_loop.py`` for the same M minutes (a plain segmentation-models-pytorch loop);
 - **ft**: ``train --from new.pt`` on ``x4_tune`` (3 images at 4x) for ``--ft-minutes``, against
-  the same from scratch (``--label-mode instances``), both scored on ``x4``.
+  the same from scratch (``--label-mode instances``), both scored on ``x4``;
+- ``--candidate NAME=CONFIG`` (repeatable): new's command with ``--config CONFIG``, as row NAME: hand-made
+  settings compared with the defaults at equal time, which no user gets until they become the defaults.
 
 Models are scored on ``--sets`` (default kind, x1, x3, x4) without ``--diameter``, as a user
 types it; ``--with-auto`` adds ``--diameter auto`` runs. Prints a markdown table (per model and
@@ -135,7 +137,11 @@ def trainings(a, sets: dict[str, Path], out: Path, base: Path | None) -> list[Tr
                         [*cli, *tune, "--label-mode", "instances", "--out", str(out / "ft_scratch.pt")], SRC,
                         ("x4",))],
     }
-    return [t for row in a.only for t in runs[row]]
+    # Hand-made settings on new's command, compared with the defaults at equal time: not what a user gets.
+    candidates = [Training(name, f"candidate: new's command with --config {config}",
+                           [*cli, *user, "--config", str(config), "--out", str(out / f"{name}.pt")], SRC)
+                  for name, config in a.candidate]
+    return [t for row in a.only for t in runs[row]] + candidates
 
 
 def score(t: Training, out: Path, sets: dict[str, Path], names, diameters) -> list[dict]:
@@ -189,6 +195,13 @@ def _names(text: str, allowed) -> list[str]:
     return names
 
 
+def _candidate(text: str) -> tuple[str, Path]:
+    name, _, config = text.partition("=")
+    if not name or name in ROWS or not Path(config).is_file():
+        raise argparse.ArgumentTypeError(f"NAME=CONFIG with a new name and an existing settings file, got {text!r}")
+    return name, Path(config).resolve()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="folder for the models, logs and time_budget.csv")
@@ -200,6 +213,9 @@ def main() -> None:
                    help=f"rows to run, comma-separated, of {','.join(ROWS)} (default: all; ft needs OUT/new.pt)")
     p.add_argument("--sets", type=lambda t: _names(t, SETS), default=list(SETS),
                    help=f"held-out sets to score on (default: {','.join(SETS)}; ft rows: x4 only)")
+    p.add_argument("--candidate", action="append", default=[], type=_candidate, metavar="NAME=CONFIG",
+                   help="also train new's command with --config CONFIG, as row NAME (repeatable): hand-made settings "
+                        "against the defaults at equal time")
     p.add_argument("--with-auto", action="store_true", help="also score with --diameter auto")
     p.add_argument("--skip-train", action="store_true", help="score the models already in OUT again")
     p.add_argument("--train-only", action="store_true",
