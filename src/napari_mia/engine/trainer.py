@@ -263,10 +263,9 @@ class Trainer(TrainerValidation, TrainerModel):
         g = self.group
         note = " ".join(filter(None, (self._note, accel.precision_note(self.device, t.precision))))
         yield TrainingStarted(run.epochs, steps, str(self.device), len(run.train), len(run.val), run.epoch, resumed,
-                              note=note, precision=accel.precision_name(self._amp),
+                              note=note, precision=accel.precision_name(self._amp), warning=warning,
                               processes=g.world if g else 1, backend=g.backend if g else "",
-                              minutes=(budget or 0.0) / 60, warning=warning,
-                              kept_normalization=self.settings.train.freeze_normalization)
+                              minutes=(budget or 0.0) / 60, kept_normalization=self.settings.train.freeze_normalization)
         head = self.app.head(self.settings)
         n_cls = head.n_cm
         while run.timed or run.epoch < run.epochs:
