@@ -101,4 +101,5 @@ class TrainerModel:
         trainer._loaded_data_size = model.data_size
         trainer._saved_run = model.run_state
         trainer.device = model.device
+        trainer._place()  # in the layout and precision training and validation use on that device
         return trainer

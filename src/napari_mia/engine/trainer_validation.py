@@ -157,7 +157,6 @@ class TrainerValidation:
         """Validation loss and metric of the current weights (default: the run's validation set)."""
         if self.model is None:
             raise SettingsError("There is no model to evaluate yet: train or load a model first.")
-        self._ensure_model()  # a loaded model: on its device, in the layout and precision its training used
         sources = (self._run.val if self._run else []) if data is None else self._sources(data)
         if not sources:
             raise DataError("There is no validation data to evaluate on.")
