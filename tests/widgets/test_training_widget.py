@@ -111,6 +111,11 @@ def test_save_then_load_restores_settings_and_predictions(widget, nuclei_viewer,
     widget.start()  # the next round on the same model: said once is enough
     wait_idle(qtbot, session)
     assert len(said) == 1 and session.trainer.settings.train.freeze_normalization
+    assert widget.load_model(tmp_path / "m.pt")  # the same file loaded again is a new start: said again
+    wait_free(qtbot, session)
+    widget.start()
+    wait_idle(qtbot, session)
+    assert len(said) == 2
 
 
 def test_mismatched_layers_are_refused_with_both_names(widget, nuclei_viewer):

@@ -74,6 +74,7 @@ class TrainingSession:
         # The file the model was loaded from (Load Model, Import model), until Reset: training then continues
         # from weights learned on other images, as `train --from` does.
         self.loaded_from = None
+        self.loaded_said = False  # whether the dock has said, since the last load, what training it further keeps
         self.record = TrainingRecord()
         self.state = IDLE
         self.worker = None
@@ -301,7 +302,7 @@ class TrainingSession:
 
         def loaded(trainer):
             self.trainer = trainer
-            self.loaded_from = Path(path)
+            self.loaded_from, self.loaded_said = Path(path), False
             self.record.clear()
             self.state_changed.emit(self.state)
             if done is not None:

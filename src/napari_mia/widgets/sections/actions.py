@@ -30,7 +30,6 @@ class ActionsSection:
         self.parent, self.viewer, self.session, self.data, self.prediction, self.settings = parent, viewer, \
             session, data, prediction, settings
         self.status, self.notify = status, notify
-        self._kept_said = None  # the loaded model whose kept normalisation statistics were last said
         self._loaded, self._model_app, self._closed = loaded, model_app, closed
         self.progress: TrainingProgress | None = None  # set by the dock: Start clears its last epoch's text
         self.start_button = PushButton(text="Start Training",
@@ -102,8 +101,8 @@ class ActionsSection:
         self.progress.epoch_text = ""
         self.status.value = "Starting training…"  # the first start loads the libraries: seconds
         loaded = self.session.loaded_from
-        if loaded is not None and loaded != self._kept_said:  # once per loaded model, not at every round
-            self._kept_said = loaded
+        if loaded is not None and not self.session.loaded_said:  # once per load, not at every round
+            self.session.loaded_said = True
             message = (f"Training {loaded.name} further: its normalisation statistics (BatchNorm) stay as it learned "
                        "them from all its training images, which a few new images would estimate worse. Reset Model "
                        "starts a new model instead.")
