@@ -28,6 +28,10 @@ def test_training_on_real_nuclei_improves_validation(trained, dsb_pairs):
     fresh._ensure_model()
     unseen = dsb_pairs[8:]  # it trained on the first 8
     assert t.evaluate(unseen)["metric"] > fresh.evaluate(unseen)["metric"] + 0.2
+    with pytest.raises(SettingsError, match="no model to evaluate"):  # plain words, not an AttributeError
+        Trainer(t.settings).evaluate(unseen)
+    with pytest.raises(DataError, match="no validation data"):  # a loaded model has no run to take it from
+        t.evaluate()
 
 
 def test_events_arrive_in_order_with_counts(dsb_pairs, frozen):
