@@ -122,10 +122,12 @@ def trainings(a, sets: dict[str, Path], out: Path, base: Path | None) -> list[Tr
     cli = ["-m", "napari_mia.cli", "train"]
     user = ["--images", str(sets["train"] / "images"), "--masks", str(sets["train"] / "masks"),
             "--label-mode", "instances", "--minutes", f"{a.minutes:g}"]
+    seed = ["--seed", str(a.seed)] if a.seed else []
+    user += seed
     tune = ["--images", str(sets["x4_tune"] / "images"), "--masks", str(sets["x4_tune"] / "masks"),
-            "--minutes", f"{a.ft_minutes:g}"]
+            "--minutes", f"{a.ft_minutes:g}", *seed]
     plain = [str(HERE / "plain_loop.py"), "--images", str(sets["train"] / "images"), "--masks",
-             str(sets["train"] / "masks"), "--minutes", f"{a.minutes:g}", "--out", str(out / "plain.pt")]
+             str(sets["train"] / "masks"), "--minutes", f"{a.minutes:g}", "--out", str(out / "plain.pt"), *seed]
     runs = {
         "new": [Training("new", "new defaults", [*cli, *user, "--out", str(out / "new.pt")], SRC)],
         "previous": [Training("previous", "previous release defaults",
@@ -141,7 +143,7 @@ def trainings(a, sets: dict[str, Path], out: Path, base: Path | None) -> list[Tr
     candidates = [Training(name, f"candidate: new's command with --config {config}",
                            [*cli, *user, "--config", str(config), "--out", str(out / f"{name}.pt")], SRC)
                   for name, config in a.candidate]
-    return [t for row in a.only for t in runs[row]] + candidates
+    return [t for row in a.only if row != "none" for t in runs[row]] + candidates
 
 
 def score(t: Training, out: Path, sets: dict[str, Path], names, diameters) -> list[dict]:
@@ -209,13 +211,16 @@ def main() -> None:
                                                 "missing)")
     p.add_argument("--minutes", type=float, default=5.0, help="training time of new, previous and plain (default: 5)")
     p.add_argument("--ft-minutes", type=float, default=2.0, help="training time of each fine-tune row (default: 2)")
-    p.add_argument("--only", type=lambda t: _names(t, ROWS), default=list(ROWS),
-                   help=f"rows to run, comma-separated, of {','.join(ROWS)} (default: all; ft needs OUT/new.pt)")
+    p.add_argument("--only", type=lambda t: _names(t, (*ROWS, "none")), default=list(ROWS),
+                   help=f"rows to run, comma-separated, of {','.join(ROWS)} (default: all; ft needs OUT/new.pt; "
+                        "none: the candidates only)")
     p.add_argument("--sets", type=lambda t: _names(t, SETS), default=list(SETS),
                    help=f"held-out sets to score on (default: {','.join(SETS)}; ft rows: x4 only)")
     p.add_argument("--candidate", action="append", default=[], type=_candidate, metavar="NAME=CONFIG",
                    help="also train new's command with --config CONFIG, as row NAME (repeatable): hand-made settings "
                         "against the defaults at equal time")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of every training (default: 0, the CLI's own): repeat a comparison with another")
     p.add_argument("--with-auto", action="store_true", help="also score with --diameter auto")
     p.add_argument("--skip-train", action="store_true", help="score the models already in OUT again")
     p.add_argument("--train-only", action="store_true",
