@@ -72,8 +72,15 @@ def seg(dsb3):
     return t
 
 
-def test_segmentation_package_all_formats_through_the_cli(seg, dsb3, tmp_path):
+def test_segmentation_package_all_formats_through_the_cli(seg, dsb3, tmp_path, capsys):
     model = seg.save(tmp_path / "nuclei.pt")
+    from napari_mia.engine.rounds import Round
+    from napari_mia.engine.trained_model import TrainedModel
+
+    handle = TrainedModel.load(model)  # a model with a round, whose methods paragraph the package keeps
+    handle.rounds.add(Round(number=1, images=2, validation_images=1, objects=30, seconds=12, device="cpu",
+                            test={"images": 2, "fg_iou": 0.7, "object_f1": 0.6}), handle.network.state_dict())
+    handle.save(model)
     import tifffile
 
     crop = dsb3[0][0][:128, :96]
@@ -97,7 +104,14 @@ def test_segmentation_package_all_formats_through_the_cli(seg, dsb3, tmp_path):
     assert rdf["outputs"][0]["postprocessing"][0]["id"] == "softmax"
     names = set(zipfile.ZipFile(out).namelist())
     assert {"README.md", "cover.png", "napari_mia_network.py", "test_input.npy", "test_output.npy"} <= names
-    assert "Validation iou" in _read(out, "README.md").decode()
+    readme = _read(out, "README.md").decode()
+    assert "Validation iou" in readme
+    assert "## Methods" in readme and "over 1 round of annotation" in readme and "object F1 of 0.600" in readme
+    capsys.readouterr()
+    assert main(["info", "--model", str(out)]) == 0
+    told = capsys.readouterr().out
+    assert "a bioimage.io package exported by napari-mia" in told and "Rounds: 1 (their weights are not in" in told
+    assert "Methods:" in told and cfg["reproducibility"]["rounds"][0]["round"] == 1
 
     # The package's outputs are napari-mia's own probabilities.
     own = Predictor(seg.model, seg.settings, seg.device, tile=None).probabilities(crop[..., None])[None]

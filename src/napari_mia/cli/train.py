@@ -13,12 +13,14 @@ from ..engine.errors import MiaError
 from ..engine.events import EpochEnd, IterationEnd, PlanMade, TrainingFinished, TrainingStarted
 from ..engine.job import MODEL_FILE, job_arguments
 from ..engine.record import TrainingRecord, record_path
+from ..engine.rounds import rounds_path
 from ..engine.settings import Settings
 from ..engine.trainer import Trainer
 from ..workflows import formats
 from ..workflows.finetune import start_from, to_model_scale
-from ..workflows.prediction import read_for_model
-from ..workflows.training_inputs import guess_channels, training_pairs, validation_pairs, with_regions
+from ..workflows.prediction import predictor_for_model, read_for_model
+from ..workflows.rounds import RoundClock, data_hashes, finish_round, score_test_folder, write_rounds_csv
+from ..workflows.training_inputs import guess_channels, test_pairs, training_pairs, validation_pairs, with_regions
 from .options import add_channel_axis_option, add_precision_option, diameter_value, positive_int
 from .output import close, progress_bar, say, write
 
@@ -46,6 +48,14 @@ choose the validation images yourself, give them in their own folder with
 (segmentation), --val-points CSV (detection) or --val-classes CSV
 (classification). Every image of --images then trains, and --val-split is not
 used.
+
+Test images (never trained on, never choosing an epoch): --test-images DIR with
+--test-masks DIR, --test-points CSV or --test-classes CSV. At the end of the run
+the saved model is scored on them per image, as napari-mia evaluate scores, and
+the means are printed. Every training run is a round of the model (a --from run
+is the next round of that model): <out stem>_rounds.csv beside the model lists
+them with their test scores, and napari-mia info --model M shows them. A round
+that scores worse on the test images than an earlier one is said.
 
 Training job: --job DIR trains a folder written by the dock's Export training job
 (its images, targets, validation images and settings.yaml); options given beside
@@ -134,6 +144,15 @@ def _add_training_options(t: argparse.ArgumentParser) -> None:
                    help="detection: CSV of the --val-images' points (columns name,y,x[,class], as --points)")
     t.add_argument("--val-classes", type=Path, metavar="CSV",
                    help="classification: CSV of the --val-images' classes (columns name,class, as --classes)")
+    t.add_argument("--test-images", type=Path, metavar="DIR",
+                   help="folder of test images, never trained on and never choosing an epoch: the saved model is "
+                        "scored on them at the end (targets: --test-masks, --test-points or --test-classes)")
+    t.add_argument("--test-masks", type=Path, metavar="DIR",
+                   help="segmentation: folder of label masks of the --test-images, same file names")
+    t.add_argument("--test-points", type=Path, metavar="CSV",
+                   help="detection: CSV of the --test-images' points (columns name,y,x[,class], as --points)")
+    t.add_argument("--test-classes", type=Path, metavar="CSV",
+                   help="classification: CSV of the --test-images' classes (columns name,class, as --classes)")
 
 
 def _add_run_options(t: argparse.ArgumentParser) -> None:
@@ -315,6 +334,8 @@ def _train(a: argparse.Namespace, group, quiet: bool) -> int:
     val_pairs, note = validation_pairs(files, a.val_images, val_targets, a.val_split is not None)
     if note:
         say(note)
+    tests = test_pairs(files, a.test_images, {"masks": a.test_masks, "points": a.test_points,
+                                              "classes": a.test_classes}, pairs + (val_pairs or []))
     sources = files.sources(pairs, s, lambda f: read_fit(f, s, channel_axis=axis), notes, channel_axis=axis)
     if a.start_from:
         sources, rescaled = to_model_scale(trainer, files, pairs, sources, lambda f: read_fit(f, s, True, axis),
@@ -329,15 +350,29 @@ def _train(a: argparse.Namespace, group, quiet: bool) -> int:
         say(note)
     main = group is None or group.main
     trainer.autosave_path = a.out if main else None
-    record = TrainingRecord()
-    last = _run_training(trainer, sources, val, a, record, quiet)
+    record, clock = TrainingRecord(), RoundClock()
+    last = _run_training(trainer, sources, val, a, record, quiet, clock)
     if not main:  # rank 0 writes the model, its record and the report
         return 0
     if trainer.model is not None:
         for line in files.after_training(trainer):
             say(line)
+        report = None
+        if tests:
+            say(f"Scoring the saved model on the test images in {a.test_images} ...")
+            targets = {"masks": a.test_masks, "points": a.test_points, "classes": a.test_classes}[files.targets]
+            report, notes = score_test_folder(predictor_for_model(trainer.trained_model()), a.test_images,
+                                              targets, axis)
+            for note in notes:
+                say(note)
+        started = f"{a.start_from.name}" if a.start_from else ("resumed" if a.resume else "")
+        _, lines = finish_round(trainer, clock, data_hashes(pairs), report,
+                                data_hashes(tests or []).values(), started_from=started)
         trainer.save(a.out)
         record.write_csv(record_path(a.out))
+        write_rounds_csv(rounds_path(a.out), trainer.rounds.rounds)
+        for line in lines:
+            print(line)
     if last is not None and last.reason == "time_limit":
         say(f"Time limit of {a.minutes or s.train.minutes:g} minutes reached after {last.iteration} steps.")
     if trainer.has_validation:
@@ -348,7 +383,7 @@ def _train(a: argparse.Namespace, group, quiet: bool) -> int:
 
 
 def _run_training(trainer: Trainer, sources, val, a: argparse.Namespace, record: TrainingRecord,
-                  quiet: bool) -> TrainingFinished | None:
+                  quiet: bool, clock: RoundClock) -> TrainingFinished | None:
     """Train, showing the progress; returns how the training finished (None if interrupted)."""
     s = trainer.settings
     bar = None
@@ -358,6 +393,7 @@ def _run_training(trainer: Trainer, sources, val, a: argparse.Namespace, record:
     try:
         for ev in trainer.train(sources, val=val, max_seconds=max_seconds, continue_saved=a.resume):
             record.add(ev)
+            clock.see(ev)
             if isinstance(ev, TrainingStarted):
                 _say_started(ev, s)
                 bar = progress_bar(ev.epochs * ev.steps_per_epoch or None, quiet)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from . import modelfile
+from . import applications, modelfile
+from .methods import methods_paragraph, reproducibility
 from .settings import Settings
 
 
@@ -74,11 +75,19 @@ def saved_run(content: dict) -> dict:
 
 
 def write(path: str | Path, weights: dict, settings: Settings, history: list[dict], data_size: dict | None = None,
-          best_epoch: int | None = None, last_state: dict | None = None, run: dict | None = None) -> Path:
+          best_epoch: int | None = None, last_state: dict | None = None, run: dict | None = None,
+          rounds=None) -> Path:
     """Write a model file: `weights` (what predictions use) and every setting, the epochs' `history`, how many
     images trained and validated (`data_size`, for the export's README); to continue a run, the `last_state`
-    weights (when `weights` are an earlier best epoch's, `best_epoch`) and the `run` state."""
+    weights (when `weights` are an earlier best epoch's, `best_epoch`) and the `run` state; the `rounds`
+    (a ``RoundBook``), their weights packed against `weights`."""
     extra: dict = {"history": history}
+    if rounds is not None and len(rounds):
+        extra.update(rounds.file_entries(weights))
+        # Kept as written at the time (a later napari-mia may tell it otherwise): ``napari-mia info`` shows them.
+        extra["methods"] = methods_paragraph(settings, rounds.rounds,
+                                             applications.for_settings(settings).headline_scores)
+        extra["reproducibility"] = reproducibility(rounds.rounds)
     if last_state is not None:
         extra["last_state_dict"] = {k: v.detach().cpu() for k, v in last_state.items()}
     if best_epoch is not None:

@@ -32,6 +32,7 @@ from . import applications, export_parts
 from .errors import MiaError, SettingsError
 from .export_readme import cover as _cover, readme as _readme, record_summary as _record_summary
 from .images import image_frames, normalize
+from .methods import methods_paragraph, reproducibility
 from .modelfile import PACKAGE_FORMAT, PACKAGE_VERSION, STATE_DICT_PREFIX
 from .settings import Settings
 from .tiling import STRIDE
@@ -236,10 +237,12 @@ def export_package(
         result, shown = export_parts.for_task(s.model.task).predict(pred, crop)
         _cover(tmp / "cover.png", normalize(crop, "percentile"), shown, s, result)
         summary = _record_summary(handle.history, handle.data_size)
-        (tmp / "README.md").write_text(_readme(name, s, summary, formats, step))
+        rounds = handle.rounds.rounds
+        methods = methods_paragraph(s, rounds, app.headline_scores)
+        (tmp / "README.md").write_text(_readme(name, s, summary, formats, step, methods))
 
         descr = _description(s, tmp, files, name, authors, license, cite, description, step, crop.dtype, summary,
-                             handle.history)
+                             handle.history, rounds, methods)
         from bioimageio.spec import save_bioimageio_package  # lazy: an optional extra, only to export
 
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -295,7 +298,7 @@ def _write_weights(net, x: np.ndarray, formats: Sequence[str], tmp: Path) -> dic
 
 
 def _description(s: Settings, tmp: Path, files: dict, name, authors, license, cite, description, step, dtype,
-                 summary, history):
+                 summary, history, rounds=(), methods=""):
     # lazy: torch takes seconds to import, and bioimage.io is an optional extra, imported only when exporting
     import torch
     from bioimageio.spec.model.v0_5 import (
@@ -355,6 +358,9 @@ def _description(s: Settings, tmp: Path, files: dict, name, authors, license, ci
         "state_dict_prefix": STATE_DICT_PREFIX, "settings": s.to_dict(),
         "class_names": list(m.class_names), "history": _plain(history),
         "data": summary["data"], "network": _network_kwargs(s)}}
+    if rounds:  # the rounds that made it (without their weights), and the methods paragraph written from them
+        config["napari_mia"].update(rounds=_plain([r.to_dict() for r in rounds]), methods=methods,
+                                    reproducibility=_plain(reproducibility(rounds)))
     try:
         return ModelDescr(
             name=name, description=description or f"napari-mia {m.task} model ({m.encoder}), trained in napari",

@@ -22,7 +22,7 @@ def record_summary(history: list[dict], data_size: dict | None) -> dict:
     return {"epochs": len(history), "data": data_size or {}, "last_epoch": last, "best_epoch": best}
 
 
-def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: int) -> str:
+def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: int, methods: str = "") -> str:
     m, d, t = s.model, s.data, s.train
     app, parts = applications.get(m.task), export_parts.for_task(m.task)
     what = parts.what(s)
@@ -57,6 +57,11 @@ def readme(name: str, s: Settings, summary: dict, formats: Sequence[str], step: 
                      f"last epoch {last['epoch']}: {last['val_metric'] if last['val_metric'] is None else round(last['val_metric'], 4)}.")
     elif last:
         lines.append(f"- No validation images; last training {t.metric}: {last.get('train_metric', float('nan')):.4f}.")
+    if methods:
+        lines += ["", "## Methods", "", "A paragraph for a paper's methods, written by napari-mia from this model's "
+                  "rounds of annotation and training (its reproducibility record, with package versions, settings "
+                  "and a hash of every image used, is in `config.napari_mia.reproducibility` of rdf.yaml):", "",
+                  methods]
     lines += ["", "## Weights", "", f"Formats: {', '.join(formats)}. Each was tested with bioimageio.core's model "
               "test (on the CPU) before the package was written.", "",
               "## napari-mia", "",

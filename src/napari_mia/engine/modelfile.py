@@ -141,7 +141,9 @@ def read_package(path: str | Path) -> dict[str, Any]:
     except (MiaError, KeyError) as e:
         raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
     return {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings, "state_dict": state,
-            "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None}
+            "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None,
+            # The rounds travel without their weights (engine.rounds): told by `napari-mia info`, not restorable.
+            **{k: cfg[k] for k in ("rounds", "methods", "reproducibility") if cfg.get(k)}}
 
 
 def _numbers(epoch: dict) -> dict:

@@ -18,6 +18,7 @@ from . import applications, checkpoint, modelfile
 from .errors import ModelFileError, SettingsError
 from .models import pick_device
 from .predictor import Predictor
+from .rounds import RoundBook
 from .settings import ModelSettings, Settings
 
 
@@ -48,12 +49,14 @@ class TrainedModel:
 
     def __init__(self, network, settings: Settings, device=None, history: list[dict] | None = None,
                  data_size: dict | None = None, *, last_state: dict | None = None, best_epoch: int | None = None,
-                 run_state: dict | None = None):
+                 run_state: dict | None = None, rounds: RoundBook | None = None):
         self.network, self.settings = network, settings
         self.device = device if device is not None else next(network.parameters()).device
         self.history = list(history or [])
         self.data_size = data_size
         self.last_state, self.best_epoch, self.run_state = last_state, best_epoch, run_state or {}
+        # The training runs that made these weights (engine.rounds); empty for files from before rounds.
+        self.rounds = rounds if rounds is not None else RoundBook()
 
     @property
     def app(self) -> applications.Application:
@@ -74,16 +77,17 @@ class TrainedModel:
         network.to(device)
         return cls(network, settings, device, content.get("history", []), content.get("data"),
                    last_state=content.get("last_state_dict"), best_epoch=content.get("best_epoch"),
-                   run_state=checkpoint.saved_run(content))
+                   run_state=checkpoint.saved_run(content),
+                   rounds=RoundBook.from_file(content, content["state_dict"]))
 
     def save(self, path: str | Path) -> Path:
         """Write the model file (the format ``load`` and ``Trainer.load`` read)."""
         return checkpoint.write(path, self.network.state_dict(), self.settings, self.history, self.data_size,
-                                self.best_epoch, self.last_state, self.run_state)
+                                self.best_epoch, self.last_state, self.run_state, self.rounds)
 
     def with_settings(self, settings: Settings) -> TrainedModel:
         """The same network (not copied) under other settings: e.g. to predict prepared images as they are."""
-        return TrainedModel(self.network, settings, self.device, self.history, self.data_size)
+        return TrainedModel(self.network, settings, self.device, self.history, self.data_size, rounds=self.rounds)
 
     def predictor(self, tile: int | str | None = "auto", overlap: int = 128, diameter: float | str | None = None,
                   tta: bool = False) -> Predictor:

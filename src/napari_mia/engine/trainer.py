@@ -7,8 +7,7 @@
         ...
     trainer.reset()                        # forget the weights
 
-Everything the widgets and the CLI show comes from these events; nothing
-here knows about Qt or napari.
+Everything the widgets and the CLI show comes from these events; nothing here knows about Qt or napari.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from .metrics import confusion
 from .models import model_key, pick_device
 from .optimization import Run as _Run, build_optimizer, build_scheduler, class_weight_tensor, train_mode
 from .plan import MAX_VALIDATION_CROPS, MIN_VALIDATION_CROPS, Clock
+from .rounds import RoundBook
 from .samples import SampleSource, check_known_background, object_diameter, scaled_note, to_object_size
 from .settings import Settings
 from .task_data import sources_for_task
@@ -62,8 +62,8 @@ class Trainer(TrainerValidation, TrainerModel):
         self.autosave_path: Path | None = None
         self._saved_run: dict | None = None  # an autosaved run's state, after `load`
         self._loaded_data_size: dict | None = None  # the loaded file's (``data_size``)
-        # (name, image) predicted every `preview_every` epochs.
-        self.preview_image: tuple[str, np.ndarray] | None = None
+        self.preview_image: tuple[str, np.ndarray] | None = None  # (name, image) predicted every preview_every epochs
+        self.rounds = RoundBook()  # every finished run, its scores and weights (workflows.rounds)
         # BatchNorm running statistics lag behind the weights after optimizer steps
         # (momentum 0.1: after 5 steps they are still 60% their initial values), so the
         # eval-mode network predicts something else than the training curve shows.
@@ -128,7 +128,7 @@ class Trainer(TrainerValidation, TrainerModel):
 
     def reset(self) -> None:
         """Forget the weights and any stopped run: the next train starts over."""
-        self.model, self._key, self._run, self.history = None, None, None, []
+        self.model, self._key, self._run, self.history, self.rounds = None, None, None, [], RoundBook()
         self._norm_stale = False
 
     def _ensure_model(self) -> None:

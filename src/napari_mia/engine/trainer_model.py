@@ -36,7 +36,8 @@ class TrainerModel:
         trainings, or from the training thread; ``snapshot`` is for other threads."""
         self._ready()
         self.settle_normalization()
-        return TrainedModel(self.kept_model(), self.settings, self.device, self.history, self.data_size)
+        return TrainedModel(self.kept_model(), self.settings, self.device, self.history, self.data_size,
+                            rounds=self.rounds)
 
     def snapshot(self) -> TrainedModel:
         """A model handle of the kept weights that may be taken from another thread while training runs: a deep
@@ -52,7 +53,7 @@ class TrainerModel:
             history = list(self.history)
         if stale and not best:
             self.settle_normalization(model, sources)
-        return TrainedModel(model, settings, self.device, history, self.data_size)
+        return TrainedModel(model, settings, self.device, history, self.data_size, rounds=self.rounds)
 
     def predictor(self, tile: int | str | None = "auto", overlap: int = 128, snapshot: bool = False,
                   diameter: float | str | None = None, tta: bool = False) -> Predictor:
@@ -79,7 +80,7 @@ class TrainerModel:
         # The latest weights only matter to continue the run.
         last = kept.get("last_state_dict") if include_optimizer else None
         return checkpoint.write(path, weights, self.settings, self.history, self.data_size, kept.get("best_epoch"),
-                                last, state)
+                                last, state, self.rounds)
 
     @classmethod
     def load(cls, path: str | Path):
@@ -100,6 +101,33 @@ class TrainerModel:
         trainer.history = list(model.history)
         trainer._loaded_data_size = model.data_size
         trainer._saved_run = model.run_state
+        trainer.rounds = model.rounds
         trainer.device = model.device
         trainer._place()  # in the layout and precision training and validation use on that device
         return trainer
+
+    def labelled_objects(self) -> int | None:
+        """The labelled objects the last run learned from (training and validation), where the application
+        counts objects (segmentation, detection); else None."""
+        run = self._run
+        counts = [len(s.diameters) for s in (run.train + run.val if run is not None else [])
+                  if s.diameters is not None]
+        return sum(counts) if counts else None
+
+    def restore_round(self, number: int) -> None:
+        """The weights of round `number` (``self.rounds``) become the model's: predictions are that round's
+        again, and the next Start trains on from them (a stopped run can no longer be resumed)."""
+        book = self.rounds
+        try:
+            index = book.index_of(number)
+        except KeyError:
+            raise SettingsError(f"There is no round {number}: the rounds are "
+                                f"{', '.join(str(r.number) for r in book.rounds) or 'none yet'}.") from None
+        if not book.has_weights(index):
+            raise SettingsError(f"Round {number}'s weights were not kept in this model file: it cannot be restored.")
+        self._ready()
+        with self._weights_lock:
+            self.model.load_state_dict(book.weights(index))
+            self.best.clear()
+            self._run, self._norm_stale = None, False
+        self._place()

@@ -10,9 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..engine.applications.base import write_csv
 from ..engine.errors import MiaError
 from ..engine.evaluate import mean_scores
+from ..engine.images import image_frames
 from .events import FileDone, FolderStarted, Note
 from .formats import for_settings
 from .prediction import each_image
@@ -56,6 +59,31 @@ def evaluate_folder(predictor, images: Path, targets: Path, tolerance: float | N
     columns += [k for k in rows[0] if k not in columns and not k.startswith("_")]
     means = mean_scores([{k: v for k, v in r.items() if k in columns} for r in rows])
     yield EvaluationReport(rows, columns, app.evaluate_summary(rows, s), means, skipped)
+
+
+def score_items(predictor, items, tolerance: float | None = None) -> EvaluationReport:
+    """Score the predictions of in-memory (name, image, target[, rgb]) items (e.g. the dock's test images), as
+    ``evaluate_folder`` scores files; a stack whose labels are a stack of as many frames is scored per frame,
+    each frame an image."""
+    s = predictor.settings
+    app = for_settings(s).app
+    rows = [{"name": name, **app.evaluate_item(predictor, image, target, s, tolerance)}
+            for name, image, target in _frames(items, s.model.channels)]
+    if not rows:
+        raise MiaError("There are no test images to score.")
+    columns = ["name", *app.evaluate_columns]
+    means = mean_scores([{k: v for k, v in r.items() if k in columns} for r in rows])
+    return EvaluationReport(rows, columns, app.evaluate_summary(rows, s), means)
+
+
+def _frames(items, channels: int):
+    for name, image, target, *rest in items:
+        frames = image_frames(image, channels, name, rest[0] if rest else None)
+        if len(frames) > 1 and isinstance(target, np.ndarray) and target.ndim == 3 and len(target) == len(frames):
+            for i, (frame, truth) in enumerate(zip(frames, target)):
+                yield f"{name} [{i}]", frame[..., 0] if channels == 1 else frame, truth
+        else:
+            yield name, image, target
 
 
 def _csv(v):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -24,3 +25,14 @@ class FileDone:
     """One more file done (or skipped)."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class RoundDone:
+    """A training run was recorded as a round (``workflows.rounds.finish_round``): the ``Round``, for the
+    dock's Rounds view, and the lines to tell (the test scores; `warning`: it scored worse than an earlier
+    round, in plain words)."""
+
+    round: Any
+    lines: tuple[str, ...]
+    warning: str = ""

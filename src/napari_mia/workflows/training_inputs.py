@@ -23,25 +23,46 @@ def validation_pairs(files: TargetFiles, val_images: Path | None, val_targets: d
     """([(image file, targets)] of the validation folder, read as the training ones are, or None for a random
     split; a note for the user or None). `val_targets`: {what holds them ("masks", "points", "classes"): path or
     None}, for every application, so that targets of another application are refused."""
-    flag = {kind: f"--val-{kind}" for kind in val_targets}
-    given = [flag[kind] for kind, path in val_targets.items() if path]
+    pairs = folder_pairs(files, val_images, val_targets, "val", "validation")
+    note = "--val-split is not used: the --val-images are the validation set." if pairs and val_split_given else None
+    return pairs, note
+
+
+def test_pairs(files: TargetFiles, test_images: Path | None, test_targets: dict[str, Path | None],
+               training: list[tuple]) -> list[tuple] | None:
+    """[(image file, targets)] of the test folder (``--test-images``), or None; refused when a test image is
+    also a training image (same name in the same folder, or the same file): it would flatter the test."""
+    pairs = folder_pairs(files, test_images, test_targets, "test", "test")
+    if pairs:
+        trained = {Path(p[0]).resolve() for p in training}
+        both = [Path(p[0]).name for p in pairs if Path(p[0]).resolve() in trained]
+        if both:
+            raise MiaError(f"{both[0]} is both a training image and a test image: a test image must never be "
+                           "trained on. Keep the test images in a folder of their own.")
+    return pairs
+
+
+def folder_pairs(files: TargetFiles, images: Path | None, targets: dict[str, Path | None], prefix: str,
+                 words: str) -> list[tuple] | None:
+    """[(image file, targets)] of a folder given with --<prefix>-images and --<prefix>-<targets>, or None."""
+    flag = {kind: f"--{prefix}-{kind}" for kind in targets}
+    given = [flag[kind] for kind, path in targets.items() if path]
     wanted = flag[files.targets]
-    if val_images is None:
+    if images is None:
         if given:
-            raise MiaError(f"{given[0]} needs --val-images DIR: the folder of the validation images.")
-        return None, None
+            raise MiaError(f"{given[0]} needs --{prefix}-images DIR: the folder of the {words} images.")
+        return None
     other = [f for f in given if f != wanted]
     if other:
-        raise MiaError(f"{other[0]} does not fit {files.name}: its validation targets are given with {wanted}.")
-    path = val_targets[files.targets]
+        raise MiaError(f"{other[0]} does not fit {files.name}: its {words} targets are given with {wanted}.")
+    path = targets[files.targets]
     if not path:
-        raise MiaError(f"--val-images needs {wanted} for {files.name}: the validation images' targets, given as "
+        raise MiaError(f"--{prefix}-images needs {wanted} for {files.name}: the {words} images' targets, given as "
                        f"for --{files.targets}.")
-    pairs = files.read_targets(val_images, path)
+    pairs = files.read_targets(images, path)
     if not pairs:  # a CSV that names none of the images
-        raise MiaError(f"No validation image in {val_images} has targets in {path}.")
-    note = "--val-split is not used: the --val-images are the validation set." if val_split_given else None
-    return pairs, note
+        raise MiaError(f"No {words} image in {images} has targets in {path}.")
+    return pairs
 
 
 def with_regions(pairs: list[tuple], regions: Path | None, files: TargetFiles) -> tuple[list[tuple], str | None]:

@@ -250,6 +250,8 @@ class Application:
     # -- evaluation (workflows.evaluation, the dock's Evaluate) ---------------------------------------
     #: The per-image scores ``evaluate`` prints, in this order (keys of ``evaluate_item``'s dict).
     evaluate_columns: tuple[str, ...] = ()
+    #: The scores a round's test result is told by, (column, words); the last one ranks rounds.
+    headline_scores: tuple[tuple[str, str], ...] = ()
 
     def evaluate_item(self, predictor, image: np.ndarray, target, settings: Settings,
                       tolerance: float | None = None) -> dict:

@@ -293,6 +293,7 @@ class Classification(Application):
         return {"images": "images", "classes": "classes.csv"}
 
     evaluate_columns = ("correct", "probability")
+    headline_scores = (("correct", "accuracy"),)
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
         names = settings.model.class_names

@@ -141,6 +141,7 @@ class Detection(Application):
 
     # -- evaluation, training job folders -------------------------------------------------------
     evaluate_columns = ("point_f1", "precision", "recall", "count_error", "true_objects", "predicted_objects")
+    headline_scores = (("point_f1", "point F1"),)
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
         found = predictor.detect(image)

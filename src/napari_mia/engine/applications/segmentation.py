@@ -102,6 +102,7 @@ class Segmentation(Application):
         return object_diameters(labels, instances=_instances(settings)) * settings.data.downscale
 
     evaluate_columns = ("fg_iou", "object_f1", "ap", "precision", "recall", "true_objects", "predicted_objects")
+    headline_scores = (("fg_iou", "fg IoU"), ("object_f1", "object F1"))
 
     def evaluate_item(self, predictor, image, target, settings, tolerance=None):
         truth = check_labels(read_image(target), Path(target).name) if isinstance(target, (str, Path)) else target
