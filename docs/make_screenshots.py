@@ -8,7 +8,9 @@ whole napari window as `make demo` opens it, training with the plot, and an erro
 Results open together over layers with 64-character names, at both sizes (issue #25). `--only labelling`: sparse labels painted on a
 DSB field, the prediction after a short training, and a corrected prediction added by a reviewed region
 (docs/labelling.md, issue #16). `--only server`: a training job exported from the dock, trained by the command
-line and imported back, the record in the Training Data dock (docs/server.md, issue #18).
+line and imported back, the record in the Training Data dock (docs/server.md, issue #18). `--only rounds`: test
+pairs kept aside, three rounds (the third with deliberately wrong labels) and the Rounds view (docs/rounds.md,
+issue #28).
 Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
 the user's napari settings, and a size saved there does not change the pictures.
 """
@@ -37,7 +39,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
     p.add_argument("--only", choices=["window", "layout", "plan", "segmentation", "detection", "classification", "results",
-                                      "labelling", "server"],
+                                      "labelling", "server", "rounds"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     import tempfile
@@ -80,6 +82,8 @@ def main() -> None:
         _labelling(a, pump)
     if a.only in (None, "server"):
         _server(a, pump)
+    if a.only in (None, "rounds"):
+        _rounds(pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -587,6 +591,67 @@ def _labelling(a, pump) -> None:
     widget.scroll.verticalScrollBar().setValue(0)
     pump(0.2)
     viewer.screenshot(str(OUT / "labelling_regions.png"), canvas_only=False)
+    viewer.close()
+
+
+def _rounds(pump) -> None:
+    """docs/rounds.md: two DSB fields trained, two kept aside for test, a corrected prediction added, then four
+    fields with wrong labels (the background painted as small squares): three rounds, the third said worse."""
+    import napari
+    import numpy as np
+
+    from napari_mia.widgets.training import TrainingWidget
+
+    names = _dsb_names(lambda n: n >= 8)[:9]
+    pairs = _dsb(names)
+    viewer = napari.Viewer()
+    viewer.window.resize(1600, 1000)
+    stack = lambda idx, k: np.stack([pairs[i][k] for i in idx])  # noqa: E731
+    viewer.add_image(stack([0, 1], 0), name="fields")
+    viewer.add_labels(stack([0, 1], 1).astype(np.uint16), name="fields labels")
+    viewer.add_image(stack([6, 7], 0), name="kept aside")
+    viewer.add_labels(stack([6, 7], 1).astype(np.uint16), name="kept aside labels")
+    viewer.add_image(pairs[8][0], name="new field")
+    yy, xx = np.mgrid[:256, :256]
+    squares = (yy // 12) * 32 + xx // 12 + 1
+    viewer.add_image(stack([2, 3, 4, 5], 0), name="mixed up")
+    viewer.add_labels(np.where(stack([2, 3, 4, 5], 1) == 0, squares[None], 0).astype(np.uint16),
+                      name="mixed up labels")
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    c = widget.controls
+    c["label_mode"].value = "instances"
+    c["epochs"].value, c["steps_per_epoch"].value = 2, 20
+    c["patch_width"].value = c["patch_height"].value = 128
+    c["val_split"].value = 0.0
+    widget.add_pair("fields", "fields labels")
+    widget.add_pair("kept aside", "kept aside labels")
+    widget.mark_test([("kept aside", "kept aside labels")])
+    widget.pair_list.value = []
+    pump(0.5)
+    widget.section_data.grab().save(str(OUT / "test_pairs.png"))
+
+    def train():
+        widget.start()
+        pump(1)
+        while widget.session.busy:
+            pump(0.2)
+
+    train()
+    _predict(widget, "new field", pump)
+    layer = [la for la in viewer.layers if la.metadata.get("napari_mia_image") == "new field"][-1]
+    layer.data = np.where(pairs[8][1] > 0, pairs[8][1] + 1, 0).astype(layer.data.dtype)  # the corrections
+    widget.add_prediction()
+    train()
+    widget.add_pair("mixed up", "mixed up labels")
+    train()
+    pump(1)
+    _close_toasts(viewer)
+    plot = widget.session.plot_widget
+    plot.grab().save(str(OUT / "rounds_view.png"))
+    book = widget.session.trainer.rounds
+    for r in book.rounds:
+        print(f"round {r.number}: {r.images} images, {r.objects} objects, {r.corrected} corrected, test {r.test}")
     viewer.close()
 
 

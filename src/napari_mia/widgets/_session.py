@@ -25,6 +25,7 @@ from ..engine.events import IterationEnd, PlanMade, TrainingFinished, TrainingSt
 from ..engine.modelfile import check_file
 from ..engine.record import TrainingRecord
 from ..engine.settings import Settings
+from ..workflows.events import RoundDone
 from ._messages import notify
 from ._preload import preload
 from .applications import adapter_for
@@ -64,6 +65,7 @@ def _relay():
 
 class TrainingSession:
     event = Signal(object)  # each engine event, on the main thread
+    round_done = Signal(object)  # the run's RoundDone (workflows.rounds), after its last event
     state_changed = Signal(str)
     failed = Signal(str)  # a plain-words message
     # (image name, job k, jobs n, tile done, tiles total), on the main thread, as a prediction goes on
@@ -76,16 +78,16 @@ class TrainingSession:
         self.loaded_from = None
         self.loaded_said = False  # whether the dock has said, since the last load, what training it further keeps
         self.record = TrainingRecord()
-        self.state = IDLE
-        self.worker = None
-        self._progress = None
+        self.state, self.worker, self._progress = IDLE, None, None
         self.last_event = None
+        self.last_round = None  # the latest RoundDone: what the last run was recorded as
         self.failures = 0
         self._predicting = False
         self._stop_requested = False
         self._pending: collections.deque = collections.deque()
         self._dispatching = False
         self._task_worker = None
+        self._round: tuple | None = None  # the latest round's items, test items and facts, for a Resume
         # image name -> the objects' diameter (image pixels) its last prediction used, None: the model's scale
         self.diameters: dict = {}
 
@@ -107,14 +109,15 @@ class TrainingSession:
         self.state_changed.emit(state)
 
     # -- training -----------------------------------------------------------
-    def start(self, settings: Settings, items: list, preview=None, val: list | None = None) -> bool:
-        """Start a run from the current weights.
+    def start(self, settings: Settings, items: list, preview=None, val: list | None = None,
+              test: list | None = None, facts: dict | None = None) -> bool:
+        """Start a run from the current weights; when it ends, it is recorded as the model's next round
+        (``RoundDone``, scored on the `test` items if any; `facts`: see ``workflows.rounds.as_round``).
 
-        `items`: copied (image, target, name, target name, rgb[, reviewed regions]), the target being a labels array
-        (segmentation), (N, 2|3) y, x[, class] points (detection) or one class id per frame, -1 for
-        none (classification). `val`: items of the same kind held out for validation; None: the
-        validation split of the settings holds some of `items` out.
-        """
+        `items`: copied (image, target, name, target name, rgb[, reviewed regions]), the target being a labels
+        array (segmentation), (N, 2|3) y, x[, class] points (detection) or one class id per frame, -1 for none
+        (classification). `val`: items of the same kind held out for validation; None: the validation split of
+        the settings holds some of `items` out."""
         if self.busy:
             self._fail("Training is already running. Stop it first.")
             return False
@@ -148,7 +151,10 @@ class TrainingSession:
             held_out = None if val is None else sources_for_task(
                 val, trainer.settings, rgb=[it[4] for it in val],
                 regions=[it[5] if len(it) > 5 else None for it in val])
-            yield from _calibrated(trainer, trainer.train(sources, val=held_out))
+            from ..workflows.rounds import as_round  # lazy: the engine's modules load in the worker (above)
+
+            self._round = (items + (val or []), test, dict(facts or {}))
+            yield from as_round(trainer, _calibrated(trainer, trainer.train(sources, val=held_out)), *self._round)
 
         self._launch(run, TRAINING)
         return True
@@ -160,7 +166,10 @@ class TrainingSession:
         trainer = self.trainer
 
         def run():  # a generator function: napari makes a GeneratorWorker only of those
-            yield from _calibrated(trainer, trainer.resume())
+            from ..workflows.rounds import as_round  # lazy, as in start
+
+            events = _calibrated(trainer, trainer.resume())  # the stopped round, recorded again in its place
+            yield from as_round(trainer, events, *self._round, continues=True) if self._round else events
 
         self._launch(run, TRAINING)
         return True
@@ -179,6 +188,7 @@ class TrainingSession:
             self.trainer.reset()
         self.trainer = None
         self.loaded_from = None
+        self._round = None
         self.record.clear()
         self.state_changed.emit(self.state)
 
@@ -375,6 +385,9 @@ class TrainingSession:
         widget.destroyed.connect(teardown)
 
     def _on_event(self, ev) -> None:
+        if isinstance(ev, RoundDone) or ev is None:  # after the run's last event, which stays the last one
+            self.last_round = ev
+            return None if ev is None else self.round_done.emit(ev)
         self.record.add(ev)
         self.last_event = ev
         if isinstance(ev, TrainingStarted):

@@ -27,13 +27,16 @@ from napari.utils.theme import get_theme
 from magicgui.widgets import Container, Label, PushButton
 from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtGui import QImage, QPixmap
-from qtpy.QtWidgets import QFileDialog, QLabel, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (QFileDialog, QFrame, QLabel, QMessageBox, QScrollArea, QSizePolicy, QStackedWidget,
+                            QVBoxLayout, QWidget)
 
 from ..engine.errors import MiaError
 from ..engine.events import IterationEnd, TrainingStarted
+from ..workflows.events import RoundDone
 from ._layout import wrap
 from ._messages import notify
 from ._session import TRAINING, session_for
+from .rounds import RoundsView
 
 REDRAW_MS = 300
 SHORT_PX = 300  # a plot lower than this shows one row of curves
@@ -74,19 +77,41 @@ class TrainingPlotWidget(QWidget):
         self.stop_button = PushButton(text="Stop Training")
         self.resume_button = PushButton(text="Resume Training")
         self.save_button = PushButton(text="Save record", tooltip="Write every logged value (CSV) and this plot (PNG).")
-        buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button], layout="horizontal",
+        # Shown once there is a round: switches the picture between the curves and the Rounds view.
+        self.rounds_button = PushButton(text="Rounds", tooltip="Show the rounds: every training, scored on the "
+                                                                 "test pairs. Press again for the curves.")
+        self.rounds_button.visible = False
+        buttons = Container(widgets=[self.stop_button, self.resume_button, self.save_button, self.rounds_button],
+                            layout="horizontal",
                             labels=False)
         wrap(self.info)  # the best epoch's score lengthens it: it must not widen the docks' column (window)
+        # Every training is a round: the Rounds view compares them on the test images. Hidden until there is a
+        # round (it takes no height from the curves until then).
+        self.rounds = RoundsView(self.session, lambda: self.theme_colours())
+        # It scrolls rather than squeeze the curves, or overlap itself, in a short column.
+        self.section_rounds = QScrollArea()
+        self.section_rounds.setWidget(self.rounds)
+        self.section_rounds.setWidgetResizable(True)
+        self.section_rounds.setFrameShape(QFrame.Shape.NoFrame)
+        self.section_rounds.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.section_rounds.setMinimumHeight(100)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.section_rounds)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.view, stretch=1)
+        lay.addWidget(self.stack, stretch=1)
         lay.addWidget(self.info.native)
         lay.addWidget(buttons.native)
 
         self.stop_button.changed.connect(self.session.stop)
         self.resume_button.changed.connect(self.session.resume)
         self.save_button.changed.connect(self._on_save)
+        self.rounds_button.changed.connect(lambda *_: self.show_rounds(self.stack.currentWidget() is self.view))
         self.session.connect_widget(self, [(self.session.event, self._on_event),
-                                           (self.session.state_changed, self._update_buttons)])
+                                           (self.session.state_changed, self._update_buttons),
+                                           (self.session.round_done, self._on_round),
+                                           (self.session.event, self._on_round),
+                                           (self.session.state_changed, self._on_rounds_changed)])
         # Follow the viewer's theme (napari's Preferences, or viewer.theme = ...).
         theme_event, on_theme = napari_viewer.events.theme, self._on_theme
         theme_event.connect(on_theme)
@@ -349,6 +374,27 @@ class TrainingPlotWidget(QWidget):
                 "" if best.val_metric is None else f"{best.val_metric:.3f}"
             self.info.value = (self.info.value.split("  |")[0] +
                                f"  |  best validation: epoch {best.epoch}" + (f" ({score})" if score else ""))
+
+    def show_rounds(self, on: bool = True) -> None:
+        """The Rounds view in place of the curves (or the curves again)."""
+        self.stack.setCurrentWidget(self.section_rounds if on else self.view)
+        self.rounds_button.text = "Curves" if on else "Rounds"
+
+    def _on_round(self, ev) -> None:
+        if isinstance(ev, RoundDone):  # the training is over: its verdict
+            self.rounds.on_event(ev)
+            self.rounds_button.visible = True
+            self.show_rounds(True)
+        elif isinstance(ev, TrainingStarted):  # a new run: its curves
+            self.show_rounds(False)
+
+    def _on_rounds_changed(self, *_) -> None:
+        """A load or a reset changes the rounds: the button shows while the model has any."""
+        self.rounds.refresh()
+        has = self.rounds.table.rowCount() > 0
+        self.rounds_button.visible = has
+        if not has:
+            self.show_rounds(False)
 
     def resizeEvent(self, event):  # noqa: N802 - Qt's name
         self._dirty = True  # render again at the new size

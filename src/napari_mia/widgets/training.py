@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 # dock attribute where they differ). The training set's state is lent by properties below: it is reassigned.
 LENT = {
     "data": ("application", "image_combo", "channel_axis", "channel_layers", "labels_combo", "add_button",
-             "pair_list", "remove_button", "validation_button", "pair_buttons", "classes_label", "regions_combo",
-             "labelled_label", "add_pair", "region_of", "mark_validation", "image_for", "input_channels",
+             "pair_list", "remove_button", "validation_button", "test_button", "pair_buttons", "classes_label", "regions_combo",
+             "labelled_label", "add_pair", "region_of", "mark_validation", "mark_test", "image_for", "input_channels",
              "channel_members", ("update_classes", "_update_classes"), ("set_input", "_set_input"),
              ("first_channels", "_first_channels"), ("pair_text", "_pair_text")),
     "model": ("export_button", "find_devices_button", "device_label", "defaults_button", "find_devices"),
@@ -140,11 +140,12 @@ class TrainingWidget(QWidget):
                                            (self.session.failed, self._show_failure),
                                            (self.session.predict_progress, self.pinned.on_predict_progress)])
         # Closing the viewer (or this dock) stops the training: nothing would show its progress.
-        session, apps = self.session, list(self.apps.values())
+        session, apps, clock = self.session, list(self.apps.values()), self.data.annotation
 
         def closed(*_):
             self._closed = True
             session.stop()
+            clock.close()
             for app in apps:
                 app.close()
 
@@ -163,6 +164,10 @@ class TrainingWidget(QWidget):
     @property
     def validation(self) -> set[tuple[str, str]]:
         return self.data.validation
+
+    @property
+    def test(self) -> set[tuple[str, str]]:
+        return self.data.test
 
     @property
     def pair_regions(self) -> dict[tuple[str, str], str]:

@@ -144,12 +144,21 @@ class DockApplication:
     def training_items(self) -> list:
         """Copies of the layers' data: (image, target, name, target name, rgb, reviewed regions or
         None) for the session; the pairs
-        marked for validation are not among them."""
-        return self._items([p for p in self.dock.pairs if p not in self.dock.validation])
+        marked for validation or test are not among them."""
+        return self._items([p for p in self.dock.pairs if p not in self.dock.validation and p not in self.dock.test])
 
     def validation_items(self) -> list:
         """The pairs marked for validation, as ``training_items`` copies them ([]: none is marked)."""
         return self._items([p for p in self.dock.pairs if p in self.dock.validation])
+
+    def test_items(self) -> list:
+        """The pairs kept aside as test images, as ``training_items`` copies them ([]: none is marked)."""
+        return self._items([p for p in self.dock.pairs if p in self.dock.test])
+
+    def corrected_pairs(self) -> set:
+        """Pairs made from a prediction that train in this round (``Round.corrected`` counts the new ones)."""
+        return {p for p in self.dock.prediction_pairs if p in self.dock.pairs and p not in self.dock.validation
+                and p not in self.dock.test}
 
     def validation_count(self) -> int:
         """How many images are marked for validation (0: the validation split holds images out)."""
@@ -202,8 +211,8 @@ class DockApplication:
     # -- evaluation (the Prediction section's Evaluate) --------------------------------------
     def in_training_set(self, image: str, target: str) -> bool:
         """Whether the model learnt from `image` (with any target): its scores would flatter the model. A pair
-        marked for validation was held out: it may be evaluated."""
-        return any(p[0] == image for p in self.dock.pairs if p not in self.dock.validation)
+        marked for validation or test was held out: it may be evaluated."""
+        return any(p[0] == image for p in self.dock.pairs if p not in self.dock.validation and p not in self.dock.test)
 
     def scores(self, result, truth, diameter: float | None) -> dict:
         """Shown name -> value of a prediction (`result`, as the predictor gave it) against `truth` (as

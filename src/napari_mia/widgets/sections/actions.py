@@ -86,7 +86,7 @@ class ActionsSection:
             self.notify(explain(e))
             return False
         self.settings.remember(settings)  # the settings of the last training open the next session's dock
-        items, val = app.training_items(), app.validation_items()
+        items, val, test = app.training_items(), app.validation_items(), app.test_items()
         if not items:  # e.g. the training pairs were removed after the others were marked
             self.notify(ALL_VALIDATION)
             return False
@@ -96,8 +96,10 @@ class ActionsSection:
             if image.channels == settings.model.channels:  # one the model cannot read would end the training
                 preview = (self.predict_combo.value, np.array(image.data))
         # Marked pairs are the validation set; none marked: the Validation split holds images out at random.
-        if not self.session.start(settings, items, preview, val=val or None):
+        facts = self.data.round_facts()
+        if not self.session.start(settings, items, preview, val=val or None, test=test or None, facts=facts):
             return False
+        self.data.new_round()
         self.progress.epoch_text = ""
         self.status.value = "Starting training…"  # the first start loads the libraries: seconds
         loaded = self.session.loaded_from

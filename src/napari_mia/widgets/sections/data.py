@@ -10,6 +10,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton, Select
 from ...engine.errors import MiaError
 from ...engine.settings import Settings
 from .. import _forms as F
+from .._annotation import AnnotationClock
 from .._channels import ChannelImage
 from .._layers import is_kind, layer_names, region_choices, region_mask
 from .._session import IDLE, explain
@@ -34,9 +35,15 @@ class DataSection:
         # Pairs the user chose to hold out: the validation set instead of a random split. A mark belongs to its
         # pair: it leaves with the pair (Remove selected, a deleted layer), and a pair added again trains.
         self.validation: set[Pair] = set()
+        # Pairs kept aside for good: never trained on, never choosing an epoch; every round is scored on them.
+        self.test: set[Pair] = set()
+        # Pairs made from a prediction that a round has already counted as "corrected" (Round.corrected).
+        self.counted_predictions: set[Pair] = set()
         # pair -> the Shapes layer of its reviewed regions; pairs made from a prediction (0 = background)
         self.pair_regions: dict[Pair, str] = {}
         self.prediction_pairs: set[Pair] = set()
+        # The user's editing time of the training set's layers since the last round (Round.human_minutes).
+        self.annotation = AnnotationClock(viewer)
         self.application = ComboBox(label="Application", choices=list(APPLICATIONS),
                                     tooltip=next(iter(ADAPTERS.values())).tooltip)
         self.image_combo = ComboBox(label="Image", choices=layer_names(viewer.layers, "Image"),
@@ -55,9 +62,17 @@ class DataSection:
             tooltip="Hold the selected pairs out of training to check the model on them (marked '(validation)'); "
                     "press again to train on them. When pairs are marked, they are the validation set and the "
                     "Validation split is not used.")
+        self.test_button = PushButton(
+            text="Use for test",
+            tooltip="Keep the selected pairs aside for good (marked '(test)'): never trained on and never choosing "
+                    "an epoch. At the end of every training, the model is scored on them, and the Rounds view of "
+                    "the Training Data dock compares the rounds. Press again to train on them.")
+        # Use for test on a row of its own: three buttons side by side would widen the dock.
         self.pair_buttons = Container(widgets=[self.remove_button, self.validation_button], layout="horizontal",
                                       labels=False)
         self.pair_buttons.margins = (0, 0, 0, 0)
+        self.test_row = Container(widgets=[self.test_button], labels=False)  # under them, in the same column
+        self.test_row.margins = (0, 0, 0, 0)
         self.classes_label = Label(label="Classes", value="(add labels)")
         self.regions_combo = ComboBox(
             label="Reviewed regions", choices=region_choices(viewer.layers),
@@ -68,16 +83,17 @@ class DataSection:
         c = controls
         self.box = Container(widgets=[self.application, self.image_combo, self.channel_axis, self.channel_layers,
                                       self.labels_combo, self.regions_combo, self.add_button, self.pair_list,
-                                      self.pair_buttons, c["label_mode"], c["sparse"], c["object_size"],
+                                      self.pair_buttons, self.test_row, c["label_mode"], c["sparse"], c["object_size"],
                                       c["object_intensity"], self.classes_label, self.labelled_label])
         # widgets that must not change while a training runs
         self.locked = [self.application, self.add_button, self.remove_button, self.validation_button,
-                       self.pair_list]
+                       self.test_button, self.pair_list]
 
     def connect(self) -> None:
         self.add_button.changed.connect(lambda *_: self.app.on_add())
         self.remove_button.changed.connect(self._on_remove)
         self.validation_button.changed.connect(self._on_validation)
+        self.test_button.changed.connect(self._on_test)
         self.controls["channels"].changed.connect(self.on_channels)
         self.image_combo.changed.connect(self.channels.show_layers)
         self.channel_layers.changed.connect(self._on_channel_layers)
@@ -206,12 +222,13 @@ class DataSection:
             return False
         if all(p in self.validation for p in pairs):
             self.validation -= set(pairs)
-        elif set(self.pairs) <= self.validation | set(pairs):
+        elif set(self.pairs) <= self.validation | self.test | set(pairs):
             self.notify("Not every pair can be for validation: nothing would be left to train on. Keep at "
                         "least one pair for training.")
             return False
         else:
             self.validation |= set(pairs)
+            self.test -= set(pairs)
         self.update_pairs()
         n = len(self.validation)
         self.status.value = (f"{n} pair{'s' if n != 1 else ''} for validation, {len(self.pairs) - n} for training "
@@ -219,14 +236,41 @@ class DataSection:
                              "No pair is marked for validation: the Validation split holds images out.")
         return True
 
+    def _on_test(self, *_):
+        chosen = set(self.pair_list.value)
+        self.mark_test([p for p in self.pairs if self.pair_text(p) in chosen])
+
+    def mark_test(self, pairs: list[Pair]) -> bool:
+        """Use for test: keep `pairs` aside as test images, or train on them again if all of them are marked.
+        Marking every pair is refused: nothing would be left to train on."""
+        pairs = [p for p in pairs if p in self.pairs]
+        if not pairs:
+            self.notify("Select pairs in the training set first, then press Use for test.")
+            return False
+        if all(p in self.test for p in pairs):
+            self.test -= set(pairs)
+        elif set(self.pairs) <= self.validation | self.test | set(pairs):
+            self.notify("Not every pair can be a test image: nothing would be left to train on. Keep at least one "
+                        "pair for training.")
+            return False
+        else:
+            self.test |= set(pairs)
+            self.validation -= set(pairs)
+        self.update_pairs()
+        n = len(self.test)
+        self.status.value = (f"{n} test pair{'s' if n != 1 else ''}: never trained on; every training is scored on "
+                             "them." if n else "No test pair: trainings are not scored on images kept aside.")
+        return True
+
     def pair_text(self, p) -> str:
         region = self.pair_regions.get(p)
         others = self.channel_groups.get(p[0], ()) if self.input_channels() > 1 else ()
         return f"{' + '.join((p[0], *others))}  ←  {p[1]}" + (f"  [only in {region}]" if region else "") + \
-            ("  (validation)" if p in self.validation else "")
+            ("  (validation)" if p in self.validation else "") + ("  (test)" if p in self.test else "")
 
     def update_pairs(self):
         self.validation &= set(self.pairs)
+        self.test &= set(self.pairs)
         self.pair_list.choices = [self.pair_text(p) for p in self.pairs]
         self.update_classes()
 
@@ -255,3 +299,16 @@ class DataSection:
         if kept != self.pairs or gone:
             self.pairs = kept
             self.update_pairs()
+
+    def round_facts(self) -> dict:
+        """What a round records of the user's work since the last one: the corrected predictions newly in the
+        training set, and the active minutes spent editing the training set's layers (targets and regions).
+        Called at Start; the next round counts from then (``new_round``)."""
+        corrected = self.app.corrected_pairs()
+        layers = {n for p in self.pairs for n in p} | set(self.pair_regions.values())
+        return {"corrected": len(corrected - self.counted_predictions),
+                "human_minutes": round(self.annotation.minutes(layers), 2)}
+
+    def new_round(self) -> None:
+        self.counted_predictions |= self.app.corrected_pairs()
+        self.annotation.new_round()
