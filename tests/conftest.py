@@ -108,6 +108,8 @@ def trained(dsb_pairs, tmp_path_factory):
         # leave it undecided on a quarter of some fields, where tiles and whole images then differ.)
         s = small_settings(label_mode="instances", epochs=4, steps_per_epoch=10, patch_width=128, patch_height=128,
                            same_object_size=False, lr_schedule="constant")
+        # The augmentations the thresholds were measured with (the defaults until 2026-12-07).
+        s.augment.zoom, s.augment.brightness_contrast, s.augment.gamma, s.augment.noise = 0.5, 0.5, 0.3, 0.2
         t = Trainer(s)
         events = list(t.train(dsb_pairs[:8]))
         t.save(folder / "trained.pt", include_optimizer=True)

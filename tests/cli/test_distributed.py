@@ -68,8 +68,8 @@ def test_two_processes_train_one_model_with_the_same_weights_and_resume_after_a_
     assert proc.stderr.count("Resuming nuclei.pt after epoch 1 of 2") == 1
     assert proc.stdout.count("Model saved to") == 1
     # One model file and its record: the other process wrote nothing.
-    assert sorted(p.name for p in out.iterdir()) == ["nuclei.pt", "nuclei_record.csv", "rank0_step1.json",
-                                                     "rank1_step1.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["nuclei.pt", "nuclei_record.csv", "nuclei_rounds.csv",
+                                                     "rank0_step1.json", "rank1_step1.json"]
     history = Trainer.load(model).history
     assert [h["epoch"] for h in history] == [1, 2]
     losses = [h["train_loss"] for h in history]

@@ -104,3 +104,23 @@ def test_a_single_image_gets_one_class_and_a_removed_layer_leaves_the_table(cls_
     assert items[0][1] == 1 and items[0][2] == "one"  # a 2D image: one class, not a list
     del viewer.layers["one"]
     assert w.class_table.rows() == []
+
+
+def test_test_images_are_kept_aside_and_score_each_round(cls_widget, qtbot):
+    w, viewer = cls_widget, cls_widget.viewer
+    table = w.class_table
+    table.set_class_names(["sparse", "dense"])
+    assert w.add_class_image("train stack") and w.add_class_image("new stack")
+    table.truth["train stack"] = [0, 1] * 4
+    table.truth["new stack"] = [0, 1]
+    table._fill()
+    assert w.apps["classification"].mark_test(["new stack"])
+    assert any("(test)" in table.table.item(r, 0).text() for r in range(table.table.rowCount()))
+    seen = []
+    w.session.event.connect(seen.append)
+    assert w.start()
+    wait_idle(qtbot, w.session)
+    assert [e.num_train + e.num_val for e in seen if type(e).__name__ == "TrainingStarted"] == [8]
+    (r1,) = w.session.trainer.rounds.rounds
+    assert r1.test["images"] == 2 and 0 <= r1.test["correct"] <= 1  # each test frame scored, as evaluate does
+    assert "Test, 2 images: accuracy" in w.session.plot_widget.rounds.message.value

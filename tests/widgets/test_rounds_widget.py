@@ -49,7 +49,7 @@ def test_three_rounds_scored_on_test_images_worse_round_said_and_restored(make_n
     for t, y in ((0, 5), (30, 10), (200, 15), (230, 20)):
         fake[0] = t
         layer.paint((0, y, 5), 77)
-    quick(widget, epochs=2, steps=12, patch=128, val_split=0.0)
+    quick(widget, epochs=2, steps=12, patch=96, val_split=0.0)
     trained_on = []
     widget.session.event.connect(lambda ev: trained_on.append(ev) if type(ev).__name__ == "TrainingStarted" else None)
 

@@ -39,6 +39,8 @@ class ClassTable(QWidget):
         self.predicted: dict[str, list[tuple[int, float]]] = {}  # -> (class id, probability) per frame
         # Images held out of training to validate on (all their frames), instead of a random split.
         self.validation: set[str] = set()
+        # Images kept aside for good (all their frames): never trained on; every round is scored on them.
+        self.test: set[str] = set()
         self.names_edit = QLineEdit("class 1, class 2")
         self.names_edit.setToolTip("The classes, separated by commas. Keys 1-9 assign them in this order.")
         self.table = QTableWidget(0, len(COLUMNS))
@@ -71,7 +73,14 @@ class ClassTable(QWidget):
         extra.addWidget(self.clear_button)
         extra.addWidget(self.remove_button)
         lay.addLayout(extra)
-        lay.addWidget(self.validation_button)
+        self.test_button = QPushButton("Use for test")
+        self.test_button.setToolTip(
+            "Keep the selected images (all their frames) aside for good (marked '(test)'): never trained on. At "
+            "the end of every training the model is scored on them (Rounds, in the Training Data dock).")
+        marks = QHBoxLayout()
+        marks.addWidget(self.validation_button)
+        marks.addWidget(self.test_button)
+        lay.addLayout(marks)
 
         self.names_edit.editingFinished.connect(self._on_names)
         self.clear_button.clicked.connect(lambda: self.assign(NONE))
@@ -121,6 +130,7 @@ class ClassTable(QWidget):
             self.truth.pop(n, None)
             self.predicted.pop(n, None)
             self.validation.discard(n)
+            self.test.discard(n)
         self._fill()
 
     def remove_selected(self) -> None:
@@ -133,6 +143,13 @@ class ClassTable(QWidget):
     def set_validation(self, names, on: bool) -> None:
         """Mark the images `names` as validation images (on) or training images again."""
         self.validation = (self.validation | set(names)) if on else (self.validation - set(names))
+        self.test -= set(names) if on else set()
+        self._fill()
+
+    def set_test(self, names, on: bool) -> None:
+        """Mark the images `names` as test images (on) or training images again."""
+        self.test = (self.test | set(names)) if on else (self.test - set(names))
+        self.validation -= set(names) if on else set()
         self._fill()
 
     def rows(self) -> list[tuple[str, int]]:
@@ -148,7 +165,8 @@ class ClassTable(QWidget):
             c = self.truth[name][i]
             pred = self.predicted.get(name, [])
             p = pred[i] if i < len(pred) else None
-            shown = f"{name} (validation)" if name in self.validation else name
+            shown = f"{name} (validation)" if name in self.validation else f"{name} (test)" if name in self.test \
+                else name
             cells = [shown, str(i) if self.stack.get(name) else "", _name(names, c) if c != NONE else "",
                      _name(names, p[0]) if p else "", f"{p[1]:.2f}" if p else ""]
             for col, text in enumerate(cells):

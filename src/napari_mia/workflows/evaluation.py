@@ -77,11 +77,18 @@ def score_items(predictor, items, tolerance: float | None = None) -> EvaluationR
 
 
 def _frames(items, channels: int):
+    """Each frame of a stack with its own target (labels of as many frames, or a class per frame; frames
+    without a class, -1, are left out), or the item whole."""
     for name, image, target, *rest in items:
         frames = image_frames(image, channels, name, rest[0] if rest else None)
-        if len(frames) > 1 and isinstance(target, np.ndarray) and target.ndim == 3 and len(target) == len(frames):
+        per_frame = (isinstance(target, np.ndarray) and target.ndim == 3) or isinstance(target, (list, tuple))
+        if len(frames) > 1 and per_frame and len(target) == len(frames):
             for i, (frame, truth) in enumerate(zip(frames, target)):
+                if not isinstance(truth, np.ndarray) and int(truth) < 0:
+                    continue
                 yield f"{name} [{i}]", frame[..., 0] if channels == 1 else frame, truth
+        elif isinstance(target, (list, tuple)) and len(target) == 1:
+            yield name, image, target[0]
         else:
             yield name, image, target
 

@@ -28,6 +28,7 @@ class Classification(DockApplication):
         self.class_table = ClassTable(self.viewer)
         self.class_table.changed.connect(dock._update_classes)
         self.class_table.validation_button.clicked.connect(lambda *_: self.mark_validation())
+        self.class_table.test_button.clicked.connect(lambda *_: self.mark_test())
         self.viewer.dims.events.current_step.connect(self._update_overlay)
         self.viewer.layers.selection.events.active.connect(self._update_overlay)
         self._closed = False
@@ -103,18 +104,21 @@ class Classification(DockApplication):
         self.class_table.setToolTip(f"{done} of {total} frames have a class.")
 
     def training_items(self) -> list:
-        return self._class_items(validation=False)
+        return self._class_items("train")
 
     def validation_items(self) -> list:
-        return self._class_items(validation=True)
+        return self._class_items("validation")
+
+    def test_items(self) -> list:
+        return self._class_items("test")
 
     def validation_count(self) -> int:
         return len(self.class_table.validation)
 
-    def _class_items(self, validation: bool) -> list:
-        out = []
-        for name, classes in self.class_table.labelled().items():
-            if (name in self.class_table.validation) != validation:
+    def _class_items(self, part: str) -> list:
+        out, table = [], self.class_table
+        for name, classes in table.labelled().items():
+            if part != ("validation" if name in table.validation else "test" if name in table.test else "train"):
                 continue
             img = self.dock.image_for(name)  # as the model reads it (its channels joined or moved last)
             out.append((np.array(img.data), classes if self.class_table.stack.get(name) else classes[0],
@@ -131,7 +135,7 @@ class Classification(DockApplication):
             return False
         if all(n in table.validation for n in names):
             table.set_validation(names, False)
-        elif set(table.truth) <= table.validation | set(names):
+        elif set(table.truth) <= table.validation | table.test | set(names):
             dock._notify("Not every image can be for validation: nothing would be left to train on. Keep at "
                          "least one image for training.")
             return False
@@ -141,6 +145,27 @@ class Classification(DockApplication):
         dock.status.value = (f"{n} image{'s' if n != 1 else ''} for validation, {len(table.truth) - n} for "
                              "training (the Validation split is not used)." if n else
                              "No image is marked for validation: the Validation split holds frames out.")
+        return True
+
+    def mark_test(self, names: list[str] | None = None) -> bool:
+        """Use for test: keep the selected images (or `names`) aside as test images, or train on them again if
+        all of them are marked. Marking every image is refused: nothing would be left to train on."""
+        table, dock = self.class_table, self.dock
+        names = table.selected_images() if names is None else [n for n in names if n in table.truth]
+        if not names:
+            dock._notify("Select images in the table first, then press Use for test.")
+            return False
+        if all(n in table.test for n in names):
+            table.set_test(names, False)
+        elif set(table.truth) <= table.validation | table.test | set(names):
+            dock._notify("Not every image can be a test image: nothing would be left to train on. Keep at least "
+                         "one image for training.")
+            return False
+        else:
+            table.set_test(names, True)
+        n = len(table.test)
+        dock.status.value = (f"{n} test image{'s' if n != 1 else ''}: never trained on; every training is scored "
+                             "on them." if n else "No test image: trainings are not scored on images kept aside.")
         return True
 
     # -- predictions ----------------------------------------------------------------------
