@@ -107,7 +107,7 @@ def test_a_single_image_gets_one_class_and_a_removed_layer_leaves_the_table(cls_
 
 
 def test_test_images_are_kept_aside_and_score_each_round(cls_widget, qtbot):
-    w, viewer = cls_widget, cls_widget.viewer
+    w = cls_widget
     table = w.class_table
     table.set_class_names(["sparse", "dense"])
     assert w.add_class_image("train stack") and w.add_class_image("new stack")
