@@ -128,44 +128,43 @@ class Classification(DockApplication):
     def mark_validation(self, names: list[str] | None = None) -> bool:
         """Use for validation: mark the selected images (or `names`) as validation images, or train on them again
         if all of them are marked. Marking every image is refused: nothing would be left to train on."""
-        table, dock = self.class_table, self.dock
-        names = table.selected_images() if names is None else [n for n in names if n in table.truth]
-        if not names:
-            dock._notify("Select images in the table first, then press Use for validation.")
+        table = self.class_table
+        if not self._mark(names, table.validation, table.set_validation, "Use for validation", "for validation"):
             return False
-        if all(n in table.validation for n in names):
-            table.set_validation(names, False)
-        elif set(table.truth) <= table.validation | table.test | set(names):
-            dock._notify("Not every image can be for validation: nothing would be left to train on. Keep at "
-                         "least one image for training.")
-            return False
-        else:
-            table.set_validation(names, True)
         n = len(table.validation)
-        dock.status.value = (f"{n} image{'s' if n != 1 else ''} for validation, {len(table.truth) - n} for "
-                             "training (the Validation split is not used)." if n else
-                             "No image is marked for validation: the Validation split holds frames out.")
+        self.dock.status.value = (f"{n} image{'s' if n != 1 else ''} for validation, {len(table.truth) - n} for "
+                                  "training (the Validation split is not used)." if n else
+                                  "No image is marked for validation: the Validation split holds frames out.")
         return True
 
     def mark_test(self, names: list[str] | None = None) -> bool:
         """Use for test: keep the selected images (or `names`) aside as test images, or train on them again if
         all of them are marked. Marking every image is refused: nothing would be left to train on."""
+        table = self.class_table
+        if not self._mark(names, table.test, table.set_test, "Use for test", "a test image"):
+            return False
+        n = len(table.test)
+        self.dock.status.value = (f"{n} test image{'s' if n != 1 else ''}: never trained on; every training is "
+                                  "scored on them." if n else "No test image: trainings are not scored on images "
+                                  "kept aside.")
+        return True
+
+    def _mark(self, names: list[str] | None, marked: set, set_marked, button: str, what: str) -> bool:
+        """`set_marked(names, True)` on the selected images (or `names`), or False if all of them are marked;
+        True if done."""
         table, dock = self.class_table, self.dock
         names = table.selected_images() if names is None else [n for n in names if n in table.truth]
         if not names:
-            dock._notify("Select images in the table first, then press Use for test.")
+            dock._notify(f"Select images in the table first, then press {button}.")
             return False
-        if all(n in table.test for n in names):
-            table.set_test(names, False)
+        if all(n in marked for n in names):
+            set_marked(names, False)
         elif set(table.truth) <= table.validation | table.test | set(names):
-            dock._notify("Not every image can be a test image: nothing would be left to train on. Keep at least "
-                         "one image for training.")
+            dock._notify(f"Not every image can be {what}: nothing would be left to train on. Keep at least one "
+                         "image for training.")
             return False
         else:
-            table.set_test(names, True)
-        n = len(table.test)
-        dock.status.value = (f"{n} test image{'s' if n != 1 else ''}: never trained on; every training is scored "
-                             "on them." if n else "No test image: trainings are not scored on images kept aside.")
+            set_marked(names, True)
         return True
 
     # -- predictions ----------------------------------------------------------------------

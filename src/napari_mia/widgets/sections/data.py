@@ -216,20 +216,8 @@ class DataSection:
     def mark_validation(self, pairs: list[Pair]) -> bool:
         """Use for validation: mark `pairs` as validation, or train on them again if all of them are marked.
         Marking every pair is refused: nothing would be left to train on."""
-        pairs = [p for p in pairs if p in self.pairs]
-        if not pairs:
-            self.notify("Select pairs in the training set first, then press Use for validation.")
+        if not self._mark(pairs, self.validation, self.test, "Use for validation", "for validation"):
             return False
-        if all(p in self.validation for p in pairs):
-            self.validation -= set(pairs)
-        elif set(self.pairs) <= self.validation | self.test | set(pairs):
-            self.notify("Not every pair can be for validation: nothing would be left to train on. Keep at "
-                        "least one pair for training.")
-            return False
-        else:
-            self.validation |= set(pairs)
-            self.test -= set(pairs)
-        self.update_pairs()
         n = len(self.validation)
         self.status.value = (f"{n} pair{'s' if n != 1 else ''} for validation, {len(self.pairs) - n} for training "
                              "(the Validation split is not used)." if n else
@@ -243,23 +231,29 @@ class DataSection:
     def mark_test(self, pairs: list[Pair]) -> bool:
         """Use for test: keep `pairs` aside as test images, or train on them again if all of them are marked.
         Marking every pair is refused: nothing would be left to train on."""
-        pairs = [p for p in pairs if p in self.pairs]
-        if not pairs:
-            self.notify("Select pairs in the training set first, then press Use for test.")
+        if not self._mark(pairs, self.test, self.validation, "Use for test", "a test image"):
             return False
-        if all(p in self.test for p in pairs):
-            self.test -= set(pairs)
-        elif set(self.pairs) <= self.validation | self.test | set(pairs):
-            self.notify("Not every pair can be a test image: nothing would be left to train on. Keep at least one "
-                        "pair for training.")
-            return False
-        else:
-            self.test |= set(pairs)
-            self.validation -= set(pairs)
-        self.update_pairs()
         n = len(self.test)
         self.status.value = (f"{n} test pair{'s' if n != 1 else ''}: never trained on; every training is scored on "
                              "them." if n else "No test pair: trainings are not scored on images kept aside.")
+        return True
+
+    def _mark(self, pairs: list[Pair], marked: set, other: set, button: str, what: str) -> bool:
+        """Mark `pairs` in `marked` (and out of `other`), or unmark them if all of them are marked; True if done."""
+        pairs = [p for p in pairs if p in self.pairs]
+        if not pairs:
+            self.notify(f"Select pairs in the training set first, then press {button}.")
+            return False
+        if all(p in marked for p in pairs):
+            marked -= set(pairs)
+        elif set(self.pairs) <= self.validation | self.test | set(pairs):
+            self.notify(f"Not every pair can be {what}: nothing would be left to train on. Keep at least one pair "
+                        "for training.")
+            return False
+        else:
+            marked |= set(pairs)
+            other -= set(pairs)
+        self.update_pairs()
         return True
 
     def pair_text(self, p) -> str:
