@@ -15,6 +15,8 @@ default ``OUT/heldout``, unless already there):
 - **plain**: ``plain_loop.py`` for the same M minutes (a plain segmentation-models-pytorch loop);
 - **ft**: ``train --from new.pt`` on ``x4_tune`` (3 images at 4x) for ``--ft-minutes``, against
   the same from scratch (``--label-mode instances``), both scored on ``x4``;
+- **starter**: ``train --from nuclei`` (the starter that ships in the package) on ``x4_tune`` for
+  ``--ft-minutes``, against the same from scratch, both scored on ``x4``;
 - ``--candidate NAME=CONFIG`` (repeatable): new's command with ``--config CONFIG``, as row NAME: hand-made
   settings compared with the defaults at equal time, which no user gets until they become the defaults.
 
@@ -47,7 +49,7 @@ sys.path.insert(0, str(HERE))
 from heldout import evaluate  # noqa: E402
 from heldout_sets import build  # noqa: E402
 
-ROWS = ("new", "previous", "plain", "ft")
+ROWS = ("new", "previous", "plain", "ft", "starter")
 SETS = ("kind", "x1", "x3", "x4")
 COLUMNS = ["model", "set", "diameter", "images", "fg_iou", "object_f1", "ap", "steps", "validations",
            "train_seconds", "evaluate_seconds"]
@@ -139,11 +141,15 @@ def trainings(a, sets: dict[str, Path], out: Path, base: Path | None) -> list[Tr
                         [*cli, *tune, "--label-mode", "instances", "--out", str(out / "ft_scratch.pt")], SRC,
                         ("x4",))],
     }
+    runs["starter"] = [Training("ft_starter", f"--from nuclei, {a.ft_minutes:g} min on x4_tune",
+                                [*cli, "--from", "nuclei", *tune, "--out", str(out / "ft_starter.pt")], SRC, ("x4",)),
+                       runs["ft"][1]]
     # Hand-made settings on new's command, compared with the defaults at equal time: not what a user gets.
     candidates = [Training(name, f"candidate: new's command with --config {config}",
                            [*cli, *user, "--config", str(config), "--out", str(out / f"{name}.pt")], SRC)
                   for name, config in a.candidate]
-    return [t for row in a.only if row != "none" for t in runs[row]] + candidates
+    chosen = {t.model: t for row in a.only if row != "none" for t in runs[row]}  # ft and starter share a row
+    return list(chosen.values()) + candidates
 
 
 def score(t: Training, out: Path, sets: dict[str, Path], names, diameters) -> list[dict]:

@@ -8,9 +8,10 @@ whole napari window as `make demo` opens it, training with the plot, and an erro
 Results open together over layers with 64-character names, at both sizes (issue #25). `--only labelling`: sparse labels painted on a
 DSB field, the prediction after a short training, and a corrected prediction added by a reviewed region
 (docs/labelling.md, issue #16). `--only server`: a training job exported from the dock, trained by the command
-line and imported back, the record in the Training Data dock (docs/server.md, issue #18). `--only rounds`: test
-pairs kept aside, three rounds (the third with deliberately wrong labels) and the Rounds view (docs/rounds.md,
-issue #28).
+line and imported back, the record in the Training Data dock (docs/server.md, issue #18). `--only starter`: the
+nuclei starter chosen in the dock and its prediction of a held-out field (docs/starter.md, issue #30).
+`--only rounds`: test pairs kept aside, three rounds (the third with deliberately wrong labels) and the Rounds view
+(docs/rounds.md, issue #28).
 Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
 the user's napari settings, and a size saved there does not change the pictures.
 """
@@ -39,7 +40,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
     p.add_argument("--only", choices=["window", "layout", "plan", "segmentation", "detection", "classification", "results",
-                                      "labelling", "server", "rounds"],
+                                      "labelling", "server", "rounds", "starter"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     import tempfile
@@ -84,6 +85,8 @@ def main() -> None:
         _server(a, pump)
     if a.only in (None, "rounds"):
         _rounds(pump)
+    if a.only in (None, "starter"):
+        _starter(pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -265,6 +268,32 @@ def _segmentation(a, pump) -> None:
     pump(0.5)
     viewer.screenshot(str(OUT / "viewer_prediction.png"), canvas_only=False)
     viewer.close()
+
+
+def _starter(pump) -> None:
+    """Start from: Nuclei (fluorescence) starter, and its prediction of a field of a kind it never saw, before any
+    label (docs/starter.md)."""
+    import csv
+
+    import napari
+    import tifffile
+
+    from napari_mia.widgets._layout import _dock_of
+
+    dsb = ROOT.parent / "shared" / "data" / "dsb2018_fluo"
+    name = next(r["name"] for r in csv.DictReader((dsb / "index.csv").open())
+                if (r["height"], r["width"]) == ("520", "696") and 30 <= int(r["n_nuclei"]) <= 80)
+    viewer = napari.Viewer()
+    viewer.add_image(tifffile.imread(dsb / "images" / f"{name}.tif"), name="field")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mia", "Train Model")
+    _dock_of(widget).window().resize(*WINDOW_SIZES["1600"])
+    widget.start_from.value = "Nuclei (fluorescence) starter"
+    pump(0.5)
+    while widget.session.busy:
+        pump(0.1)
+    _predict(widget, "field", pump)
+    print(f"starter.png: {widget.status.value}")
+    _final_shots(viewer, widget.model.model_box.native, "starter_section.png", "starter.png", pump)
 
 
 def _dsb(names):

@@ -4,12 +4,13 @@
 
 Builds the sdist and, from it, the wheel (`python -m build --no-isolation`: the build tools come from the
 running environment, so no network is needed; `make wheel-check` runs it with the pinned constraints), checks that
-the wheel holds the plugin manifest, the sample data and the licence, installs it with pip into a new virtual
-environment, and there checks that:
+the wheel holds the plugin manifest, the sample data, the nuclei starter and the licence and stays under 30 MB,
+installs it with pip into a new virtual environment, and there checks that:
 
 - `napari_mia` is imported from the installed wheel, never from the source tree;
 - npe2 reads the manifest from the installed distribution, it validates and all its python names import;
 - the sample-data command of the manifest returns the image and its labels;
+- the nuclei starter loads from the installed package (`--model nuclei`), offline;
 - the `napari-mia` command runs (`--help`).
 
 The new environment has no packages of its own besides the wheel: its dependencies (torch, napari, ...) are found
@@ -38,10 +39,15 @@ REQUIRED_IN_WHEEL = (
     "napari_mia/napari.yaml",
     "napari_mia/sample_data/nuclei.tif",
     "napari_mia/sample_data/nuclei_labels.tif",
+    "napari_mia/starters/nuclei.pt",
     "napari_mia/cli/__init__.py",
     "napari_mia/engine/trainer.py",
     "napari_mia/widgets/training.py",
 )
+
+
+# The nuclei starter ships inside the wheel (nothing is downloaded at run time): it must stay small to install.
+MAX_WHEEL_MB = 30
 
 
 class WheelCheckError(RuntimeError):
@@ -115,6 +121,9 @@ def wheel_problems(wheel: Path) -> list[str]:
         missing.append("METADATA: License-Expression: BSD-3-Clause")
     if "License-File: LICENSE" not in text:
         missing.append("METADATA: License-File: LICENSE")
+    megabytes = wheel.stat().st_size / 1e6
+    if megabytes > MAX_WHEEL_MB:
+        missing.append(f"the wheel is {megabytes:.1f} MB, over {MAX_WHEEL_MB} MB")
     entry_points = next((n for n in names if n.endswith(".dist-info/entry_points.txt")), None)
     eps = zipfile.ZipFile(wheel).read(entry_points).decode() if entry_points else ""
     for needed in ("[napari.manifest]", "napari-mia = napari_mia:napari.yaml", "napari-mia = napari_mia.cli:main"):
@@ -162,6 +171,11 @@ for s in pm.contributions.sample_data:
         {"type": t, "name": meta.get("name"), "shape": list(np.shape(d)), "dtype": str(np.asarray(d).dtype),
          "nonzero": int(np.count_nonzero(d))} for d, meta, t in layers]})
 out["samples"] = samples
+# The starter, read from the installed package, offline (float16 on disk, float32 once read)
+from napari_mia.engine import modelfile, starters
+content = modelfile.load("nuclei")
+out["starter"] = {"file": str(starters.starter_path("nuclei")), "weights": len(content["state_dict"]),
+                  "float32": all(str(v.dtype) != "torch.float16" for v in content["state_dict"].values())}
 print(json.dumps(out))
 """
 
@@ -189,6 +203,11 @@ def probe_problems(python: Path, result: dict) -> list[str]:
         problems.append(f"the sample data is empty: {layers}")
     elif len({tuple(la["shape"]) for la in layers}) != 1:
         problems.append(f"the sample image and labels differ in shape: {layers}")
+    starter = result.get("starter") or {}
+    if not starter or not Path(starter["file"]).resolve().is_relative_to(prefix):
+        problems.append(f"the nuclei starter was not loaded from the installed wheel: {starter}")
+    elif not starter["weights"] or not starter["float32"]:
+        problems.append(f"the nuclei starter loaded wrong: {starter}")
     return problems
 
 

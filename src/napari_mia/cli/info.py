@@ -13,6 +13,7 @@ from ..workflows.model_info import describe
 INFO_EPILOG = """\
 examples:
   napari-mia info --model nuclei.pt
+  napari-mia info --model nuclei                  (the starter that ships with napari-mia: its model card)
   napari-mia info --model nuclei.zip              (a bioimage.io package exported by napari-mia)
   napari-mia info --model nuclei.pt --reproducibility nuclei_reproducibility.json
 """
@@ -22,7 +23,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="what a model file or package holds: application, network, training, rounds, "
                                     "a methods paragraph", epilog=INFO_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, type=Path, help="model file (.pt) or bioimage.io package (.zip)")
+    p.add_argument("--model", required=True, type=Path,
+                   help="model file (.pt), bioimage.io package (.zip), or nuclei (the starter that ships with "
+                        "napari-mia)")
     p.add_argument("--reproducibility", type=Path, metavar="FILE",
                    help="write the reproducibility record (package versions, seeds, settings, a hash of every "
                         "image and target per round) to FILE as JSON")
@@ -33,6 +36,9 @@ def run(a: argparse.Namespace) -> int:
     info = describe(a.model)
     for line in info.lines:
         print(line)
+    if info.card:
+        print()
+        print("\n".join(info.card))
     if info.rounds_rows:
         columns = info.rounds_columns
         widths = [max(len(str(c)), *(len(str(r[i])) for r in info.rounds_rows)) for i, c in enumerate(columns)]

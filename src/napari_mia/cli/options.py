@@ -11,7 +11,8 @@ from ..workflows.prediction import load_model, predictor_for_model
 TILE_HELP = ("tile size for large images: 'auto' predicts an image whole when the network's memory for it fits (a "
              "quarter of the free RAM, at most 4 GiB, or half the free GPU memory), else in as few tiles as fit; "
              "N: N x N tiles overlapping by 128 px; 0: always whole (default: auto)")
-MODEL_HELP = "model file written by train or the napari widget"
+MODEL_HELP = ("model file written by train or the napari widget, a bioimage.io package exported by napari-mia, "
+              "or nuclei: the fluorescence nuclei starter that ships with napari-mia")
 PREDICT_DEVICE_HELP = "auto, cpu, cuda, cuda:N or mps (default: the model's, else auto)"
 QUIET_HELP = "no progress bar"
 MASKS_HELP = "segmentation: folder of label masks, same file names as the images"

@@ -73,6 +73,9 @@ examples:
       --val-masks val_masks/ --label-mode instances --out nuclei.pt
   napari-mia train --job nuclei_job/ --out nuclei.pt
       (a folder written by the dock's Export training job; see its README.md)
+  napari-mia train --from nuclei --images mine/ --masks mine_masks/ \\
+      --minutes 2 --out my_nuclei.pt
+      (fine-tune the nuclei starter that ships with napari-mia on your images)
 """
 
 
@@ -165,7 +168,8 @@ def _add_run_options(t: argparse.ArgumentParser) -> None:
                         "epoch, with its settings: only --epochs and --minutes apply)")
     t.add_argument("--from", dest="start_from", type=Path, metavar="MODEL",
                    help="start from this saved model's weights and settings (the options given override them), "
-                        "with the new images: a new run. Images whose objects differ in size from the model's "
+                        "with the new images: a new run; nuclei: the fluorescence nuclei starter that ships with "
+                        "napari-mia. Images whose objects differ in size from the model's "
                         "are scaled to its objects' size (see --diameter)")
     t.add_argument("--keep", choices=["best", "last"],
                    help="which weights the saved model holds: the best validation epoch's (default) or the last "

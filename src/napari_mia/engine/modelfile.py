@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import MiaError, ModelFileError
 from .settings import Settings
+from .starters import resolve
 
 FORMAT = "napari-mia-model"
 FILE_VERSION = 1
@@ -59,8 +60,9 @@ def _not_a_model(path: Path) -> ModelFileError:
 def check_file(path: str | Path) -> Path:
     """Refuse at once, without importing torch (seconds), what cannot be a model file: a missing path, or a file
     that is not a zip archive holding a torch pickle (``torch.save`` writes one) or a bioimage.io package. Reads
-    only the archive's table of contents; ``load`` reads the rest."""
-    path = Path(path)
+    only the archive's table of contents; ``load`` reads the rest. A starter's name (``nuclei``) is its installed
+    file."""
+    path = resolve(path)
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
     try:
@@ -98,6 +100,8 @@ def load(path: str | Path) -> dict[str, Any]:
         content["settings"] = Settings.from_dict(content["settings"])
     except (MiaError, KeyError) as e:
         raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
+    # Weights stored in half precision to stay small (the starters) are trained and predicted with in float32.
+    content["state_dict"] = {k: v.float() if v.dtype == torch.float16 else v for k, v in content["state_dict"].items()}
     return content
 
 
@@ -140,7 +144,7 @@ def read_package(path: str | Path) -> dict[str, Any]:
         settings = Settings.from_dict(cfg["settings"])
     except (MiaError, KeyError) as e:
         raise ModelFileError(f"{path.name} holds settings this napari-mia cannot read: {e}") from e
-    return {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings, "state_dict": state,
+    return {"format": FORMAT, "file_version": FILE_VERSION, "settings": settings, "state_dict": state, "package": True,
             "history": [_numbers(h) for h in cfg.get("history") or []], "data": cfg.get("data") or None,
             # The rounds travel without their weights (engine.rounds): told by `napari-mia info`, not restorable.
             **{k: cfg[k] for k in ("rounds", "methods", "reproducibility") if cfg.get(k)}}

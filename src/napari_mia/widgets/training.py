@@ -44,7 +44,8 @@ LENT = {
              "labelled_label", "add_pair", "region_of", "mark_validation", "mark_test", "image_for", "input_channels",
              "channel_members", ("update_classes", "_update_classes"), ("set_input", "_set_input"),
              ("first_channels", "_first_channels"), ("pair_text", "_pair_text")),
-    "model": ("export_button", "find_devices_button", "device_label", "defaults_button", "find_devices"),
+    "model": ("export_button", "find_devices_button", "device_label", "defaults_button", "find_devices",
+              "start_from"),
     "elsewhere": ("export_job_button", "import_model_button", "elsewhere_row", "export_job", "import_model"),
     "prediction": ("diameter", "estimate_button", "diameter_row", "diameter_auto", "tta", "evaluate_combo",
                    "evaluate_button", "evaluate_row", "scores_table", "prediction_options", "model_diameter",
@@ -128,7 +129,7 @@ class TrainingWidget(QWidget):
                              add_prediction=self.add_prediction)
         self.defaults_button.changed.connect(self.reset_settings)
         self.export_button.changed.connect(lambda *_: export_dialog(self))
-        self.model.connect()
+        self.model.connect(load=self.load_model)
         self.elsewhere.connect()
         self.prediction.connect()
         self.application.changed.connect(self._on_application)

@@ -6,7 +6,6 @@ napari-mia can read; a damaged file gets the plain message ``modelfile.load`` gi
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,14 +22,15 @@ class ModelInfo:
     rounds_rows: list[list] = field(default_factory=list)
     methods: str = ""
     reproducibility: dict = field(default_factory=dict)
+    card: list[str] = field(default_factory=list)
 
 
 def describe(path: str | Path) -> ModelInfo:
-    path = Path(path)
+    path = modelfile.check_file(path)  # a starter's name is its installed file
     content = modelfile.load(path)
     s = content["settings"]
     m = s.model
-    package = _is_package(path)
+    package = bool(content.get("package"))
     kind = "a bioimage.io package exported by napari-mia" if package else "a napari-mia model file"
     lines = [f"{path.name}: {kind} ({path.stat().st_size / 1e6:.1f} MB)"]
     mode = f" ({m.label_mode})" if m.task == "segmentation" else ""
@@ -64,9 +64,22 @@ def describe(path: str | Path) -> ModelInfo:
         info.reproducibility = content.get("reproducibility") or reproducibility(book.rounds)
     else:
         lines.append("Rounds: none recorded (trained before napari-mia kept rounds, or exported without them)")
+    info.card = card_lines(content.get("card"))
     return info
 
 
-def _is_package(path: Path) -> bool:
-    with zipfile.ZipFile(path) as z:  # modelfile.load has read it: a zip
-        return any(n in modelfile.PACKAGE_FILES for n in z.namelist())
+def card_lines(card: dict | None) -> list[str]:
+    """A starter's model card (benchmarks/make_starter.py writes it into the file) as lines to print."""
+    if not card:
+        return []
+    lines = [f"{card.get('title', 'Model card')}"]
+    for key, label in (("trained_on", "Trained on"), ("meant_for", "Meant for"), ("not_meant_for", "Not meant for"),
+                       ("training", "Training"), ("licence", "Data licence"), ("citation", "Cite")):
+        if card.get(key):
+            lines.append(f"  {label}: {card[key]}")
+    scores = card.get("held_out") or []
+    if scores:
+        lines.append("  Held out (never trained on), per image, diameter auto:")
+        lines += [f"    {r['set']}: {r['images']} images, fg IoU {r['fg_iou']:.3f}, object F1 {r['object_f1']:.3f}"
+                  for r in scores]
+    return lines

@@ -10,6 +10,7 @@ from magicgui.widgets import ComboBox, Container, Label, PushButton
 from qtpy.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from ...engine.errors import MiaError
+from ...engine.starters import starter_named
 from .._layers import layer_names
 from .._messages import notify
 from .._session import LOADING, TRAINING, explain
@@ -129,13 +130,17 @@ class ActionsSection:
     def load_model(self, path) -> bool:
         """Load a model file in a worker (the first load imports torch: seconds); True if the load started.
         The settings reach the window when it is done; a bad file becomes a message and nothing changes."""
+        starter = starter_named(path)
+
         def loaded(settings):
             self._loaded(settings)
-            self.status.value = f"Model loaded from {path}"
+            self.status.value = (f"{starter.title} loaded: press Predict to see what it finds before labelling "
+                                 "anything. Correct them, Add prediction to the training set, and Start Training "
+                                 "to fine-tune it.") if starter else f"Model loaded from {path}"
 
         if not self.session.load(path, loaded):
             return False
-        self.status.value = f"Loading model {path}…"
+        self.status.value = f"Loading the {starter.title}…" if starter else f"Loading model {path}…"
         return True
 
     # -- prediction -------------------------------------------------------------------------

@@ -3,11 +3,17 @@ the augmentations (the controls of widgets/_forms.py), with Export, Find GPUs an
 
 from __future__ import annotations
 
-from magicgui.widgets import Container, Label, PushButton
+from magicgui.widgets import ComboBox, Container, Label, PushButton
 
+from ...engine.errors import MiaError
 from ...engine.models import available_devices, valid_encoders
+from ...engine.starters import STARTERS, starter_named, starter_path
 from .. import _forms as F
-from .._session import LOADING, import_engine_libraries
+from .._messages import notify
+from .._session import LOADING, explain, import_engine_libraries
+
+NEW_NETWORK = "New network (below)"
+CURRENT_MODEL = "The current model"
 
 
 class ModelSection:
@@ -20,7 +26,15 @@ class ModelSection:
         # which must fit napari's default window height beside the Training Data dock.
         self.export_button = PushButton(text="Export (bioimage.io)", tooltip="Save the model as a bioimage.io "
                                         "package for Fiji, QuPath, ilastik and BiaPy (tested before it is saved).")
-        self.model_box = Container(widgets=[*(c[f] for f in F.MODEL_FIELDS), self.export_button])
+        # A trained generalist to predict with before labelling anything (engine/starters.py). With a model, Start
+        # continues from it: the choice shows where the model came from, and Reset Model makes it free again.
+        self.start_from = ComboBox(
+            label="Start from", choices=[NEW_NETWORK, *(st.title for st in STARTERS.values())], value=NEW_NETWORK,
+            tooltip="New network: the architecture and encoder below, trained from your labels.\nNuclei "
+                    "(fluorescence) starter: a model trained on 2D fluorescence nuclei (DSB 2018) that ships with "
+                    "napari-mia. Press Predict to see its nuclei before labelling anything, then correct them, add "
+                    "them to the training set and Start Training to fine-tune it.")
+        self.model_box = Container(widgets=[self.start_from, *(c[f] for f in F.MODEL_FIELDS), self.export_button])
         self.params_box = Container(widgets=[c[f] for f in F.PARAM_FIELDS])
         self.find_devices_button = PushButton(text="Find GPUs", tooltip="Look for CUDA and Apple GPUs.")
         self.device_label = Label(value="GPU search not run yet")
@@ -42,9 +56,38 @@ class ModelSection:
                 ("Device", self.device_box, False), ("Settings", self.settings_box, False),
                 ("Augmentations", self.augment_box, False)]
 
-    def connect(self) -> None:
+    def connect(self, load) -> None:
+        """`load(path)`: Load Model's load (sections/actions.py), True if it started."""
+        self.load = load
         self.find_devices_button.changed.connect(self.find_devices)
         self.controls["architecture"].changed.connect(self.on_architecture)
+        self.start_from.changed.connect(self.on_start_from)
+
+    def on_start_from(self, *_) -> bool:
+        """Load the starter chosen (in a worker, as Load Model); True if the load started."""
+        choice = self.start_from.value
+        starter = next((st for st in STARTERS.values() if st.title == choice), None)
+        if starter is None or self.session.has_model:
+            return False
+        try:
+            started = self.load(starter_path(starter.name))
+        except MiaError as e:
+            notify(explain(e))
+            self.status.value = explain(e)
+            started = False
+        if not started:
+            self.show_start()
+        return started
+
+    def show_start(self) -> None:
+        """The choice as the model stands: none (a new network), a starter, or another model."""
+        loaded = self.session.loaded_from
+        starter = starter_named(loaded) if loaded is not None else None
+        value = starter.title if starter else CURRENT_MODEL if self.session.has_model else NEW_NETWORK
+        choices = [NEW_NETWORK, *(st.title for st in STARTERS.values())]
+        with self.start_from.changed.blocked():
+            self.start_from.choices = choices + ([CURRENT_MODEL] if value == CURRENT_MODEL else [])
+            self.start_from.value = value
 
     def on_architecture(self, *_):
         enc = self.controls["encoder"]
@@ -82,3 +125,6 @@ class ModelSection:
         self.export_button.enabled = self.session.has_model and not running and not loading
         for f in ("architecture", "encoder", "channels", "label_mode", "pretrained"):
             self.controls[f].enabled = not running and not self.session.has_model
+        if self.session.state != LOADING:  # a starter being loaded stays shown
+            self.show_start()
+        self.start_from.enabled = not running and not loading and not self.session.has_model
