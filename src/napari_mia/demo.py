@@ -64,10 +64,9 @@ def open_demo_viewer(show: bool = True):
         widget.controls[name].value = value
     widget.add_pair("nuclei", "nuclei labels")
     widget.predict_combo.value = "nuclei"
-    widget.status.value = ("Sample loaded (6 frames with their nuclei drawn; one is held out for validation): "
-                           "press Start Training. After its first steps, this line says how long the training "
-                           "takes on this computer; then press Predict. To see a trained model first, choose "
-                           "Start from: Nuclei (fluorescence) starter and press Predict.")
+    # Both first steps fit the status line at napari's default window size; the plan is said once training starts.
+    widget.status.value = ("Sample loaded: press Start Training (this line then says how long it takes), then "
+                           "Predict. Or Start from: Nuclei (fluorescence) starter, then Predict.")
     return viewer, widget
 
 
