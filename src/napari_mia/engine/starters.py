@@ -25,10 +25,19 @@ class Starter:
 STARTERS = {s.name: s for s in [Starter("nuclei", "Nuclei (fluorescence) starter", "nuclei.pt")]}
 
 
+def _installed(starter: Starter) -> Path:
+    return Path(str(resources.files("napari_mia").joinpath("starters", starter.file)))
+
+
+def _by_name(path: Path) -> Starter | None:
+    """The starter `path` names, unless a file of that name is here (then it is the user's)."""
+    return STARTERS.get(str(path)) if not path.exists() else None
+
+
 def starter_path(name: str) -> Path:
     """The installed file of the starter `name`; a plain error when this installation lacks it."""
     starter = STARTERS[name]
-    path = Path(str(resources.files("napari_mia").joinpath("starters", starter.file)))
+    path = _installed(starter)
     if not path.is_file():
         raise ModelFileError(f"The {starter.title} is not in this installation of napari-mia ({path} is missing). "
                              "Reinstall napari-mia from its wheel or repository, or choose a model file.")
@@ -38,17 +47,12 @@ def starter_path(name: str) -> Path:
 def resolve(path: str | Path) -> Path:
     """`path`, or the starter's installed file when `path` names a starter and is not a file here."""
     path = Path(path)
-    if str(path) in STARTERS and not path.exists():
-        return starter_path(str(path))
-    return path
+    starter = _by_name(path)
+    return starter_path(starter.name) if starter else path
 
 
 def starter_named(path: str | Path) -> Starter | None:
     """The starter `path` stands for (its name, or its installed file), else None."""
     path = Path(path)
-    for s in STARTERS.values():
-        if str(path) == s.name and not path.exists():
-            return s
-        if path.name == s.file and path.parent.name == "starters" and path.parent.parent.name == "napari_mia":
-            return s
-    return None
+    return _by_name(path) or next((s for s in STARTERS.values()
+                                   if path.is_file() and path.resolve() == _installed(s).resolve()), None)

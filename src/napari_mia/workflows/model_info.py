@@ -13,6 +13,7 @@ from ..engine import applications, modelfile
 from ..engine.methods import methods_paragraph, reproducibility
 from ..engine.record import TrainingRecord
 from ..engine.rounds import RoundBook, rounds_csv_rows
+from ..engine.starters import resolve
 
 
 @dataclass
@@ -26,7 +27,7 @@ class ModelInfo:
 
 
 def describe(path: str | Path) -> ModelInfo:
-    path = modelfile.check_file(path)  # a starter's name is its installed file
+    path = resolve(path)  # a starter's name is its installed file
     content = modelfile.load(path)
     s = content["settings"]
     m = s.model
