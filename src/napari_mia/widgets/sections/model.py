@@ -13,7 +13,8 @@ from .._messages import notify
 from .._session import LOADING, explain, import_engine_libraries
 
 NEW_NETWORK = "New network (below)"
-CURRENT_MODEL = "The current model"
+CURRENT_MODEL = "The current model"  # offered only while a model that is not a starter is loaded
+START_CHOICES = [NEW_NETWORK, *(st.title for st in STARTERS.values())]
 
 
 class ModelSection:
@@ -29,7 +30,7 @@ class ModelSection:
         # A trained generalist to predict with before labelling anything (engine/starters.py). With a model, Start
         # continues from it: the choice shows where the model came from, and Reset Model makes it free again.
         self.start_from = ComboBox(
-            label="Start from", choices=[NEW_NETWORK, *(st.title for st in STARTERS.values())], value=NEW_NETWORK,
+            label="Start from", choices=START_CHOICES, value=NEW_NETWORK,
             tooltip="New network: the architecture and encoder below, trained from your labels.\nNuclei "
                     "(fluorescence) starter: a model trained on 2D fluorescence nuclei (DSB 2018) that ships with "
                     "napari-mia. Press Predict to see its nuclei before labelling anything, then correct them, add "
@@ -84,9 +85,8 @@ class ModelSection:
         loaded = self.session.loaded_from
         starter = starter_named(loaded) if loaded is not None else None
         value = starter.title if starter else CURRENT_MODEL if self.session.has_model else NEW_NETWORK
-        choices = [NEW_NETWORK, *(st.title for st in STARTERS.values())]
         with self.start_from.changed.blocked():
-            self.start_from.choices = choices + ([CURRENT_MODEL] if value == CURRENT_MODEL else [])
+            self.start_from.choices = START_CHOICES + ([CURRENT_MODEL] if value == CURRENT_MODEL else [])
             self.start_from.value = value
 
     def on_architecture(self, *_):
