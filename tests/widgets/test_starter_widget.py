@@ -6,6 +6,7 @@ import tifffile
 from qtpy.QtWidgets import QMessageBox
 
 import napari_mia.widgets.sections.actions as actions
+from napari_mia.engine import starters
 from napari_mia.widgets.sections.model import NEW_NETWORK
 from tests.conftest import DSB, _dsb_names
 from tests.widgets.conftest import wait_free, wait_idle
@@ -21,6 +22,16 @@ def test_start_from_the_nuclei_starter_predicts_before_any_label(widget, nuclei_
     truth = tifffile.imread(DSB / "masks" / f"{name}.tif")
     assert widget.start_from.value == NEW_NETWORK and widget.start_from.enabled
     assert STARTER in widget.start_from.choices
+
+    # An installation without the starter's file: said in plain words, nothing loaded, the layers untouched.
+    layers = [(layer.name, np.array(layer.data)) for layer in nuclei_viewer.layers]
+    with monkeypatch.context() as m:
+        m.setitem(starters.STARTERS, "nuclei", starters.Starter("nuclei", STARTER, "gone.pt"))
+        widget.start_from.value = STARTER
+    assert "not in this installation of napari-mia" in widget.status.value and not session.has_model
+    assert widget.start_from.value == NEW_NETWORK
+    assert len(nuclei_viewer.layers) == len(layers)
+    assert all(la.name == n and np.array_equal(la.data, d) for la, (n, d) in zip(nuclei_viewer.layers, layers))
 
     widget.start_from.value = STARTER
     assert "Loading the Nuclei (fluorescence) starter" in widget.status.value
