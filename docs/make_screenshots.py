@@ -11,7 +11,8 @@ DSB field, the prediction after a short training, and a corrected prediction add
 line and imported back, the record in the Training Data dock (docs/server.md, issue #18). `--only starter`: the
 nuclei starter chosen in the dock and its prediction of a held-out field (docs/starter.md, issue #30).
 `--only rounds`: test pairs kept aside, three rounds (the third with deliberately wrong labels) and the Rounds view
-(docs/rounds.md, issue #28).
+(docs/rounds.md, issue #28). `--only label_next`: three rounds on more and more labelled fields, the Rounds view's
+learning curve and forecast, and Label next with a suggestion shown (docs/rounds.md, issue #29).
 Uses napari settings of its own (a temporary file): the window sizes it sets are not saved into
 the user's napari settings, and a size saved there does not change the pictures.
 """
@@ -40,7 +41,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=60, help="training time before the screenshots")
     p.add_argument("--only", choices=["window", "layout", "plan", "segmentation", "detection", "classification", "results",
-                                      "labelling", "server", "rounds", "starter"],
+                                      "labelling", "server", "rounds", "starter", "label_next"],
                    help="make one application's screenshots only")
     a = p.parse_args()
     import tempfile
@@ -87,6 +88,8 @@ def main() -> None:
         _rounds(pump)
     if a.only in (None, "starter"):
         _starter(pump)
+    if a.only in (None, "label_next"):
+        _label_next(pump)
     print(f"wrote {', '.join(sorted(p.name for p in OUT.glob('*.png')))}")
     if display is not None:
         display.stop()
@@ -681,6 +684,64 @@ def _rounds(pump) -> None:
     book = widget.session.trainer.rounds
     for r in book.rounds:
         print(f"round {r.number}: {r.images} images, {r.objects} objects, {r.corrected} corrected, test {r.test}")
+    viewer.close()
+
+
+def _label_next(pump) -> None:
+    """docs/rounds.md: three rounds on more and more labelled fields, scored on two fields kept aside, the Rounds
+    view's learning curve and forecast, then Label next over the fields not labelled yet (one of them noisy)."""
+    import napari
+    import numpy as np
+
+    from napari_mia.widgets.training import TrainingWidget
+
+    names = _dsb_names(lambda n: n >= 8)[:14]
+    pairs = _dsb(names)
+    viewer = napari.Viewer()
+    viewer.window.resize(1600, 1000)
+    stack = lambda idx, k: np.stack([pairs[i][k] for i in idx])  # noqa: E731
+    groups = {"first fields": [0, 1], "more fields": [2, 3], "even more fields": [4, 5, 6, 7]}
+    for name, idx in groups.items():
+        viewer.add_image(stack(idx, 0), name=name)
+        viewer.add_labels(stack(idx, 1).astype(np.uint16), name=f"{name} labels")
+    viewer.add_image(stack([8, 9], 0), name="kept aside")
+    viewer.add_labels(stack([8, 9], 1).astype(np.uint16), name="kept aside labels")
+    for k in (10, 11, 12):
+        viewer.add_image(pairs[k][0], name=f"new field {k - 9}")
+    noisy = np.clip(pairs[13][0] + np.random.default_rng(0).normal(0, 40, pairs[13][0].shape), 0, 255)
+    viewer.add_image(noisy.astype(np.uint8), name="noisy field")
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    c = widget.controls
+    c["label_mode"].value = "instances"
+    c["epochs"].value, c["steps_per_epoch"].value = 2, 20
+    c["patch_width"].value = c["patch_height"].value = 128
+    c["val_split"].value = 0.0
+    for i, name in enumerate(groups):  # a round after each new group of labelled fields
+        widget.add_pair(name, f"{name} labels")
+        if i == 0:  # the test pair, once there is a pair left to train on
+            widget.add_pair("kept aside", "kept aside labels")
+            widget.mark_test([("kept aside", "kept aside labels")])
+        widget.start()
+        pump(1)
+        while widget.session.busy:
+            pump(0.2)
+    plot = widget.session.plot_widget
+    view = plot.label_next
+    view.order.value = "uncertainty"
+    view.suggest()
+    pump(1)
+    while widget.session.busy:
+        pump(0.2)
+    view.list.setCurrentRow(0)
+    pump(1)
+    _close_toasts(viewer)
+    plot.rounds.grab().save(str(OUT / "rounds_forecast.png"))
+    viewer.screenshot(str(OUT / "label_next.png"), canvas_only=False)
+    for r in widget.session.trainer.rounds.rounds:
+        print(f"round {r.number}: {r.images} images, {r.objects} objects, test {r.test}")
+    print(plot.rounds.forecast.value)
+    print([view.list.item(i).text() for i in range(view.list.count())])
     viewer.close()
 
 

@@ -7,7 +7,7 @@ import pytest
 from napari_mia.cli import main
 
 HELP = Path(__file__).parent / "help"
-COMMANDS = ["napari-mia", "train", "predict", "evaluate", "measure", "export", "info", "demo"]
+COMMANDS = ["napari-mia", "train", "predict", "evaluate", "measure", "export", "curve", "rank", "info", "demo"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

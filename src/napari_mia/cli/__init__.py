@@ -1,4 +1,4 @@
-"""Command line: ``napari-mia train | predict | measure | export | evaluate | info | demo``.
+"""Command line: ``napari-mia train | predict | measure | export | evaluate | curve | rank | info | demo``.
 
 One module per command, each with ``add_parser(sub)`` and ``run(args) -> int`` (and, where the parser
 alone cannot say what is missing, ``check(parser, args)``). Options several commands share are in
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 
 from ..engine.errors import MiaError
-from . import demo, evaluate, export, info, measure, predict, train
+from . import curve, demo, evaluate, export, info, measure, predict, rank, train
 from .output import error
 
 # The order of the commands in the help.
 COMMANDS = {"train": train, "predict": predict, "measure": measure, "export": export, "evaluate": evaluate,
-            "info": info, "demo": demo}
+            "curve": curve, "rank": rank, "info": info, "demo": demo}
 
 
 def build_parser() -> argparse.ArgumentParser:

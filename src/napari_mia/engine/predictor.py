@@ -75,6 +75,8 @@ class Predictor:
         self.last_plan: TilePlan | None = None  # how the last frame was cut (benchmarks, tests)
         self._progress: _Progress | None = None
         self.tta = bool(tta)
+        # With tta: each output holds the views' mean, then the mean of their squares (engine.uncertainty).
+        self.moments = False
         self.diameter = self._check_diameter(diameter)
         # (frame, diameter) of the last frame measured with diameter="auto": a frame is measured once.
         self._measured: tuple[np.ndarray, float | None] | None = None
@@ -182,7 +184,7 @@ class Predictor:
                 t = torch.from_numpy(batch).to(self.device).contiguous(memory_format=self._format)
                 if not self.tta:
                     return self.app.activation(self.model(t).float()).cpu().numpy()
-                total = None
+                total = squares = None
                 for k in range(4):
                     for flip in (False, True):
                         x = torch.rot90(t, k, (2, 3))
@@ -191,6 +193,10 @@ class Predictor:
                         if out.ndim == 4:  # maps go back to the tile's orientation; class vectors need not
                             out = torch.rot90(out.flip(3) if flip else out, -k, (2, 3))
                         total = out if total is None else total + out
+                        if self.moments:
+                            squares = out * out if squares is None else squares + out * out
+                if self.moments:  # blended and resized like the mean: their difference is the views' variance
+                    return torch.cat([total / 8, squares / 8], 1).cpu().numpy()
                 return (total / 8).cpu().numpy()
         except (RuntimeError, MemoryError) as e:
             if isinstance(e, MemoryError) or "out of memory" in str(e).lower():

@@ -78,9 +78,9 @@ class TrainingSession:
         self.loaded_from = None
         self.loaded_said = False  # whether the dock has said, since the last load, what training it further keeps
         self.record = TrainingRecord()
-        self.state, self.worker, self._progress = IDLE, None, None
-        self.last_event = None
+        self.state, self.worker, self._progress, self.last_event = IDLE, None, None, None
         self.last_round = None  # the latest RoundDone: what the last run was recorded as
+        self.labelled_names: set[str] = set()  # image layers the last run learned or tested on (Label next: others)
         self.failures = 0
         self._predicting = False
         self._stop_requested = False
@@ -132,6 +132,7 @@ class TrainingSession:
             self.trainer.preview_image = preview
         self.record.clear()
         self._stop_requested = False
+        self.labelled_names = {it[2] for it in items + (val or []) + (test or [])}
 
         def run():
             # The first start imports torch and smp (about 6 s here): in the worker, so the viewer stays live.

@@ -36,6 +36,7 @@ from ..workflows.events import RoundDone
 from ._layout import wrap
 from ._messages import notify
 from ._session import TRAINING, session_for
+from .label_next import LabelNextView
 from .rounds import RoundsView
 
 REDRAW_MS = 300
@@ -88,6 +89,8 @@ class TrainingPlotWidget(QWidget):
         # Every training is a round: the Rounds view compares them on the test images. Hidden until there is a
         # round (it takes no height from the curves until then).
         self.rounds = RoundsView(self.session, lambda: self.theme_colours())
+        self.label_next = LabelNextView(napari_viewer, self.session)
+        self.rounds.layout().addWidget(self.label_next)
         # It scrolls rather than squeeze the curves, or overlap itself, in a short column.
         self.section_rounds = QScrollArea()
         self.section_rounds.setWidget(self.rounds)

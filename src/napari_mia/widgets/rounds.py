@@ -15,6 +15,7 @@ from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSizePolicy, QTableWidget, QTableWidgetItem,
                             QVBoxLayout, QWidget)
 
+from ..workflows.curve import forecast_from_rounds
 from ..workflows.events import RoundDone
 from ._layout import wrap
 from ._messages import notify
@@ -56,6 +57,10 @@ class RoundsView(QWidget):
         self.title = QLabel("<b>Rounds</b>: every training, scored on the test pairs")
         self.message = Label(value=NO_ROUNDS)
         wrap(self.message)
+        # Will more labels help? The learning curve through the rounds (workflows.curve), in words.
+        self.forecast = Label(value="")
+        wrap(self.forecast)
+        self.forecast.visible = False
         self.round_combo = ComboBox(label="Round", choices=[], tooltip="The round whose model to bring back.")
         self.restore_button = PushButton(
             text="Restore round", tooltip="Bring back the chosen round's weights: predictions are that round's "
@@ -68,6 +73,7 @@ class RoundsView(QWidget):
         lay.addWidget(self.title)
         lay.addWidget(self.table)
         lay.addWidget(self.plot)
+        lay.addWidget(self.forecast.native)
         lay.addWidget(self.message.native)
         lay.addWidget(row.native)
         self.restore_button.changed.connect(lambda *_: self.restore(self.round_combo.value))
@@ -148,6 +154,10 @@ class RoundsView(QWidget):
         small figure, drawn here)."""
         key = self._headline()
         scored = [r for r in rounds if r.test.get(key) is not None]
+        unit = "labelled objects" if any(r.objects for r in scored) else "labelled images"
+        fit, words = forecast_from_rounds(rounds, key, self.headline_words().removeprefix("test "), unit)
+        self.forecast.value = words
+        self.forecast.visible = bool(scored)
         if not scored:
             self.plot.clear()
             self.plot.setVisible(False)
@@ -163,12 +173,18 @@ class RoundsView(QWidget):
         fig = Figure(figsize=(width / 100, PLOT_HEIGHT / 100), dpi=100, tight_layout=True, facecolor=bg)
         canvas = FigureCanvasAgg(fig)
         score = [r.test[key] for r in scored]
-        panels = [("labelled objects", [r.objects or 0 for r in scored])]
+        panels = [(unit, [r.objects or (r.images + r.validation_images) for r in scored])]
         if any(r.human_minutes for r in scored):  # no edits recorded (e.g. scripted labels): no second panel
             panels.append(("human minutes, in all", list(np.cumsum([r.human_minutes or 0 for r in scored]))))
         for k, (xlabel, xs) in enumerate(panels):
             ax = fig.add_subplot(1, len(panels), k + 1, facecolor=bg)
             ax.plot(xs, score, marker="o", color=colours.get("objects", "tab:purple"))
+            if k == 0 and fit is not None:  # the fitted curve, dashed on to twice the labels, and the forecast
+                grid = np.linspace(min(xs), 2 * fit.labels, 60)
+                ax.plot(grid, fit(grid), "--", lw=1, color=colours.get("best", "tab:green"))
+                low, high = (fit.low, fit.high) if fit.low is not None else (fit.gain, fit.gain)
+                ax.errorbar([2 * fit.labels], [fit.doubled], yerr=[[fit.gain - low], [high - fit.gain]], fmt="s",
+                            ms=4, capsize=3, color=colours.get("best", "tab:green"))
             for r, x, y in zip(scored, xs, score):
                 ax.annotate(str(r.number), (x, y), textcoords="offset points", xytext=(4, 2), fontsize=7, color=fg)
             ax.set_xlabel(xlabel, color=fg, fontsize=8)
