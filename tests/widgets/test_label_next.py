@@ -4,7 +4,7 @@ and says what twice the labels would give."""
 
 import numpy as np
 
-from napari_mia.engine import applications
+from napari_mia.engine import applications, uncertainty
 from napari_mia.engine.rounds import Round
 from napari_mia.widgets.label_next import SHAPES
 from napari_mia.widgets.plot import TrainingPlotWidget
@@ -15,7 +15,8 @@ from tests.widgets.conftest import snapshot, unchanged, wait_free
 STARTER = "Nuclei (fluorescence) starter"
 
 
-def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot):
+def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot, monkeypatch):
+    monkeypatch.setattr(uncertainty, "RANK_TILE", 128)  # tiles of 256 px images, as of 768 px ones: less time
     session = widget.session
     widget.start_from.value = STARTER
     wait_free(qtbot, session)
@@ -25,7 +26,7 @@ def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot):
     clean = nuclei_viewer.layers["nuclei"].data[0]
     noisy = np.clip(clean + np.random.default_rng(0).normal(0, 60, clean.shape), 0, 255).astype(clean.dtype)
     nuclei_viewer.add_image(noisy, name="noisy")
-    nuclei_viewer.add_image(np.tile(nuclei_viewer.layers["nuclei"].data[1], (4, 4))[:800, :800], name="large")
+    nuclei_viewer.add_image(nuclei_viewer.layers["nuclei"].data[1].copy(), name="large")
     session.labelled_names = {"nuclei"}  # as a round that trained on "nuclei" leaves it
     snap = snapshot(nuclei_viewer)
 
@@ -34,8 +35,8 @@ def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot):
     wait_free(qtbot, session)
     names = [u.name for u in view.items]
     assert "nuclei" not in names and names[0] == "noisy"
-    assert sum(1 for u in view.items if u.name == "large" and u.tile is not None) == 4  # 800 px: 4 tiles
-    assert view.list.count() == len(view.items) == 6 and view.list.item(0).text().startswith("1. noisy")
+    assert sum(1 for u in view.items if u.name == "large" and u.tile is not None) == 4  # 2 x 2 tiles
+    assert view.list.count() == len(view.items) == 10 and view.list.item(0).text().startswith("1. noisy")
 
     view.list.setCurrentRow(0)
     assert nuclei_viewer.layers["noisy"].visible and not nuclei_viewer.layers["large"].visible
@@ -43,7 +44,7 @@ def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot):
     boxes = nuclei_viewer.layers[SHAPES].data
     assert 1 <= len(boxes) <= 5 and all(b.min() >= 0 and b.max() <= 256 for b in boxes)
 
-    tile_row = next(i for i, u in enumerate(view.items) if u.tile is not None)
+    tile_row = next(i for i, u in enumerate(view.items) if u.name == "large" and u.tile is not None)
     nuclei_viewer.reset_view()
     whole_zoom = nuclei_viewer.camera.zoom
     view.list.setCurrentRow(tile_row)
@@ -53,9 +54,13 @@ def test_label_next_lists_shows_and_outlines(widget, nuclei_viewer, qtbot):
     assert np.allclose(nuclei_viewer.camera.center[-2:], ((y0 + y1) / 2, (x0 + x1) / 2))
     assert [la.name for la in nuclei_viewer.layers].count(SHAPES) == 1  # replaced, not piled up
 
+    ranked_names = [(u.name, u.tile) for u in view.items]
     view.order.value = "random"
-    assert [u.name for u in view.items] == [u.name for u in order_items(view.items, "random", seed=1)]
-    assert view.message.value.startswith("At random")
+    # The starter's round and none since: the seed of the random order is 1.
+    expected = [(u.name, u.tile) for u in order_items(view._all, "random", seed=1)]
+    assert [(u.name, u.tile) for u in view.items] == expected
+    assert sorted(map(str, expected)) == sorted(map(str, ranked_names))
+    assert view.message.value.startswith("At random") and view.list.count() == 10
     assert unchanged(nuclei_viewer, snap)  # the user's layers are as they were
 
 

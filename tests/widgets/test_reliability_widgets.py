@@ -152,9 +152,10 @@ def test_soak_train_stop_resume_predict_14_times(widget, nuclei_viewer, qtbot):
           f"(the {len(session.trainer.rounds)} rounds: {kept:.0f} MB)")
     layers = [layer.name for layer in nuclei_viewer.layers]
     assert layers.count("one prediction") == 1  # updated in place, unedited, every cycle
-    # The mean of the last 4 cycles against the mean of cycles 4-7: within the whole suite (4 GB
-    # resident) two single samples differed by up to +160 MB of noise, so single samples are not
-    # compared. A leak of one model (~55 MB for a resnet18 Unet), image stack or plot per cycle
-    # would add 7 of them between the two windows, far above the bound.
-    early, late = np.mean(rss[3:7]), np.mean(rss[-4:])
-    assert late - early < 150, [round(r) for r in rss]
+    # A leak grows the memory at every cycle: the median growth per cycle over the last 9 cycles stays under
+    # 35 MB, where a leak of one model (~55 MB for a resnet18 Unet), image stack or plot per cycle would put it
+    # at 55 MB or more. A median, because within the whole suite (6 GB resident) the allocator once stepped up
+    # by 217 MB in one cycle and then stayed flat (2026-12-08), which the comparison of two windows used before
+    # took for a leak. Measured medians: 14 MB in that run, 3 and 18 MB alone (this code and the code before).
+    growth = np.median(np.diff(rss[4:]))
+    assert growth < 35, [round(r) for r in rss]

@@ -6,6 +6,7 @@ evaluate`` scores, then a learning curve fitted through the scores and its forec
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from ..engine import applications
@@ -27,8 +28,9 @@ test images. Writes to --out: curve.csv (one row per subset: images, labels,
 test scores), curve.png (the scores, the fitted curve and the forecast), and
 per subset its images, model and test scores per image (test_scores.csv).
 Prints the forecast: what twice the labels would give on the test images, with
-an 80% interval from resampling the test images. How far the forecast was
-right on held-out data: docs/benchmarks.md.
+an 80% interval from resampling the test images and the curve's residuals.
+How far the forecast was right on held-out data: docs/benchmarks.md. Ctrl-C
+stops the curve; what the subsets scored until then is written.
 
 Labels are counted as objects (segmentation, detection) or images
 (classification). At least 4 labelled images are needed (classification: 4 per
@@ -107,7 +109,9 @@ def _task(a: argparse.Namespace) -> str:
 
 
 def run(a: argparse.Namespace) -> int:
-    if not a.minutes and not a.epochs:
+    if a.minutes is not None and a.minutes <= 0:
+        raise MiaError(f"--minutes is the training time of each subset: more than 0, not {a.minutes:g}.")
+    if a.minutes is None and not a.epochs:
         a.minutes = 2.0
     task = _task(a)
     files = formats.get(task)
@@ -122,7 +126,6 @@ def run(a: argparse.Namespace) -> int:
     subsets = _subsets(names, a.seed, groups)
     extra = _fixed_options(a, task, files, pairs)
     key, words = headline_of(task)
-    unit = "labelled images" if task == "classification" else "labelled objects"
     say(f"Learning curve: {len(subsets)} trainings on {', '.join(str(len(s)) for s in subsets)} of the "
         f"{len(names)} labelled images, {_length(a)} each, scored on {len(tests)} test images.")
     a.out.mkdir(parents=True, exist_ok=True)
@@ -131,18 +134,41 @@ def run(a: argparse.Namespace) -> int:
         folder = a.out / f"subset_{len(subset):04d}"
         given = write_subset(folder, pairs, subset, targets, kind)
         say(f"Subset {i + 1} of {len(subsets)}: {len(subset)} images.")
-        points.append(_train_and_score(a, folder, given, kind, extra, key, task))
-        say(f"  {points[-1].labels:g} {unit.split()[1]}: test {words} {points[-1].score:.3f}")
-    fit = fit_points(points, a.seed)
-    write_curve_csv(a.out / "curve.csv", points, fit, unit)
-    plot_curve(a.out / "curve.png", points, fit, words, unit, title=fit.words(words, unit))
+        point = _train_and_score(a, folder, given, kind, extra, key)
+        if point is None:  # Ctrl-C: the curve stops with what it has
+            break
+        points.append(point)
+        say(f"  {point.images} images, {point.objects or '-'} objects: test {words} {point.score:.3f}")
+    return _report(a, points, len(subsets), task, words)
+
+
+def _report(a, points: list[CurvePoint], planned: int, task: str, words: str) -> int:
+    """Fit, write curve.csv and curve.png, print the points and the forecast (or why there is none)."""
+    # Objects where every subset counted them (not class-mode segmentation, not classification), else images.
+    objects = task != "classification" and bool(points) and all(p.objects for p in points)
+    unit = "labelled objects" if objects else "labelled images"
+    for p in points:
+        p.labels = float(p.objects if objects else p.images)
+    fit, said = None, ""
+    try:
+        fit = fit_points(points, a.seed)
+        said = fit.words(words, unit)
+    except MiaError as e:  # what was trained is still written
+        said = f"No forecast: {e}"
+    if points:
+        write_curve_csv(a.out / "curve.csv", points, fit, unit)
+        plot_curve(a.out / "curve.png", points, fit, words, unit, title=said)
     for p in points:
         print(f"{p.images:5d} images, {p.labels:7g} {unit.split()[1]}: test {words} {p.score:.3f}")
-    print(fit.words(words, unit))
-    if fit.flat and a.minutes:  # more labels cannot help a model that has no time to learn them
+    print(said)
+    if fit is not None and fit.flat and a.minutes:  # more labels cannot help a model with no time to learn them
         print(f"Each subset trained for {a.minutes:g} minutes: with more time per training the curve may rise "
               f"further (try --minutes {2 * a.minutes:g}).")
-    print(f"Wrote {a.out / 'curve.csv'} and {a.out / 'curve.png'}")
+    if points:
+        print(f"Wrote {a.out / 'curve.csv'} and {a.out / 'curve.png'}")
+    if len(points) < planned:
+        print(f"Interrupted: {len(points)} of the {planned} subsets were trained and scored.")
+        return 130
     return 0
 
 
@@ -154,6 +180,9 @@ def _subsets(names, seed, groups):
     if groups is None:
         return nested_subsets(names, seed)
     classes = len(set(groups))
+    if classes < 2:
+        raise MiaError(f"Classification learns to tell classes apart: the images have {classes} class; give "
+                       "images of at least 2 classes.")
     # Every subset must hold every class: the smallest subsets are dropped where they would be too small.
     sizes = [k for k in subset_sizes(len(names)) if k >= classes]
     if len(sizes) < 3:
@@ -192,20 +221,43 @@ def _fixed_options(a, task, files, pairs) -> list[str]:
     return out
 
 
-def _train_and_score(a, folder: Path, given: dict, kind: str, extra: list[str], key: str, task: str) -> CurvePoint:
+def _train_and_score(a, folder: Path, given: dict, kind: str, extra: list[str], key: str) -> CurvePoint | None:
+    """Train one subset as ``napari-mia train`` does and score it on the test images; None after a Ctrl-C (train
+    saves an interrupted run and returns, which must stop the curve, not count as a point)."""
     from . import build_parser, train  # the train command itself: each subset trains as the user's train does
 
     model_path = folder / "model.pt"
     argv = ["train", "--images", str(given["images"]), f"--{kind}", str(given[kind]), "--out", str(model_path),
             *extra, *(["--quiet"] if a.quiet else [])]
-    train.run(build_parser().parse_args(argv))
+    if _interrupted(lambda: train.run(build_parser().parse_args(argv))):
+        return None
     model = load_model(model_path, device=a.device)
     report, notes = score_test_folder(predictor_for_model(model), a.test_images, getattr(a, f"test_{kind}"),
                                       a.channel_axis)
+    for note in notes:  # skipped or rescaled test images
+        say(note)
     write_scores(folder / "test_scores.csv", report)
     last = model.rounds.rounds[-1] if model.rounds.rounds else None
     images = len(list(given["images"].iterdir()))
-    labels = float(last.objects) if task != "classification" and last is not None and last.objects else float(images)
     per_image = [float("nan") if r.get(key) is None else float(r[key]) for r in report.rows]
-    return CurvePoint(images, labels, float(report.means.get(key, float("nan"))), dict(report.means), per_image,
-                      last.seconds if last else 0.0, last.steps if last else 0, str(model_path))
+    return CurvePoint(images, float(images), float(report.means.get(key, float("nan"))), dict(report.means),
+                      per_image, last.seconds if last else 0.0, last.steps if last else 0, str(model_path),
+                      objects=last.objects if last is not None else None)
+
+
+def _interrupted(work) -> bool:
+    """work(), telling whether Ctrl-C was pressed during it (caught inside it or not)."""
+    pressed = []
+
+    def on_ctrl_c(signum, frame):
+        pressed.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        work()
+    except KeyboardInterrupt:
+        pressed.append(True)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    return bool(pressed)

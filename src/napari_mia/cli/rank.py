@@ -20,8 +20,9 @@ is unsure. Images larger than {int(1.5 * RANK_TILE)} px are also ranked by tiles
 disagreement, entropy, and the most uncertain region) and prints the first rows.
 
 Whether labelling the most uncertain images first beats labelling images
-chosen at random was measured (docs/benchmarks.md): --order random lists them
-in a random order instead.
+chosen at random was measured (docs/benchmarks.md): not reliably, so the dock's
+Label next suggests at random by default; --order random lists them in a
+random order here too.
 
 examples:
   napari-mia rank --model nuclei.pt --images unlabelled/ --out ranking.csv

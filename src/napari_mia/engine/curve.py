@@ -110,7 +110,12 @@ def fit_curve(labels, scores, seed: int = 0) -> CurveFit:
     if len(set(n.tolist())) < MIN_POINTS or (n <= 0).any():
         raise DataError(f"A learning curve needs at least {MIN_POINTS} different numbers of labels (each above 0); "
                         f"there are {len(set(n[n > 0].tolist()))}.")
-    y = np.array([np.nanmean(s) for s in per_image])
+    y = np.array([np.nanmean(s) if np.isfinite(s).any() else np.nan for s in per_image])
+    if len({len(s) for s in per_image}) == 1 and len(per_image[0]) > 1:
+        # A test image without a score at some point (e.g. no object to find) is left out of the resampling.
+        table = np.stack(per_image)
+        kept = np.isfinite(table).all(0)
+        per_image = list(table[:, kept]) if kept.sum() > 1 else [np.atleast_1d(v) for v in y]
     if not np.isfinite(y).all():
         raise DataError("A learning curve needs a score at every point; one has none (no test image scored).")
     top, gap, rate = _fit(n, y)
@@ -119,7 +124,7 @@ def fit_curve(labels, scores, seed: int = 0) -> CurveFit:
     fit.now, fit.doubled = float(fit(most)), float(fit(2 * most))
     gains = _bootstrap(n, y, per_image, seed)
     if gains is not None:
-        fit.low, fit.high = (float(v) for v in np.percentile(gains, INTERVAL))
+        fit.low, fit.high = (float(v) for v in np.nanpercentile(gains, INTERVAL))
     return fit
 
 

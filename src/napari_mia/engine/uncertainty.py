@@ -119,10 +119,12 @@ def _classes(predictor, image, rgb, name) -> list[Unsure]:
 
 
 def measure(predictor, image: np.ndarray, name: str = "image", rgb: bool | None = None,
-            tile: int = RANK_TILE) -> list[Unsure]:
+            tile: int | None = None, by: str = DEFAULT_MEASURE) -> list[Unsure]:
     """How unsure the model is about `image` (2D, colour, or a stack): one ``Unsure`` per frame, each followed
-    by one per tile where the frame is larger than `tile` pixels (about `tile` square, covering it)."""
+    by one per tile where the frame is larger than `tile` pixels (about `tile` square, covering it). The regions
+    are those of the measure `by`."""
     s = predictor.settings
+    tile = tile or RANK_TILE
     if s.model.task == "classification":
         return _classes(predictor, image, rgb, name)
     frames = finite_frames(image, s.model.channels, rgb, name)
@@ -131,7 +133,7 @@ def measure(predictor, image: np.ndarray, name: str = "image", rgb: bool | None 
     for i, frame in enumerate(frames):
         disagreement, entropy = maps(predictor, frame)
         frame_no = i if stack else None
-        boxes = regions(disagreement)
+        boxes = regions(entropy if check_measure(by) == "entropy" else disagreement)
         result.append(Unsure(name, float(disagreement.mean()), float(entropy.mean()), frame_no, None, boxes))
         for box in tiles(disagreement.shape, tile):
             y0, x0, y1, x1 = box
@@ -141,10 +143,11 @@ def measure(predictor, image: np.ndarray, name: str = "image", rgb: bool | None 
     return result
 
 
-def tiles(shape: tuple[int, int], tile: int = RANK_TILE) -> list[tuple[int, int, int, int]]:
+def tiles(shape: tuple[int, int], tile: int | None = None) -> list[tuple[int, int, int, int]]:
     """Tiles of about `tile` pixels covering an image of `shape`, as (y0, x0, y1, x1); none where it is no
     larger than one and a half tiles (then the image is its own tile)."""
     h, w = shape
+    tile = tile or RANK_TILE
     if max(h, w) <= 1.5 * tile:
         return []
     ny, nx = max(1, round(h / tile)), max(1, round(w / tile))

@@ -187,9 +187,7 @@ class TrainingSession:
             return
         if self.trainer is not None:
             self.trainer.reset()
-        self.trainer = None
-        self.loaded_from = None
-        self._round = None
+        self.trainer, self.loaded_from, self._round, self.labelled_names = None, None, None, set()
         self.record.clear()
         self.state_changed.emit(self.state)
 
@@ -312,7 +310,7 @@ class TrainingSession:
             return Trainer.load(path)
 
         def loaded(trainer):
-            self.trainer = trainer
+            self.trainer, self.labelled_names = trainer, set()  # the images of this viewer are new to it
             self.loaded_from, self.loaded_said = Path(path), False
             self.record.clear()
             self.state_changed.emit(self.state)

@@ -28,6 +28,7 @@ class LabelNextView(QWidget):
         super().__init__()
         self.viewer, self.session = viewer, session
         self.items: list = []  # the suggestions (engine.uncertainty.Unsure), first to label first
+        self._outline_layer, self._outlined = None, []  # the Shapes layer of the last click, and what it held
         self.order = ComboBox(label="Suggest", choices=ORDER_CHOICES, value=DEFAULT_ORDER,
                               tooltip="At random, or the images the model is most unsure of first (it predicts "
                                       "each under 8 flips and rotations; the entropy of their mean).")
@@ -51,15 +52,20 @@ class LabelNextView(QWidget):
         self.list.currentRowChanged.connect(self.show_item)
 
     # -- suggestions -----------------------------------------------------------------------------
-    def candidates(self) -> list[tuple[str, np.ndarray, bool]]:
-        """(name, data, rgb) of the 2D and stack image layers the last round did not learn or test on."""
+    def candidates(self) -> tuple[list[tuple[str, object, bool]], list[str]]:
+        """((name, data, rgb) of the image layers the last round did not learn or test on; the names of the
+        multiscale ones, which are not measured). The data are read (np.asarray) in the worker: a lazy layer
+        loads there, not on the main thread."""
         from napari.layers import Image
 
-        out = []
+        out, multiscale = [], []
         for layer in self.viewer.layers:
-            if isinstance(layer, Image) and not layer.multiscale and layer.name not in self.session.labelled_names:
-                out.append((layer.name, np.asarray(layer.data), bool(layer.rgb)))
-        return out
+            if isinstance(layer, Image) and layer.name not in self.session.labelled_names:
+                if layer.multiscale:
+                    multiscale.append(layer.name)
+                else:
+                    out.append((layer.name, layer.data, bool(layer.rgb)))
+        return out, multiscale
 
     def suggest(self) -> bool:
         """Measure the candidates in a worker, then list them; True if it started."""
@@ -67,12 +73,17 @@ class LabelNextView(QWidget):
         if trainer is None:
             notify("There is no model yet: train or load one first.")
             return False
-        candidates = self.candidates()
+        if self.session.busy:
+            notify("Please wait for the training or prediction to finish (or stop it) first.")
+            return False
+        candidates, multiscale = self.candidates()
+        if multiscale:
+            notify(f"Not suggested (multiscale images are not measured): {', '.join(multiscale)}", "warning")
         if not candidates:
             self.message.value = ("Every image in the viewer is in the training or test set: open more images to "
                                   "choose the next ones from.")
             return False
-        model = trainer.trained_model()
+        model = trainer.trained_model()  # idle: no training is changing the weights
 
         def work():
             from ..engine.uncertainty import measure
@@ -82,7 +93,7 @@ class LabelNextView(QWidget):
             found, skipped = [], []
             for name, data, rgb in candidates:
                 try:
-                    found += measure(predictor, data, name, rgb)
+                    found += measure(predictor, np.asarray(data), name, rgb)
                 except MiaError as e:
                     skipped.append(f"{name}: {e}")
             return found, skipped
@@ -94,12 +105,20 @@ class LabelNextView(QWidget):
             if skipped:
                 notify("Not suggested: " + "; ".join(skipped), "warning")
 
+        if not self.session.run_task(work, done):
+            return False
         self.message.value = f"Measuring how unsure the model is about {len(candidates)} image(s) ..."
-        return self.session.run_task(work, done)
+        return True
 
     def _reorder(self, *_) -> None:
         found = getattr(self, "_all", None)
+        if found is None:  # nothing suggested yet
+            return
         if not found:
+            self.items = []
+            self.list.clear()
+            self.list.setVisible(False)
+            self.message.value = "No image could be measured (see the warning): nothing to suggest."
             return
         rounds = self.session.trainer.rounds if self.session.trainer is not None else None
         seed = len(rounds) if rounds is not None else 0  # a new random order each round
@@ -142,12 +161,18 @@ class LabelNextView(QWidget):
         boxes = [np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], float) for y0, x0, y1, x1 in u.regions]
         if u.frame is not None:
             boxes = [np.column_stack([np.full(4, u.frame, float), b]) for b in boxes]
-        if SHAPES in self.viewer.layers:
-            self.viewer.layers.remove(SHAPES)
+        # The last outline is replaced, unless the user has changed it (a reviewed region, say): then it stays
+        # and the new one is a layer of its own.
+        last = self._outline_layer
+        if last is not None and last in self.viewer.layers and _same_shapes(last.data, self._outlined):
+            self.viewer.layers.remove(last)
+        self._outline_layer, self._outlined = None, []
         if boxes:
-            self.viewer.add_shapes(boxes, shape_type="rectangle", name=SHAPES, edge_color="yellow",
-                                   face_color="transparent", edge_width=3, scale=layer.scale[-len(boxes[0][0]):],
-                                   translate=layer.translate[-len(boxes[0][0]):])
+            dims = len(boxes[0][0])
+            self._outline_layer = self.viewer.add_shapes(
+                boxes, shape_type="rectangle", name=SHAPES, edge_color="yellow", face_color="transparent",
+                edge_width=3, scale=layer.scale[-dims:], translate=layer.translate[-dims:])
+            self._outlined = [b.copy() for b in self._outline_layer.data]
             self.viewer.layers.selection.active = layer
 
     def _zoom(self, layer, u) -> None:
@@ -160,3 +185,7 @@ class LabelNextView(QWidget):
         ty, tx = layer.translate[-2:]
         self.viewer.camera.center = (ty + sy * (y0 + y1) / 2, tx + sx * (x0 + x1) / 2)
         self.viewer.camera.zoom = self.viewer.camera.zoom * 0.95 * min(h / (y1 - y0), w / (x1 - x0))
+
+
+def _same_shapes(a, b) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and np.allclose(x, y) for x, y in zip(a, b))

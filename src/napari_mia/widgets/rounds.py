@@ -154,8 +154,10 @@ class RoundsView(QWidget):
         small figure, drawn here)."""
         key = self._headline()
         scored = [r for r in rounds if r.test.get(key) is not None]
-        unit = "labelled objects" if any(r.objects for r in scored) else "labelled images"
-        fit, words = forecast_from_rounds(rounds, key, self.headline_words().removeprefix("test "), unit)
+        # Objects where every round counted them (not class-mode segmentation, not classification), else images.
+        objects = bool(scored) and all(r.objects for r in scored)
+        unit = "labelled objects" if objects else "labelled images"
+        fit, words = forecast_from_rounds(rounds, key, self.headline_words().removeprefix("test "), unit, objects)
         self.forecast.value = words
         self.forecast.visible = bool(scored)
         if not scored:
@@ -173,7 +175,7 @@ class RoundsView(QWidget):
         fig = Figure(figsize=(width / 100, PLOT_HEIGHT / 100), dpi=100, tight_layout=True, facecolor=bg)
         canvas = FigureCanvasAgg(fig)
         score = [r.test[key] for r in scored]
-        panels = [(unit, [r.objects or (r.images + r.validation_images) for r in scored])]
+        panels = [(unit, [r.objects if objects else r.images + r.validation_images for r in scored])]
         if any(r.human_minutes for r in scored):  # no edits recorded (e.g. scripted labels): no second panel
             panels.append(("human minutes, in all", list(np.cumsum([r.human_minutes or 0 for r in scored]))))
         for k, (xlabel, xs) in enumerate(panels):
@@ -183,8 +185,9 @@ class RoundsView(QWidget):
                 grid = np.linspace(min(xs), 2 * fit.labels, 60)
                 ax.plot(grid, fit(grid), "--", lw=1, color=colours.get("best", "tab:green"))
                 low, high = (fit.low, fit.high) if fit.low is not None else (fit.gain, fit.gain)
-                ax.errorbar([2 * fit.labels], [fit.doubled], yerr=[[fit.gain - low], [high - fit.gain]], fmt="s",
-                            ms=4, capsize=3, color=colours.get("best", "tab:green"))
+                bars = [[max(fit.gain - low, 0)], [max(high - fit.gain, 0)]]  # the interval need not hold the gain
+                ax.errorbar([2 * fit.labels], [fit.doubled], yerr=bars, fmt="s", ms=4, capsize=3,
+                            color=colours.get("best", "tab:green"))
             for r, x, y in zip(scored, xs, score):
                 ax.annotate(str(r.number), (x, y), textcoords="offset points", xytext=(4, 2), fontsize=7, color=fg)
             ax.set_xlabel(xlabel, color=fg, fontsize=8)

@@ -37,6 +37,7 @@ class CurvePoint:
     seconds: float = 0.0
     steps: int = 0
     model: str = ""
+    objects: float | None = None  # labelled objects, where the application counts them
 
 
 def subset_sizes(n: int, fractions=FRACTIONS) -> list[int]:
@@ -116,9 +117,9 @@ def fit_points(points: list[CurvePoint], seed: int = 0) -> CurveFit:
     return fit_curve([p.labels for p in points], scores, seed)
 
 
-def rounds_points(rounds, key: str) -> list[CurvePoint]:
+def rounds_points(rounds, key: str, objects: bool = True) -> list[CurvePoint]:
     """The dock's rounds as curve points: the rounds scored on the same test images as the latest one, with
-    their labelled objects (else images), the latest round of each number of labels."""
+    their labelled objects (`objects`; else their images), the latest round of each number of labels."""
     if not rounds:
         return []
     latest = rounds[-1].test_data
@@ -126,16 +127,17 @@ def rounds_points(rounds, key: str) -> list[CurvePoint]:
     for r in rounds:
         if r.test.get(key) is None or r.test_data != latest:
             continue
-        labels = r.objects if r.objects else r.images + r.validation_images
+        labels = r.objects if objects else r.images + r.validation_images
         if labels:
             by_labels[float(labels)] = CurvePoint(r.images + r.validation_images, float(labels), float(r.test[key]),
                                                   dict(r.test))
     return [by_labels[k] for k in sorted(by_labels)]
 
 
-def forecast_from_rounds(rounds, key: str, score_words: str, unit: str) -> tuple[CurveFit | None, str]:
+def forecast_from_rounds(rounds, key: str, score_words: str, unit: str,
+                         objects: bool = True) -> tuple[CurveFit | None, str]:
     """(the fit, the forecast in words) from the rounds; (None, what is missing) with fewer than 3 points."""
-    points = rounds_points(rounds, key)
+    points = rounds_points(rounds, key, objects)
     if len(points) < MIN_POINTS:
         return None, (f"Forecast: after {MIN_POINTS} rounds scored on the same test pairs, with different numbers of "
                       f"{unit}, the curve says whether more labels would help ({len(points)} so far).")
@@ -191,7 +193,9 @@ def draw_curve(ax, points: list[CurvePoint], fit: CurveFit | None, colour="tab:p
         beyond = np.geomspace(fit.labels, 2 * fit.labels, 20)
         ax.plot(beyond, fit(beyond), "--", color=colour, alpha=0.6, label="forecast")
         if fit.low is not None:
-            ax.errorbar([2 * fit.labels], [fit.doubled], yerr=[[fit.gain - fit.low], [fit.high - fit.gain]],
+            # A percentile interval need not hold the point forecast: the bars never go negative.
+            ax.errorbar([2 * fit.labels], [fit.doubled], yerr=[[max(fit.gain - fit.low, 0)],
+                                                               [max(fit.high - fit.gain, 0)]],
                         fmt="s", color=colour, capsize=3)
     ax.set_xscale("log")
     # Ticks where the points were measured (and at twice the labels), in plain numbers.

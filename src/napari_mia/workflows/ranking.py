@@ -63,7 +63,7 @@ def rank_folder(predictor, images: Path, by: str = DEFAULT_MEASURE, order: str =
     skipped: list[tuple[str, str]] = []
 
     def one(f, image):
-        found.extend(measure(predictor, image, f.name))
+        found.extend(measure(predictor, image, f.name, by=by))
 
     yield FolderStarted(len(files))
     yield from each_image(files, predictor, one, skipped, channel_axis)
