@@ -626,13 +626,32 @@ def _labelling(a, pump) -> None:
     viewer.close()
 
 
+def _rounds_dock(viewer):
+    """The Train Model dock docked, set for short instance trainings of the rounds pictures (2 x 20 steps)."""
+    from napari_mia.widgets.training import TrainingWidget
+
+    widget = TrainingWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Train Model")
+    c = widget.controls
+    c["label_mode"].value = "instances"
+    c["epochs"].value, c["steps_per_epoch"].value = 2, 20
+    c["patch_width"].value = c["patch_height"].value = 128
+    c["val_split"].value = 0.0
+    return widget
+
+
+def _until_idle(widget, pump) -> None:
+    """Until the training or task just started has finished."""
+    pump(1)
+    while widget.session.busy:
+        pump(0.2)
+
+
 def _rounds(pump) -> None:
     """docs/rounds.md: two DSB fields trained, two kept aside for test, a corrected prediction added, then four
     fields with wrong labels (the background painted as small squares): three rounds, the third said worse."""
     import napari
     import numpy as np
-
-    from napari_mia.widgets.training import TrainingWidget
 
     names = _dsb_names(lambda n: n >= 8)[:9]
     pairs = _dsb(names)
@@ -649,13 +668,7 @@ def _rounds(pump) -> None:
     viewer.add_image(stack([2, 3, 4, 5], 0), name="mixed up")
     viewer.add_labels(np.where(stack([2, 3, 4, 5], 1) == 0, squares[None], 0).astype(np.uint16),
                       name="mixed up labels")
-    widget = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Train Model")
-    c = widget.controls
-    c["label_mode"].value = "instances"
-    c["epochs"].value, c["steps_per_epoch"].value = 2, 20
-    c["patch_width"].value = c["patch_height"].value = 128
-    c["val_split"].value = 0.0
+    widget = _rounds_dock(viewer)
     widget.add_pair("fields", "fields labels")
     widget.add_pair("kept aside", "kept aside labels")
     widget.mark_test([("kept aside", "kept aside labels")])
@@ -665,9 +678,7 @@ def _rounds(pump) -> None:
 
     def train():
         widget.start()
-        pump(1)
-        while widget.session.busy:
-            pump(0.2)
+        _until_idle(widget, pump)
 
     train()
     _predict(widget, "new field", pump)
@@ -693,8 +704,6 @@ def _label_next(pump) -> None:
     import napari
     import numpy as np
 
-    from napari_mia.widgets.training import TrainingWidget
-
     names = _dsb_names(lambda n: n >= 8)[:14]
     pairs = _dsb(names)
     viewer = napari.Viewer()
@@ -710,29 +719,19 @@ def _label_next(pump) -> None:
         viewer.add_image(pairs[k][0], name=f"new field {k - 9}")
     noisy = np.clip(pairs[13][0] + np.random.default_rng(0).normal(0, 40, pairs[13][0].shape), 0, 255)
     viewer.add_image(noisy.astype(np.uint8), name="noisy field")
-    widget = TrainingWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Train Model")
-    c = widget.controls
-    c["label_mode"].value = "instances"
-    c["epochs"].value, c["steps_per_epoch"].value = 2, 20
-    c["patch_width"].value = c["patch_height"].value = 128
-    c["val_split"].value = 0.0
+    widget = _rounds_dock(viewer)
     for i, name in enumerate(groups):  # a round after each new group of labelled fields
         widget.add_pair(name, f"{name} labels")
         if i == 0:  # the test pair, once there is a pair left to train on
             widget.add_pair("kept aside", "kept aside labels")
             widget.mark_test([("kept aside", "kept aside labels")])
         widget.start()
-        pump(1)
-        while widget.session.busy:
-            pump(0.2)
+        _until_idle(widget, pump)
     plot = widget.session.plot_widget
     view = plot.label_next
     view.order.value = "uncertainty"
     view.suggest()
-    pump(1)
-    while widget.session.busy:
-        pump(0.2)
+    _until_idle(widget, pump)
     view.list.setCurrentRow(0)
     pump(1)
     _close_toasts(viewer)

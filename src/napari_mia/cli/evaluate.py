@@ -13,8 +13,7 @@ from pathlib import Path
 from ..engine.errors import MiaError
 from ..workflows import formats
 from ..workflows.evaluation import evaluate_folder, write_scores
-from .options import (MASKS_HELP, PREDICT_DEVICE_HELP, QUIET_HELP, add_model_option, add_prediction_options,
-                      add_tile_option, predictor_for)
+from .options import MASKS_HELP, add_model_option, add_predictor_run_options, predictor_for
 from .output import follow, print_table, skipped_exit
 
 EVALUATE_EPILOG = """\
@@ -42,10 +41,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     e.add_argument("--tolerance", type=float,
                    help="detection: how close (px) a point found must be to a true one to match it (default: "
                         "half the objects' diameter)")
-    add_tile_option(e)
-    e.add_argument("--device", help=PREDICT_DEVICE_HELP)
-    e.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    add_prediction_options(e)
+    add_predictor_run_options(e)
     return e
 
 

@@ -90,6 +90,14 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
                         "the last epoch's")
 
 
+def add_predictor_run_options(p: argparse.ArgumentParser) -> None:
+    """--tile, --device, --quiet and the prediction options, in this order: evaluate and rank."""
+    add_tile_option(p)
+    p.add_argument("--device", help=PREDICT_DEVICE_HELP)
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    add_prediction_options(p)
+
+
 def predictor_for(a: argparse.Namespace):
     """(model, predictor) from the prediction options of predict and evaluate."""
     model = load_model(a.model, keep=a.keep, precision=getattr(a, "precision", None),

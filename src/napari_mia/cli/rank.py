@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ..engine.uncertainty import DEFAULT_MEASURE, MEASURES, RANK_TILE
 from ..workflows.ranking import ORDERS, rank_folder, write_ranking
-from .options import PREDICT_DEVICE_HELP, QUIET_HELP, add_model_option, add_prediction_options, add_tile_option, \
-    predictor_for
+from .options import add_model_option, add_predictor_run_options, predictor_for
 from .output import follow, skipped_exit
 
 RANK_EPILOG = f"""\
@@ -46,10 +45,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="uncertainty: most uncertain first; random: a random order (default: uncertainty)")
     r.add_argument("--seed", type=int, default=0, help="with --order random: the order's seed (default: 0)")
     r.add_argument("--show", type=int, default=10, metavar="N", help="rows to print (default: 10)")
-    add_tile_option(r)
-    r.add_argument("--device", help=PREDICT_DEVICE_HELP)
-    r.add_argument("--quiet", action="store_true", help=QUIET_HELP)
-    add_prediction_options(r)
+    add_predictor_run_options(r)
     return r
 
 
